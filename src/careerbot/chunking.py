@@ -1,0 +1,128 @@
+"""Turns become answers (one per question and speaker), answers become passages that fit the model."""
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from careerbot import CareerbotError
+from careerbot.transcript import Speaker, Transcript
+
+# Sentence punctuation (with any closing quote) before whitespace ends a sentence; so does a
+# paragraph break.
+SENTENCE_END = re.compile(r"[.!?…][\"”’)]*(?=\s)|\n\n")
+WORD = re.compile(r"\S+")
+PARAGRAPH_BREAK = "\n\n"
+
+
+@dataclass(frozen=True)
+class Answer:
+    id: str
+    document: str
+    question: str
+    speaker: Speaker
+    text: str
+    lines: tuple[int, int]
+    # (offset in text, first line) of each paragraph, to give a passage its lines.
+    paragraph_starts: tuple[tuple[int, int], ...]
+
+    def line_at(self, offset: int) -> int:
+        return max(line for start, line in self.paragraph_starts if start <= offset)
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    answer: Answer
+    start: int
+    end: int
+
+    @property
+    def text(self) -> str:
+        return self.answer.text[self.start : self.end]
+
+    @property
+    def lines(self) -> tuple[int, int]:
+        return self.answer.line_at(self.start), self.answer.line_at(self.end - 1)
+
+
+def embedding_text(answer: Answer, passage: str) -> str:
+    """What the model sees for a passage: the interview question and speaker give it context."""
+    return f"{answer.question}\n{answer.speaker.name}: {passage}"
+
+
+def answers_of(transcript: Transcript) -> list[Answer]:
+    answers = []
+    for turn in transcript.turns:
+        starts, offset = [], 0
+        for paragraph in turn.paragraphs:
+            starts.append((offset, paragraph.first_line))
+            offset += len(paragraph.text) + len(PARAGRAPH_BREAK)
+        answers.append(
+            Answer(
+                id=f"{transcript.name}/{turn.question.number}/{turn.speaker.id}",
+                document=transcript.document,
+                question=turn.question.text,
+                speaker=turn.speaker,
+                text=PARAGRAPH_BREAK.join(p.text for p in turn.paragraphs),
+                lines=(turn.paragraphs[0].first_line, turn.paragraphs[-1].last_line),
+                paragraph_starts=tuple(starts),
+            )
+        )
+    return answers
+
+
+def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Each sentence of text as (start, end) offsets, without surrounding whitespace."""
+    ends = [match.end() for match in SENTENCE_END.finditer(text)] + [len(text)]
+    start = 0
+    for end in ends:
+        piece = text[start:end]
+        if piece.strip():
+            yield start + len(piece) - len(piece.lstrip()), start + len(piece.rstrip())
+        start = end
+
+
+def split_passages(
+    answer: Answer, count_tokens: Callable[[str], int], window: int, passage_tokens: int
+) -> list[Passage]:
+    """Pack whole sentences into passages of at most passage_tokens word pieces.
+
+    Each passage, embedded with its context, fits the model's window, so nothing is cut.
+    A sentence too long on its own is split between words.
+    """
+
+    def fits(start: int, end: int) -> bool:
+        text = answer.text[start:end]
+        return (
+            count_tokens(text) <= passage_tokens
+            and count_tokens(embedding_text(answer, text)) <= window
+        )
+
+    if not fits(0, 1):
+        raise CareerbotError(
+            f"{answer.document}:{answer.lines[0]}: the question and speaker name alone "
+            f"exceed the model's {window} word pieces"
+        )
+    pieces: list[tuple[int, int]] = []
+    for start, end in sentence_spans(answer.text):
+        if fits(start, end):
+            pieces.append((start, end))
+        else:
+            words = WORD.finditer(answer.text, start, end)
+            pieces.extend((word.start(), word.end()) for word in words)
+    passages: list[tuple[int, int]] = []
+    for start, end in pieces:
+        if passages and fits(passages[-1][0], end):
+            passages[-1] = (passages[-1][0], end)
+        else:
+            passages.append((start, end))
+    for start, end in passages:
+        if not fits(start, end):
+            raise CareerbotError(
+                f"{answer.document}:{answer.line_at(start)}: a single word is longer than "
+                f"{passage_tokens} word pieces"
+            )
+    return [
+        Passage(f"{answer.id}#{number}", answer, start, end)
+        for number, (start, end) in enumerate(passages, start=1)
+    ]

@@ -1,0 +1,106 @@
+"""The careerbot command: build the index, ask a question."""
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from careerbot import CareerbotError, __version__
+from careerbot.config import Settings
+from careerbot.embedding import Embedder, SentenceTransformerEmbedder
+from careerbot.index import LoadedIndex, build_index, corpus_sha256, load_index
+from careerbot.search import Result, Searcher
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus-dir", type=Path, help="transcripts to index (default: corpus)")
+    common.add_argument("--index-dir", type=Path, help="where the index lives (default: index)")
+    main = argparse.ArgumentParser(
+        prog="careerbot", description="Career answers in the words of real practitioners."
+    )
+    main.add_argument("--version", action="version", version=f"careerbot {__version__}")
+    commands = main.add_subparsers(dest="command", required=True)
+    commands.add_parser("build", parents=[common], help="index every transcript in the corpus")
+    ask = commands.add_parser("ask", parents=[common], help="answer one question")
+    ask.add_argument("question")
+    ask.add_argument("--top-k", type=int, help="how many answers, 1-10 (default: 3)")
+    ask.add_argument("--speaker", help="only answers by this speaker (id or name)")
+    return main
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: value
+        for name in ("corpus_dir", "index_dir", "top_k")
+        if (value := getattr(args, name, None)) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
+        )
+        raise CareerbotError(f"invalid settings: {problems}") from None
+
+
+def build(settings: Settings, embedder: Embedder) -> None:
+    print(f"Building the index from {settings.corpus_dir} ...", file=sys.stderr)
+    print(build_index(settings, embedder, progress=True), file=sys.stderr)
+
+
+def ensure_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
+    """Load the index, building it first when it is missing or older than the corpus."""
+    manifest = settings.index_dir / "manifest.json"
+    if not manifest.exists():
+        print(f"No index at {settings.index_dir} yet.", file=sys.stderr)
+        build(settings, embedder)
+    index = load_index(settings.index_dir, embedder)
+    if settings.corpus_dir.is_dir() and index.manifest.get("corpus_sha256") != corpus_sha256(
+        settings.corpus_dir
+    ):
+        print(f"{settings.corpus_dir} changed since the index was built.", file=sys.stderr)
+        build(settings, embedder)
+        index = load_index(settings.index_dir, embedder)
+    return index
+
+
+def show(result: Result) -> None:
+    if not result.answered:
+        print("No answer in the interviews for that question.")
+    for rank, hit in enumerate(result.answers, start=1):
+        speaker = hit.answer["speaker"]
+        role = f", {speaker['role']}" if speaker["role"] else ""
+        source = hit.passage["source"]
+        print(f"{rank}. {speaker['name']}{role}  (score {hit.score:.2f})")
+        print(f"   Asked: {hit.answer['question']}")
+        print(textwrap.indent(textwrap.fill(hit.passage["text"], 88), "   > "))
+        first, last = source["lines"]
+        lines = f"line {first}" if first == last else f"lines {first}-{last}"
+        print(f"   Source: {source['document']}, {lines}")
+        print()
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = settings_from(args)
+    embedder = SentenceTransformerEmbedder(settings.model)
+    if args.command == "build":
+        build(settings, embedder)
+    elif args.command == "ask":
+        searcher = Searcher(ensure_index(settings, embedder), embedder)
+        show(searcher.ask(args.question, settings.top_k, args.speaker))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        run(args)
+    except CareerbotError as error:
+        print(f"careerbot: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,194 @@
+"""Parse one interview transcript into speakers, questions and turns, keeping line numbers."""
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from careerbot import CareerbotError
+
+END_MARKER = "---"
+# One to four capitalised words, a colon, then the answer: "Chirag: ..." or "Ada Lovelace: ...".
+LABEL = re.compile(r"(?P<label>[A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3}):(?:\s+(?P<rest>.*)|$)", re.S)
+# Sentence punctuation followed by a space inside a paragraph: more than one sentence.
+INNER_SENTENCE_END = re.compile(r"[.!?…][\"”’)]*\s+\S")
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    name: str
+    role: str
+    organization: str = ""
+
+    @property
+    def title(self) -> str:
+        """The role as shown to people: "Machine learning engineer at Airbnb"."""
+        if self.role and self.organization:
+            return f"{self.role} at {self.organization}"
+        return self.role or self.organization
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    first_line: int
+    last_line: int
+
+
+@dataclass(frozen=True)
+class Question:
+    number: int
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker's whole reply to one interview question."""
+
+    question: Question
+    speaker: Speaker
+    paragraphs: tuple[Paragraph, ...]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    document: str
+    speakers: tuple[Speaker, ...]
+    questions: tuple[Question, ...]
+    turns: tuple[Turn, ...]
+
+    @property
+    def name(self) -> str:
+        return Path(self.document).stem
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def speakers_file(path: Path) -> Path:
+    return path.with_suffix(".speakers.toml")
+
+
+def read_speakers(path: Path) -> dict[str, Speaker]:
+    """Map every accepted label (key, full name, first name) to its speaker."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise CareerbotError(f"{path}: {error}") from None
+    entries = data.get("speakers")
+    if not isinstance(entries, dict) or not entries:
+        raise CareerbotError(f"{path}: expected [speakers.LABEL] tables with a name")
+    labels: dict[str, Speaker] = {}
+    for label, entry in entries.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise CareerbotError(f"{path}: speaker {label!r} needs a name")
+        fields = {key: entry.get(key, "") for key in ("role", "organization")}
+        if not all(isinstance(value, str) for value in fields.values()):
+            raise CareerbotError(f"{path}: speaker {label!r}: role and organization are text")
+        speaker = Speaker(id=slug(entry["name"]), name=entry["name"], **fields)
+        for key in (label, speaker.name, speaker.name.split()[0]):
+            labels.setdefault(key, speaker)
+    return labels
+
+
+def read_paragraphs(path: Path, document: str) -> list[Paragraph]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise CareerbotError(
+            f"{document}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})"
+        ) from None
+    paragraphs: list[Paragraph] = []
+    lines: list[str] = []
+    for number, line in enumerate([*text.removeprefix("\ufeff").splitlines(), ""], start=1):
+        if line.strip() == END_MARKER:
+            break
+        if line.strip():
+            lines.append(line.strip())
+        elif lines:
+            paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
+            lines = []
+    if lines:
+        paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
+    return paragraphs
+
+
+def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
+    """A one-sentence paragraph ending in '?' that a speaker answers next."""
+    text = paragraph.text.rstrip("\"”’ ")
+    return (
+        text.endswith("?")
+        and not INNER_SENTENCE_END.search(text)
+        and LABEL.fullmatch(paragraph.text) is None
+        and following is not None
+        and LABEL.fullmatch(following.text) is not None
+    )
+
+
+def parse_transcript(path: Path, document: str | None = None) -> Transcript:
+    """Parse one transcript file; `document` is the name shown in sources and errors."""
+    document = document or str(path)
+    known = read_speakers(speakers_file(path)) if speakers_file(path).exists() else None
+    paragraphs = read_paragraphs(path, document)
+    questions: list[Question] = []
+    turns: dict[tuple[int, str], list[Paragraph]] = {}
+    speakers: dict[str, Speaker] = {}
+    current: tuple[int, str] | None = None
+    for index, paragraph in enumerate(paragraphs):
+        following = paragraphs[index + 1] if index + 1 < len(paragraphs) else None
+        label = LABEL.fullmatch(paragraph.text)
+        if is_question(paragraph, following):
+            questions.append(Question(len(questions) + 1, paragraph.text, paragraph.first_line))
+            current = None
+        elif label:
+            where = f"{document}:{paragraph.first_line}"
+            name = label["label"]
+            if not questions:
+                raise CareerbotError(f"{where}: answer by {name!r} before any interview question")
+            if known is not None and name not in known:
+                names = ", ".join(sorted({s.name for s in known.values()}))
+                raise CareerbotError(
+                    f"{where}: unknown speaker {name!r}; {speakers_file(path).name} lists {names}"
+                )
+            speaker = known[name] if known is not None else Speaker(slug(name), name, "")
+            speakers.setdefault(speaker.id, speaker)
+            current = (len(questions), speaker.id)
+            rest = (label["rest"] or "").strip()
+            first = [Paragraph(rest, paragraph.first_line, paragraph.last_line)] if rest else []
+            turns.setdefault(current, []).extend(first)
+        elif current is not None:
+            turns[current].append(paragraph)
+        # Anything before the first question is the intro: not an answer.
+    if not questions:
+        raise CareerbotError(
+            f"{document}:1: no interview question found (a one-sentence line ending in '?' "
+            "followed by a 'Name: ' answer)"
+        )
+    for (number, speaker_id), parts in turns.items():
+        if not parts:
+            line = questions[number - 1].line
+            raise CareerbotError(f"{document}:{line}: {speaker_id} gives an empty answer")
+    return Transcript(
+        document=document,
+        speakers=tuple(speakers.values()),
+        questions=tuple(questions),
+        turns=tuple(
+            Turn(questions[number - 1], speakers[speaker_id], tuple(parts))
+            for (number, speaker_id), parts in turns.items()
+        ),
+    )
+
+
+def parse_corpus(corpus_dir: Path) -> list[Transcript]:
+    """Parse every *.txt transcript in the corpus directory, in name order."""
+    if not corpus_dir.is_dir():
+        raise CareerbotError(f"corpus directory {corpus_dir} does not exist")
+    paths = sorted(corpus_dir.glob("*.txt"))
+    if not paths:
+        raise CareerbotError(f"no transcripts (*.txt) in {corpus_dir}")
+    return [parse_transcript(path, f"{corpus_dir.name}/{path.name}") for path in paths]
