@@ -1,4 +1,4 @@
-"""Turns become answers (one per question and speaker), answers become passages that fit the model."""
+"""Turns become answers (one per question and speaker); answers become passages that fit."""
 
 import re
 from collections.abc import Callable, Iterator

@@ -61,11 +61,14 @@ class SentenceTransformerEmbedder:
         from transformers.utils import logging as transformers_logging
 
         # Counting the tokens of a long passage is not an error; keep its warning quiet.
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._model_id = model
-        self._dimension = int(self._model.get_embedding_dimension())
+        dimension, window = self._model.get_embedding_dimension(), self._model.max_seq_length
+        if not dimension or not window:
+            raise CareerbotError(f"model {model!r} does not state its dimension and window")
+        self._dimension, self._window = int(dimension), int(window)
 
     @property
     def model_id(self) -> str:
@@ -77,7 +80,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def window(self) -> int:
-        return int(self._model.max_seq_length)
+        return self._window
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer(text, truncation=False)["input_ids"])

@@ -207,8 +207,10 @@ def load_index(index_dir: Path, embedder: Embedder) -> LoadedIndex:
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
         raise CareerbotError(f"{index_dir} cannot be read ({error}); {rebuild}") from None
     if vectors.d != dimension:
-        raise CareerbotError(f"{index_dir}/faiss.index holds {vectors.d}-dimensional vectors, "
-                             f"the manifest says {dimension}; {rebuild}")
+        raise CareerbotError(
+            f"{index_dir}/faiss.index holds {vectors.d}-dimensional vectors, "
+            f"the manifest says {dimension}; {rebuild}"
+        )
     if not vectors.ntotal == len(passages) == count:
         raise CareerbotError(
             f"{index_dir} is inconsistent: {vectors.ntotal} vectors, {len(passages)} passages, "

@@ -105,11 +105,11 @@ def read_paragraphs(path: Path, document: str) -> list[Paragraph]:
         ) from None
     paragraphs: list[Paragraph] = []
     lines: list[str] = []
-    for number, line in enumerate([*text.removeprefix("\ufeff").splitlines(), ""], start=1):
-        if line.strip() == END_MARKER:
+    for number, content in enumerate([*text.removeprefix("\ufeff").splitlines(), ""], start=1):
+        if content.strip() == END_MARKER:
             break
-        if line.strip():
-            lines.append(line.strip())
+        if content.strip():
+            lines.append(content.strip())
         elif lines:
             paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
             lines = []
@@ -120,7 +120,7 @@ def read_paragraphs(path: Path, document: str) -> list[Paragraph]:
 
 def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
     """A one-sentence paragraph ending in '?' that a speaker answers next."""
-    text = paragraph.text.rstrip("\"”’ ")
+    text = paragraph.text.rstrip('"”’ ')
     return (
         text.endswith("?")
         and not INNER_SENTENCE_END.search(text)

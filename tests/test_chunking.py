@@ -1,0 +1,77 @@
+import pytest
+
+from careerbot import CareerbotError
+from careerbot.chunking import answers_of, embedding_text, sentence_spans, split_passages
+from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.transcript import parse_transcript
+from tests.conftest import CORPUS, FakeEmbedder
+
+DEFAULT = CORPUS / "ml-engineer-career-qa.txt"
+
+
+def test_one_answer_per_question_and_speaker_with_the_whole_reply() -> None:
+    answers = answers_of(parse_transcript(DEFAULT, "corpus/ml-engineer-career-qa.txt"))
+    assert len(answers) == 9
+    assert len({a.id for a in answers}) == 9
+    hiring = next(a for a in answers if a.id == "ml-engineer-career-qa/4/chirag-mahapatra")
+    assert hiring.text.startswith("For a machine learning engineer, you will have one interview")
+    assert hiring.text.endswith("experimentation frameworks.")
+    assert hiring.lines == (31, 33)
+
+
+def test_sentences_keep_closing_punctuation_and_quotes() -> None:
+    text = 'He said "stop." Then left! Why? Because…  Done'
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        'He said "stop."',
+        "Then left!",
+        "Why?",
+        "Because…",
+        "Done",
+    ]
+
+
+@pytest.mark.parametrize("budget", [16, 40, 128])
+def test_passages_cover_the_answer_verbatim_and_in_order(budget: int) -> None:
+    fake = FakeEmbedder()
+    for answer in answers_of(parse_transcript(DEFAULT)):
+        passages = split_passages(answer, fake.count_tokens, fake.window, budget)
+        assert all(p.text == answer.text[p.start : p.end] for p in passages)
+        assert all(fake.count_tokens(p.text) <= budget for p in passages)
+        joined = " ".join(p.text for p in passages)
+        assert joined.split() == answer.text.split()
+
+
+def test_an_overlong_sentence_is_split_between_words_not_cut() -> None:
+    fake = FakeEmbedder(window=40)
+    answer = answers_of(parse_transcript(DEFAULT))[4]  # one long sentence inside it
+    passages = split_passages(answer, fake.count_tokens, fake.window, 30)
+    assert len(passages) > 5
+    for passage in passages:
+        assert fake.count_tokens(embedding_text(answer, passage.text)) <= 40
+    assert " ".join(p.text for p in passages).split() == answer.text.split()
+
+
+def test_a_question_too_long_for_the_window_fails_naming_the_line() -> None:
+    fake = FakeEmbedder(window=10)
+    answer = answers_of(parse_transcript(DEFAULT))[0]
+    with pytest.raises(CareerbotError, match=r"ml-engineer-career-qa\.txt:7: .* 10 word pieces"):
+        split_passages(answer, fake.count_tokens, fake.window, 64)
+
+
+@pytest.mark.model
+def test_every_passage_fits_the_real_tokenizer_window(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
+    count = real_embedder.count_tokens
+    for budget in (64, 200):
+        for answer in answers_of(parse_transcript(DEFAULT)):
+            for passage in split_passages(answer, count, real_embedder.window, budget):
+                assert count(embedding_text(answer, passage.text)) <= real_embedder.window == 256
+                assert count(passage.text) <= budget
+
+
+@pytest.mark.model
+def test_real_tokenizer_counts_past_the_window_instead_of_cutting(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
+    assert real_embedder.count_tokens("word " * 400) == 402

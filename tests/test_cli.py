@@ -1,0 +1,146 @@
+import json
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from careerbot import cli
+from careerbot.config import Settings
+from careerbot.embedding import SentenceTransformerEmbedder
+from tests.conftest import DATA, ROOT, FakeEmbedder
+
+
+@pytest.fixture
+def use_fake(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> FakeEmbedder:
+    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: fake_embedder)
+    return fake_embedder
+
+
+@pytest.fixture
+def use_real(monkeypatch: pytest.MonkeyPatch, real_embedder: SentenceTransformerEmbedder) -> None:
+    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: real_embedder)
+
+
+def dirs(settings: Settings) -> list[str]:
+    return ["--corpus-dir", str(settings.corpus_dir), "--index-dir", str(settings.index_dir)]
+
+
+def test_build_prints_a_summary_of_what_it_indexed(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["build", *dirs(settings)]) == 0
+    err = capsys.readouterr().err
+    assert "documents: 1, speakers: 2, answers: 9, passages: " in err
+    assert (settings.index_dir / "manifest.json").exists()
+
+
+def test_build_script_is_the_same_command(
+    settings: Settings, use_fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["build_index.py", *dirs(settings)])
+    with pytest.raises(SystemExit) as exit:
+        runpy.run_path(str(ROOT / "scripts" / "build_index.py"), run_name="__main__")
+    assert exit.value.code == 0
+    assert json.loads((settings.index_dir / "manifest.json").read_text())["answers"] == 9
+
+
+def test_settings_come_from_the_environment(
+    settings: Settings, use_fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAREERBOT_CORPUS_DIR", str(settings.corpus_dir))
+    monkeypatch.setenv("CAREERBOT_INDEX_DIR", str(settings.index_dir / "from-env"))
+    assert cli.main(["build"]) == 0
+    assert (settings.index_dir / "from-env" / "manifest.json").exists()
+
+
+def test_ask_builds_a_missing_index_then_answers(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["ask", "core values interviews", "--top-k", "2", *dirs(settings)]) == 0
+    out, err = capsys.readouterr()
+    assert "No index at" in err
+    assert out.startswith("1. ")
+    assert "2. " in out and "3. " not in out
+    assert "Source: corpus/ml-engineer-career-qa.txt, line" in out
+
+
+def test_ask_rebuilds_when_the_corpus_changed(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.main(["build", *dirs(settings)])
+    shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
+    capsys.readouterr()
+    assert cli.main(["ask", "portfolio", "--speaker", "Maria Okafor", *dirs(settings)]) == 0
+    out, err = capsys.readouterr()
+    assert "changed since the index was built" in err
+    assert "documents: 2, speakers: 4" in err
+    assert out.startswith("1. Maria Okafor, Product designer at Lumen Health")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "hi", "--speaker", "Mallory"], "unknown speaker 'Mallory'; known speakers: "),
+        (["ask", "hi", "--top-k", "11"], "invalid settings: top_k: Input should be less than"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(
+    settings: Settings,
+    use_fake: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    assert cli.main([*args, *dirs(settings)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"careerbot: error: {message}")
+
+
+@pytest.mark.model
+def test_ask_puts_the_right_speaker_first(
+    settings: Settings, use_real: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    question = "How many core values interviews does Airbnb do?"
+    assert cli.main(["ask", question, *dirs(settings)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1. Chirag Mahapatra, Machine learning engineer at Airbnb")
+    assert "two core-values interviews" in out.split("2. ")[0]
+
+
+@pytest.mark.model
+def test_a_second_transcript_is_indexed_and_attributed(
+    settings: Settings, use_real: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
+    cases = {
+        "should designers learn to code?": "Maria Okafor, Product designer at Lumen Health",
+        "what do design managers want from juniors": "Tom Reyes, Design manager at Northwind",
+        "How many core values interviews does Airbnb do?": "Chirag Mahapatra",
+    }
+    for question, first in cases.items():
+        assert cli.main(["ask", question, *dirs(settings)]) == 0
+        assert capsys.readouterr().out.startswith(f"1. {first}")
+
+
+@pytest.mark.model
+def test_a_damaged_index_is_refused_by_the_command_without_a_traceback(
+    settings: Settings, use_fake: FakeEmbedder
+) -> None:
+    cli.main(["build", *dirs(settings)])
+    target = settings.index_dir / "faiss.index"
+    data = bytearray(target.read_bytes())
+    data[-5] ^= 0xFF
+    target.write_bytes(bytes(data))
+    careerbot = Path(sys.executable).with_name("careerbot")
+    done = subprocess.run(
+        [str(careerbot), "ask", "hiring", *dirs(settings)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"careerbot: error: {target} does not match its checksum in the manifest; "
+        "rebuild it with: careerbot build"
+    )

@@ -1,0 +1,164 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from careerbot import CareerbotError
+from careerbot.config import Settings
+from careerbot.index import build_index, load_index, sha256
+from tests.conftest import FakeEmbedder
+
+
+@pytest.fixture
+def built(settings: Settings, fake_embedder: FakeEmbedder) -> Path:
+    build_index(settings, fake_embedder)
+    return settings.index_dir
+
+
+def test_build_writes_the_three_files_and_a_manifest(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    summary = build_index(settings, fake_embedder)
+    assert (summary.documents, summary.speakers, summary.answers) == (1, 2, 9)
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    assert manifest["model"] == "fake-model"
+    assert manifest["dimension"] == 64
+    assert manifest["passages"] == summary.passages > 9
+    assert manifest["chunking"]["passage_tokens"] == settings.passage_tokens
+    assert len(manifest["corpus_sha256"]) == 64
+    for name, digest in manifest["files"].items():
+        assert sha256(settings.index_dir / name) == digest
+    leftovers = [p.name for p in settings.index_dir.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_round_trip_gives_back_every_passage_in_vector_order(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    index = load_index(built, fake_embedder)
+    assert index.vectors.ntotal == len(index.passages) == index.manifest["passages"]
+    first = index.passages[0]
+    assert set(first) >= {"id", "answer_id", "speaker", "question", "text", "source"}
+    assert first["speaker"] == {
+        "id": "chirag-mahapatra",
+        "name": "Chirag Mahapatra",
+        "role": "Machine learning engineer at Airbnb",
+        "organization": "Airbnb",
+    }
+    assert first["source"] == {"document": "corpus/ml-engineer-career-qa.txt", "lines": [7, 9]}
+    for passage in index.passages:
+        answer = index.answers[passage["answer_id"]]
+        start, end = passage["span"]
+        assert answer["text"][start:end] == passage["text"]
+    # Vector i is the embedding of passage i, with its question and speaker for context.
+    embedded = fake_embedder.calls[0]
+    assert len(embedded) == len(index.passages)
+    for position, passage in enumerate(index.passages):
+        assert embedded[position].endswith(passage["text"])
+        assert embedded[position].startswith(passage["question"])
+        stored = index.vectors.reconstruct(position)
+        assert np.allclose(stored, fake_embedder.embed([embedded[position]])[0])
+
+
+def test_rebuild_replaces_the_index_in_place(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    (settings.corpus_dir / "ml-engineer-career-qa.speakers.toml").unlink()
+    build_index(settings, fake_embedder)
+    index = load_index(built, fake_embedder)
+    assert index.passages[0]["speaker"]["name"] == "Chirag"
+
+
+def test_failed_build_leaves_the_old_index_and_no_leftovers(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    before = (built / "manifest.json").read_text()
+    (settings.corpus_dir / "broken.txt").write_text("no questions here\n")
+    with pytest.raises(CareerbotError, match=r"broken\.txt:1"):
+        build_index(settings, fake_embedder)
+    assert (built / "manifest.json").read_text() == before
+    assert sorted(p.name for p in built.parent.iterdir()) == ["corpus", "index"]
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def drop_last_line(path: Path) -> None:
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+
+
+DAMAGE = {
+    "truncated faiss.index": (
+        lambda d: (d / "faiss.index").write_bytes((d / "faiss.index").read_bytes()[:100]),
+        r"faiss\.index does not match its checksum",
+    ),
+    "flipped byte in faiss.index": (
+        lambda d: flip_byte(d / "faiss.index"),
+        r"faiss\.index does not match its checksum",
+    ),
+    "missing passages.jsonl": (
+        lambda d: (d / "passages.jsonl").unlink(),
+        r"passages\.jsonl is missing",
+    ),
+    "passages one line short": (
+        lambda d: drop_last_line(d / "passages.jsonl"),
+        r"passages\.jsonl does not match its checksum",
+    ),
+    "manifest not JSON": (
+        lambda d: (d / "manifest.json").write_text("{"),
+        r"manifest\.json is not a careerbot manifest",
+    ),
+    "no manifest": (lambda d: (d / "manifest.json").unlink(), r"no index at .*careerbot build"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_damaged_index_is_refused_with_one_clear_line(
+    built: Path, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    damage, message = DAMAGE[case]
+    damage(built)
+    with pytest.raises(CareerbotError, match=message) as error:
+        load_index(built, fake_embedder)
+    assert "\n" not in str(error.value)
+
+
+def rehash(index_dir: Path) -> None:
+    """Make the manifest's checksums agree with damaged files, to reach the deeper checks."""
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest["files"] = {name: sha256(index_dir / name) for name in manifest["files"]}
+    (index_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_passages_one_line_short_is_refused_even_with_matching_checksums(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    drop_last_line(built / "passages.jsonl")
+    rehash(built)
+    with pytest.raises(CareerbotError, match=r"inconsistent: (\d+) vectors, \d+ passages"):
+        load_index(built, fake_embedder)
+
+
+def test_random_bytes_as_faiss_index_are_refused_even_with_matching_checksums(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    (built / "faiss.index").write_bytes(bytes(range(256)) * 4)
+    rehash(built)
+    with pytest.raises(CareerbotError, match=r"cannot be read"):
+        load_index(built, fake_embedder)
+
+
+def test_index_from_a_model_of_another_dimension_is_refused(built: Path) -> None:
+    other = FakeEmbedder(dimension=32)
+    with pytest.raises(CareerbotError, match=r"64-dimensional vectors but the model makes 32"):
+        load_index(built, other)
+
+
+def test_index_from_another_model_is_refused(built: Path) -> None:
+    other = FakeEmbedder(model_id="another-model")
+    with pytest.raises(CareerbotError, match=r"built with model 'fake-model', not .*another-model"):
+        load_index(built, other)

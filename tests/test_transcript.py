@@ -1,0 +1,149 @@
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from careerbot import CareerbotError
+from careerbot.transcript import parse_corpus, parse_transcript
+from tests.conftest import CORPUS, DATA
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "ml-engineer-career-qa.json"
+DEFAULT = CORPUS / "ml-engineer-career-qa.txt"
+
+
+def as_golden(path: Path) -> dict[str, object]:
+    transcript = parse_transcript(path, f"corpus/{path.name}")
+    return json.loads(json.dumps(asdict(transcript)))
+
+
+def test_default_transcript_matches_golden_file() -> None:
+    """Regenerate after a reviewed parser change with CAREERBOT_UPDATE_GOLDEN=1."""
+    parsed = as_golden(DEFAULT)
+    if os.environ.get("CAREERBOT_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(parsed, indent=2, ensure_ascii=False) + "\n")
+    assert parsed == json.loads(GOLDEN.read_text(encoding="utf-8"))
+
+
+def test_default_transcript_has_seven_questions_and_nine_attributed_answers() -> None:
+    transcript = parse_transcript(DEFAULT)
+    assert len(transcript.questions) == 7
+    assert all(q.text.endswith("?") for q in transcript.questions)
+    who = [(turn.question.number, turn.speaker.name) for turn in transcript.turns]
+    assert who == [
+        (1, "Chirag Mahapatra"),
+        (1, "Shubhankar Jain"),
+        (2, "Chirag Mahapatra"),
+        (3, "Chirag Mahapatra"),
+        (4, "Chirag Mahapatra"),
+        (5, "Shubhankar Jain"),
+        (6, "Chirag Mahapatra"),
+        (6, "Shubhankar Jain"),
+        (7, "Chirag Mahapatra"),
+    ]
+    chirag = transcript.speakers[0]
+    assert (chirag.id, chirag.title) == ("chirag-mahapatra", "Machine learning engineer at Airbnb")
+
+
+def test_a_multi_sentence_paragraph_ending_in_a_question_mark_stays_in_the_answer() -> None:
+    transcript = parse_transcript(DEFAULT)
+    first = transcript.turns[0]
+    assert first.paragraphs[-1].text.startswith("At least at Airbnb, the data scientist role")
+    assert first.paragraphs[-1].text.endswith("counting them in the right way?")
+
+
+def test_intro_editors_note_and_advert_are_in_no_answer() -> None:
+    transcript = parse_transcript(DEFAULT)
+    text = " ".join(p.text for turn in transcript.turns for p in turn.paragraphs)
+    for outside in ("We recently sat down", "highlights", "lightly edited", "Springboard"):
+        assert outside not in text
+    assert transcript.turns[-1].paragraphs[-1].text.endswith("around explainability.")
+
+
+def test_answers_keep_the_source_line_numbers() -> None:
+    transcript = parse_transcript(DEFAULT)
+    lines = DEFAULT.read_text(encoding="utf-8").splitlines()
+    for turn in transcript.turns:
+        assert lines[turn.question.line - 1] == turn.question.text
+        for paragraph in turn.paragraphs:
+            assert lines[paragraph.first_line - 1].strip().endswith(paragraph.text)
+
+
+def test_another_transcript_with_other_speakers_parses_the_same_way() -> None:
+    transcript = parse_transcript(DATA / "other" / "design-careers-qa.txt")
+    assert [q.text for q in transcript.questions] == [
+        "How do you build a design portfolio with no professional experience?",
+        "What do design managers look for in a junior designer?",
+        "Is it worth learning to code as a designer?",
+    ]
+    who = [(turn.question.number, turn.speaker.name) for turn in transcript.turns]
+    assert who == [(1, "Maria Okafor"), (1, "Tom Reyes"), (2, "Tom Reyes"), (3, "Maria Okafor")]
+    maria = transcript.turns[0]
+    # Hard-wrapped lines join into one paragraph; the next paragraph stays with Maria.
+    assert maria.paragraphs[0].text.startswith(
+        "Start with problems you actually have. I redesigned"
+    )
+    assert (maria.paragraphs[0].first_line, maria.paragraphs[0].last_line) == (7, 9)
+    assert maria.paragraphs[1].text.startswith("Hiring managers want to see")
+    assert "newsletter" not in str(transcript.turns[-1].paragraphs)
+    assert transcript.speakers[0].title == "Product designer at Lumen Health"
+
+
+def test_without_a_speakers_file_names_stand_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "plain.txt"
+    path.write_text("Intro.\n\nWhat is it like?\n\nAda Lovelace: Busy.\n\nGrace: Fun.\n")
+    transcript = parse_transcript(path)
+    assert [(s.id, s.name, s.title) for s in transcript.speakers] == [
+        ("ada-lovelace", "Ada Lovelace", ""),
+        ("grace", "Grace", ""),
+    ]
+
+
+def test_speakers_may_be_labelled_by_full_name(tmp_path: Path) -> None:
+    path = tmp_path / "full.txt"
+    path.write_text("Is it hard?\n\nChirag Mahapatra: Yes.\n")
+    (tmp_path / "full.speakers.toml").write_text('[speakers.Chirag]\nname = "Chirag Mahapatra"\n')
+    assert parse_transcript(path).turns[0].speaker.id == "chirag-mahapatra"
+
+
+MALFORMED = {
+    "no questions": (
+        b"Just an intro.\n\nAnd nothing else.\n",
+        r"bad\.txt:1: no interview question",
+    ),
+    "answer before any question": (
+        b"Intro.\n\nChirag: I answer first.\n\nWhy?\n\nChirag: Because.\n",
+        r"bad\.txt:3: answer by 'Chirag' before any interview question",
+    ),
+    "unknown speaker label": (
+        b"Intro.\n\nWhy?\n\nChirag: Because.\n\nHow?\n\nMallory: Like so.\n",
+        r"bad\.txt:9: unknown speaker 'Mallory'; bad\.speakers\.toml lists Chirag Mahapatra",
+    ),
+    "undecodable bytes": (
+        b"Intro.\n\nWhy?\n\nChirag: caf\xe9 au lait.\n",
+        r"bad\.txt:5: not UTF-8 text \(byte 0xe9\)",
+    ),
+    "empty answer": (b"Why?\n\nChirag:\n\nHow?\n\nChirag: So.\n", r"bad\.txt:1: .* empty answer"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_transcript_fails_naming_file_and_line(tmp_path: Path, case: str) -> None:
+    content, message = MALFORMED[case]
+    (tmp_path / "bad.txt").write_bytes(content)
+    (tmp_path / "bad.speakers.toml").write_text('[speakers.Chirag]\nname = "Chirag Mahapatra"\n')
+    with pytest.raises(CareerbotError, match=message):
+        parse_corpus(tmp_path)
+
+
+def test_broken_speakers_file_fails_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Why?\n\nChirag: So.\n")
+    (tmp_path / "a.speakers.toml").write_text("[speakers.Chirag\nname = 1\n")
+    with pytest.raises(CareerbotError, match=r"a\.speakers\.toml: .*line 1"):
+        parse_corpus(tmp_path)
+
+
+def test_empty_corpus_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CareerbotError, match="no transcripts"):
+        parse_corpus(tmp_path)
