@@ -1,10 +1,13 @@
 import json
 import runpy
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from careerbot import cli
@@ -144,3 +147,40 @@ def test_a_damaged_index_is_refused_by_the_command_without_a_traceback(
         f"careerbot: error: {target} does not match its checksum in the manifest; "
         "rebuild it with: careerbot build"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.model
+def test_serve_builds_the_index_and_answers_over_http(settings: Settings) -> None:
+    port = free_port()
+    careerbot = Path(sys.executable).with_name("careerbot")
+    server = subprocess.Popen(
+        [str(careerbot), "serve", "--port", str(port), *dirs(settings)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert httpx.post(f"{url}/ask", json={"question": ""}).status_code == 422
+        body = httpx.post(
+            f"{url}/ask", json={"question": "How many core values interviews does Airbnb do?"}
+        ).json()
+        assert body["answers"][0]["speaker"]["name"] == "Chirag Mahapatra"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert (settings.index_dir / "manifest.json").exists()
+    assert f"careerbot: serving on http://127.0.0.1:{port}/" in output

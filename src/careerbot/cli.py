@@ -29,13 +29,16 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, help="how many answers, 1-10 (default: 3)")
     ask.add_argument("--speaker", help="only answers by this speaker (id or name)")
+    serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API and widget")
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     return main
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("corpus_dir", "index_dir", "top_k")
+        for name in ("corpus_dir", "index_dir", "top_k", "host", "port")
         if (value := getattr(args, name, None)) is not None
     }
     try:
@@ -90,8 +93,22 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "build":
         build(settings, embedder)
     elif args.command == "ask":
-        searcher = Searcher(ensure_index(settings, embedder), embedder)
+        searcher = Searcher(ensure_index(settings, embedder), embedder, settings.min_score)
         show(searcher.ask(args.question, settings.top_k, args.speaker))
+    elif args.command == "serve":
+        serve(settings, embedder)
+
+
+def serve(settings: Settings, embedder: Embedder) -> None:
+    import uvicorn
+
+    from careerbot.api import create_app
+
+    ensure_index(settings, embedder)
+    app = create_app(settings, embedder)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"careerbot: serving on http://{host}:{settings.port}/ (API docs at /docs)")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

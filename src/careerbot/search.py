@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from careerbot import CareerbotError
-from careerbot.embedding import Embedder
+from careerbot.embedding import Embedder, Vectors
 from careerbot.index import LoadedIndex, Record, search_vectors
 
 
@@ -36,15 +36,22 @@ class Result:
 
 
 class Searcher:
-    def __init__(self, index: LoadedIndex, embedder: Embedder) -> None:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, min_score: float = 0.0) -> None:
         self.index = index
         self.embedder = embedder
+        self.min_score = min_score
         answers = index.answers.values()
         counts = Counter(answer["speaker"]["id"] for answer in answers)
         self.speakers: dict[str, Record] = {
             a["speaker"]["id"]: {**a["speaker"], "answers": counts[a["speaker"]["id"]]}
             for a in answers
         }
+        # The interview questions, each with who answered it: the topics the corpus covers.
+        self.topics: dict[str, list[Record]] = {}
+        for answer in answers:
+            speaker = {key: answer["speaker"][key] for key in ("id", "name")}
+            self.topics.setdefault(answer["question"], []).append(speaker)
+        self.topic_vectors = embedder.embed(list(self.topics))
 
     def resolve_speaker(self, name: str) -> str:
         """A speaker's id from their id or name, in any case."""
@@ -69,4 +76,11 @@ class Searcher:
                 answer = self.index.answers[passage["answer_id"]]
                 best[passage["answer_id"]] = Hit(answer, passage, semantic, semantic)
         hits = sorted(best.values(), key=lambda hit: -hit.score)
-        return Result(question, hits[:top_k])
+        hits = [hit for hit in hits if hit.score >= self.min_score][:top_k]
+        return Result(question, hits, [] if hits else self.suggest(query))
+
+    def suggest(self, query: Vectors, count: int = 3) -> list[str]:
+        """The interview questions closest to the query, for a person to pick from."""
+        order = np.argsort(-(self.topic_vectors @ query[0]))[:count]
+        questions = list(self.topics)
+        return [questions[i] for i in order]

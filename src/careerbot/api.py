@@ -1,0 +1,322 @@
+"""The HTTP service: `create_app(settings)` serves /ask, the side routes and the widget."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from careerbot import __version__
+from careerbot.config import Settings
+from careerbot.embedding import Embedder, SentenceTransformerEmbedder
+from careerbot.index import load_index
+from careerbot.search import Hit, Searcher, UnknownSpeaker
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_QUESTION_CHARS = 1000
+
+
+def valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains characters that are not valid Unicode text") from None
+    return value
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    question: str = Field(
+        description="A career question in plain words.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS},
+        examples=["How do I move from data science to ML engineering?"],
+    )
+    top_k: int = Field(default=3, ge=1, le=10, description="The most answers to return.")
+    speaker: str | None = Field(
+        default=None, max_length=200, description="Only answers by this speaker (id or name)."
+    )
+
+    @field_validator("question")
+    @classmethod
+    def trimmed_question(cls, value: str) -> str:
+        value = valid_unicode(value).strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > MAX_QUESTION_CHARS:
+            raise ValueError(f"must be at most {MAX_QUESTION_CHARS} characters, not {len(value)}")
+        return value
+
+    @field_validator("speaker")
+    @classmethod
+    def valid_speaker(cls, value: str | None) -> str | None:
+        return None if value is None else valid_unicode(value)
+
+
+class SpeakerOut(BaseModel):
+    id: str
+    name: str
+    role: str
+
+
+class Why(BaseModel):
+    semantic: float = Field(description="Meaning similarity of question and passage, 0-1.")
+    lexical: float = Field(description="Word overlap of question and passage, 0-1.")
+    matched_terms: list[str] = Field(description="Question words found in the answer.")
+
+
+class Source(BaseModel):
+    document: str
+    lines: list[int] = Field(description="First and last line of the answer in the document.")
+
+
+class AnswerOut(BaseModel):
+    id: str
+    speaker: SpeakerOut
+    question: str = Field(description="The interview question this answer replied to.")
+    text: str = Field(description="The speaker's whole answer, verbatim.")
+    passage: str = Field(description="The best-matching part of text, verbatim.")
+    score: float = Field(ge=0, le=1, description="Confidence, 0-1, comparable across questions.")
+    why: Why
+    source: Source
+
+
+class AskResponse(BaseModel):
+    question: str
+    answered: bool
+    answers: list[AnswerOut]
+    suggestions: list[str] = Field(description="Interview questions to try when unanswered.")
+
+
+class SpeakerInfo(SpeakerOut):
+    answers: int
+
+
+class SpeakerRef(BaseModel):
+    id: str
+    name: str
+
+
+class Topic(BaseModel):
+    question: str
+    speakers: list[SpeakerRef]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    model: str
+    dimension: int
+    documents: int
+    speakers: int
+    answers: int
+    passages: int
+    built_at: str
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    errors: list[ErrorField] = []
+
+
+def error_response(status: int, detail: str, errors: list[ErrorField] | None = None) -> Response:
+    body = ErrorResponse(detail=detail, errors=errors or [])
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+MESSAGES = {
+    "missing": "is required",
+    "int_type": "must be a whole number (not text, a fraction or true/false)",
+    "string_type": "must be text",
+    "model_attributes_type": 'must be a JSON object such as {"question": "..."}',
+    "dict_type": 'must be a JSON object such as {"question": "..."}',
+}
+
+
+def describe(error: dict[str, Any]) -> ErrorField:
+    """A validation error as a field and a message a person can act on, echoing no input."""
+    kind = error["type"]
+    path = [str(part) for part in error["loc"] if part != "body"]
+    field = "body" if kind == "json_invalid" else ".".join(path) or "body"
+    if kind == "extra_forbidden":
+        message = f"unknown field; the fields are {', '.join(AskRequest.model_fields)}"
+    elif kind == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "decode error")
+        message = f"is not valid JSON ({reason} at character {path[0] if path else 0})"
+    elif kind == "value_error":
+        message = str(error["ctx"]["error"])
+    else:
+        message = MESSAGES.get(kind, str(error["msg"]))
+    # Lone surrogates cannot be encoded in a response: replace them.
+    safe = message[:200].encode("utf-8", "replace").decode()
+    return ErrorField(field=field[:100].encode("utf-8", "replace").decode(), message=safe)
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body could not be read."},
+    413: {"model": ErrorResponse, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
+    422: {"model": ErrorResponse, "description": "The request breaks a rule; detail says which."},
+}
+
+
+class BodyLimit:
+    """Refuse a body over the limit with 413 before anything parses it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_big = error_response(413, f"request body is over {self.limit} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await error_response(400, "bad Content-Length header")(scope, receive, send)
+                return
+            if int(declared) > self.limit:
+                await too_big(scope, receive, send)
+                return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await too_big(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def answer_out(hit: Hit) -> AnswerOut:
+    answer, passage = hit.answer, hit.passage
+    return AnswerOut(
+        id=answer["id"],
+        speaker=SpeakerOut(**{key: answer["speaker"][key] for key in ("id", "name", "role")}),
+        question=answer["question"],
+        text=answer["text"],
+        passage=passage["text"],
+        score=round(hit.score, 4),
+        why=Why(semantic=round(hit.semantic, 4), lexical=0.0, matched_terms=[]),
+        source=Source(**answer["source"]),
+    )
+
+
+def static_text(name: str) -> str:
+    return files("careerbot").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
+    """The careerbot service; the index and the model load once, when it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model = embedder or SentenceTransformerEmbedder(settings.model)
+        index = load_index(settings.index_dir, model)
+        app.state.searcher = Searcher(index, model, settings.min_score)
+        yield
+
+    app = FastAPI(
+        title="careerbot",
+        version=__version__,
+        description="Career answers in the words of real practitioners, with attribution.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+    )
+    demo_page, widget = static_text("index.html"), static_text("widget.js")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        fields = [describe(e) for e in error.errors()]
+        detail = "; ".join(f"{f.field}: {f.message}" for f in fields)
+        return error_response(422, detail, fields)
+
+    @app.exception_handler(UnknownSpeaker)
+    async def unknown_speaker(request: Request, error: UnknownSpeaker) -> Response:
+        message = str(error).encode("utf-8", "replace").decode()
+        return error_response(422, message, [ErrorField(field="speaker", message=message)])
+
+    def searcher(request: Request) -> Searcher:
+        found: Searcher = request.app.state.searcher
+        return found
+
+    @app.post("/ask", response_model=AskResponse, responses=ERRORS)
+    def ask(body: AskRequest, request: Request) -> AskResponse:
+        """Answer a career question with the closest attributed answers from the interviews."""
+        result = searcher(request).ask(body.question, body.top_k, body.speaker)
+        return AskResponse(
+            question=result.question,
+            answered=result.answered,
+            answers=[answer_out(hit) for hit in result.answers],
+            suggestions=result.suggestions,
+        )
+
+    @app.get("/health", response_model=Health)
+    def health(request: Request) -> Health:
+        """Service status and the figures of the index being served."""
+        manifest = searcher(request).index.manifest
+        return Health(
+            status="ok",
+            version=__version__,
+            model=manifest["model"],
+            dimension=manifest["dimension"],
+            documents=len(manifest["documents"]),
+            speakers=manifest["speakers"],
+            answers=manifest["answers"],
+            passages=manifest["passages"],
+            built_at=manifest["built_at"],
+        )
+
+    @app.get("/speakers", response_model=list[SpeakerInfo])
+    def speakers(request: Request) -> list[SpeakerInfo]:
+        """Everyone who answers in the interviews, with how many answers each gave."""
+        return [SpeakerInfo(**s) for s in searcher(request).speakers.values()]
+
+    @app.get("/topics", response_model=list[Topic])
+    def topics(request: Request) -> list[Topic]:
+        """The interview questions the corpus covers, with who answered each."""
+        return [
+            Topic(question=question, speakers=[SpeakerRef(**s) for s in people])
+            for question, people in searcher(request).topics.items()
+        ]
+
+    @app.get("/", response_class=HTMLResponse)
+    def demo() -> HTMLResponse:
+        """A demo page with the chat widget embedded."""
+        return HTMLResponse(demo_page)
+
+    @app.get("/widget.js")
+    def widget_script() -> Response:
+        """The chat widget; embed it with a script tag."""
+        return Response(widget, media_type="text/javascript")
+
+    return app

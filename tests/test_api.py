@@ -1,0 +1,288 @@
+import asyncio
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from careerbot.api import create_app
+from careerbot.config import Settings
+from careerbot.embedding import SentenceTransformerEmbedder, Vectors
+from careerbot.index import build_index
+from tests.conftest import FakeEmbedder
+
+
+@pytest.fixture
+def built(settings: Settings, fake_embedder: FakeEmbedder) -> Settings:
+    build_index(settings, fake_embedder)
+    return settings
+
+
+@pytest.fixture
+def client(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[TestClient]:
+    with TestClient(create_app(built, fake_embedder)) as client:
+        yield client
+
+
+def test_ask_returns_attributed_answers_in_the_contract_shape(client: TestClient) -> None:
+    response = client.post("/ask", json={"question": "core values interviews at Airbnb"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["question"] == "core values interviews at Airbnb"
+    assert body["answered"] is True
+    assert body["suggestions"] == []
+    assert 1 <= len(body["answers"]) <= 3
+    for answer in body["answers"]:
+        assert set(answer) == {
+            "id", "speaker", "question", "text", "passage", "score", "why", "source"
+        }  # fmt: skip
+        assert set(answer["speaker"]) == {"id", "name", "role"}
+        assert answer["passage"] in answer["text"]
+        assert 0 <= answer["score"] <= 1
+        assert set(answer["why"]) == {"semantic", "lexical", "matched_terms"}
+        assert answer["source"]["document"] == "corpus/ml-engineer-career-qa.txt"
+        first, last = answer["source"]["lines"]
+        assert 1 <= first <= last
+    scores = [answer["score"] for answer in body["answers"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_ask_question_is_trimmed(client: TestClient) -> None:
+    response = client.post("/ask", json={"question": "  hiring process \n"})
+    assert response.json()["question"] == "hiring process"
+
+
+@pytest.mark.parametrize("top_k", [1, 5, 10])
+def test_at_most_top_k_answers_one_per_question_and_speaker(client: TestClient, top_k: int) -> None:
+    answers = client.post("/ask", json={"question": "machine learning", "top_k": top_k}).json()
+    ids = [answer["id"] for answer in answers["answers"]]
+    # The corpus has 9 answers: asking for 10 must not pad with FAISS's -1 results.
+    assert len(ids) == min(top_k, 9)
+    assert len(set(ids)) == len(ids)
+
+
+def test_speaker_filter_by_name_or_id(client: TestClient) -> None:
+    for speaker in ("Shubhankar Jain", "shubhankar-jain", "SHUBHANKAR JAIN"):
+        body = client.post("/ask", json={"question": "interview", "speaker": speaker, "top_k": 10})
+        names = {answer["speaker"]["name"] for answer in body.json()["answers"]}
+        assert names == {"Shubhankar Jain"}
+
+
+def test_unanswered_question_offers_the_closest_interview_questions(
+    built: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    strict = built.model_copy(update={"min_score": 1.0})
+    with TestClient(create_app(strict, fake_embedder)) as client:
+        body = client.post("/ask", json={"question": "tips for the interview process"}).json()
+    assert body["answered"] is False
+    assert body["answers"] == []
+    assert body["suggestions"][0] == "What are some tips for the interview process?"
+    assert len(body["suggestions"]) == 3
+
+
+BAD_REQUESTS = {
+    "empty question": ({"question": ""}, "question: must not be empty"),
+    "whitespace question": ({"question": " \t\n "}, "question: must not be empty"),
+    "over-long question": ({"question": "a" * 1001}, "question: must be at most 1000 characters"),
+    "missing question": ({"top_k": 3}, "question: is required"),
+    "question not text": ({"question": 5}, "question: must be text"),
+    "top_k as text": ({"question": "x", "top_k": "5"}, "top_k: must be a whole number"),
+    "top_k as boolean": ({"question": "x", "top_k": True}, "top_k: must be a whole number"),
+    "top_k as fraction": ({"question": "x", "top_k": 2.5}, "top_k: must be a whole number"),
+    "top_k zero": ({"question": "x", "top_k": 0}, "top_k: Input should be greater than or equal"),
+    "top_k eleven": ({"question": "x", "top_k": 11}, "top_k: Input should be less than or equal"),
+    "unknown field": ({"question": "x", "k": 3}, "k: unknown field; the fields are question"),
+    "unknown speaker": (
+        {"question": "x", "speaker": "Mallory"},
+        "unknown speaker 'Mallory'; known speakers: Chirag Mahapatra (chirag-mahapatra), ",
+    ),
+    "body a list": (["question"], "body: must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_bad_request_gets_422_with_an_actionable_message(client: TestClient, case: str) -> None:
+    body, message = BAD_REQUESTS[case]
+    response = client.post("/ask", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(message)
+    assert client.get("/health").status_code == 200
+
+
+def test_error_messages_do_not_echo_large_input(client: TestClient) -> None:
+    for body in ({"question": "x" * 5000}, {"question": "x", "speaker": "y" * 190}):
+        response = client.post("/ask", json=body)
+        assert response.status_code == 422
+        assert "x" * 101 not in response.text and "y" * 101 not in response.text
+
+
+RAW_BODIES = {
+    "invalid JSON": b'{"question": ',
+    "invalid UTF-8": b'{"question": "\xff\xfe"}',
+    "lone surrogate in question": b'{"question": "\\ud800"}',
+    "lone surrogate in speaker": b'{"question": "hi", "speaker": "\\udfff"}',
+    "lone surrogate as unknown field": b'{"question": "hi", "\\ud800": 1}',
+    "lone surrogate with wrong type": b'{"question": ["\\ud800"]}',
+    "not JSON at all": b"question=hello",
+    "empty body": b"",
+}
+
+
+@pytest.mark.parametrize("case", RAW_BODIES)
+def test_undecodable_body_is_a_4xx_never_a_5xx(client: TestClient, case: str) -> None:
+    response = client.post(
+        "/ask", content=RAW_BODIES[case], headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422)
+    assert "Traceback" not in response.text and "/" not in response.json()["detail"]
+    assert client.get("/health").status_code == 200
+
+
+def test_body_over_16_kib_gets_413(client: TestClient) -> None:
+    big = b'{"question": "' + b"a" * (16 * 1024) + b'"}'
+    response = client.post("/ask", content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request body is over 16384 bytes"
+
+
+def test_chunked_body_over_16_kib_gets_413_without_a_content_length(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"question": "'
+        for _ in range(20):
+            yield b"a" * 1024
+        yield b'"}'
+
+    response = client.post("/ask", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_body_of_exactly_16_kib_is_read(client: TestClient) -> None:
+    body = b'{"question": "' + b"a" * (16 * 1024 - 16) + b'"}'
+    assert len(body) == 16 * 1024
+    response = client.post("/ask", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422  # read and validated: the question is over 1000
+
+
+def test_side_routes(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert (health["documents"], health["speakers"], health["answers"]) == (1, 2, 9)
+    assert health["model"] == "fake-model"
+    speakers = client.get("/speakers").json()
+    assert speakers == [
+        {"id": "chirag-mahapatra", "name": "Chirag Mahapatra",
+         "role": "Machine learning engineer at Airbnb", "answers": 6},
+        {"id": "shubhankar-jain", "name": "Shubhankar Jain",
+         "role": "Machine learning engineer at SurveyMonkey", "answers": 3},
+    ]  # fmt: skip
+    topics = client.get("/topics").json()
+    assert len(topics) == 7
+    assert topics[0]["question"].startswith("How does the role of machine learning engineer")
+    assert [s["name"] for s in topics[0]["speakers"]] == ["Chirag Mahapatra", "Shubhankar Jain"]
+    page = client.get("/")
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<script src="/widget.js"' in page.text
+    script = client.get("/widget.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert client.get("/docs").status_code == 200
+
+
+def test_openapi_lists_the_contract_and_its_errors(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    ask = schema["paths"]["/ask"]["post"]
+    assert set(ask["responses"]) == {"200", "400", "413", "422"}
+    assert ask["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorResponse"
+    )
+    request = schema["components"]["schemas"]["AskRequest"]
+    assert request["additionalProperties"] is False
+    assert request["required"] == ["question"]
+    assert request["properties"]["question"]["maxLength"] == 1000
+    assert (
+        request["properties"]["top_k"]["minimum"],
+        request["properties"]["top_k"]["maximum"],
+    ) == (1, 10)
+    assert ask["summary"] and "Answer a career question" in ask["description"]
+    for path in ("/health", "/speakers", "/topics"):
+        assert schema["paths"][path]["get"]["description"]
+
+
+def test_cors_is_same_origin_only_by_default(client: TestClient) -> None:
+    response = client.post(
+        "/ask", json={"question": "x"}, headers={"Origin": "https://elsewhere.example"}
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_allows_configured_origins_only(built: Settings, fake_embedder: FakeEmbedder) -> None:
+    allowed = built.model_copy(update={"cors_origins": "https://a.example, https://b.example"})
+    with TestClient(create_app(allowed, fake_embedder)) as client:
+        preflight = {"Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "content-type"}  # fmt: skip
+        ok = client.options("/ask", headers={"Origin": "https://b.example", **preflight})
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://b.example"
+        assert "POST" in ok.headers["access-control-allow-methods"]
+        assert "DELETE" not in ok.headers["access-control-allow-methods"]
+        denied = client.options("/ask", headers={"Origin": "http://a.example", **preflight})
+        assert "access-control-allow-origin" not in denied.headers
+        simple = client.post(
+            "/ask", json={"question": "x"}, headers={"Origin": "https://a.example"}
+        )
+        assert simple.headers["access-control-allow-origin"] == "https://a.example"
+
+
+class BlockingEmbedder(FakeEmbedder):
+    """Holds every question embedding until released, like a very slow model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.blocking = False
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        if self.blocking:
+            self.entered.set()
+            self.release.wait(10)
+        return super().embed(texts, progress)
+
+
+def test_a_slow_question_does_not_stall_health(built: Settings) -> None:
+    embedder = BlockingEmbedder()
+    app = create_app(built, embedder)
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                embedder.blocking = True
+                slow = asyncio.create_task(http.post("/ask", json={"question": "hiring"}))
+                await asyncio.to_thread(embedder.entered.wait, 5)
+                health = await asyncio.wait_for(http.get("/health"), timeout=5)
+                assert health.status_code == 200
+                assert not slow.done()
+                embedder.release.set()
+                assert (await slow).status_code == 200
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.model
+def test_real_model_answers_over_http(
+    tmp_path: Path, settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    build_index(settings, real_embedder)
+    with TestClient(create_app(settings, real_embedder)) as client:
+        body = client.post(
+            "/ask", json={"question": "how do I move from data science to ML engineering?"}
+        ).json()
+    best = body["answers"][0]
+    assert best["id"] == "ml-engineer-career-qa/2/chirag-mahapatra"
+    assert (
+        best["question"]
+        == "How can a data scientist transition to a machine learning engineer role?"
+    )
+    assert best["passage"] in best["text"]
+    assert 0 < best["score"] <= 1
