@@ -53,7 +53,8 @@ def corpus_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
-    return Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index")
+    # The fake embedder is not calibrated: keep every answer, whatever its score.
+    return Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", min_score=0.0)
 
 
 @pytest.fixture(scope="session")

@@ -31,14 +31,28 @@ def test_sentences_keep_closing_punctuation_and_quotes() -> None:
 
 
 @pytest.mark.parametrize("budget", [16, 40, 128])
-def test_passages_cover_the_answer_verbatim_and_in_order(budget: int) -> None:
+def test_passages_are_verbatim_overlapping_windows_that_cover_the_answer(budget: int) -> None:
     fake = FakeEmbedder()
     for answer in answers_of(parse_transcript(DEFAULT)):
         passages = split_passages(answer, fake.count_tokens, fake.window, budget)
         assert all(p.text == answer.text[p.start : p.end] for p in passages)
         assert all(fake.count_tokens(p.text) <= budget for p in passages)
-        joined = " ".join(p.text for p in passages)
-        assert joined.split() == answer.text.split()
+        starts = [p.start for p in passages]
+        assert starts == sorted(set(starts))
+        ends = [p.end for p in passages]
+        assert ends == sorted(set(ends))
+        covered = {i for p in passages for i in range(p.start, p.end)}
+        assert all(i in covered for i, c in enumerate(answer.text) if not c.isspace())
+
+
+def test_each_window_starts_at_a_sentence_and_takes_the_next_ones_that_fit() -> None:
+    fake = FakeEmbedder()
+    answer = answers_of(parse_transcript(DEFAULT))[0]
+    passages = split_passages(answer, fake.count_tokens, fake.window, 120)
+    sentences = [answer.text[a:b] for a, b in sentence_spans(answer.text)]
+    assert passages[0].text.startswith(f"{sentences[0]} {sentences[1]}")
+    assert passages[1].text.startswith(sentences[1])
+    assert passages[0].end > passages[1].start  # they overlap
 
 
 def test_an_overlong_sentence_is_split_between_words_not_cut() -> None:
@@ -48,7 +62,8 @@ def test_an_overlong_sentence_is_split_between_words_not_cut() -> None:
     assert len(passages) > 5
     for passage in passages:
         assert fake.count_tokens(embedding_text(answer, passage.text)) <= 40
-    assert " ".join(p.text for p in passages).split() == answer.text.split()
+    covered = {i for p in passages for i in range(p.start, p.end)}
+    assert all(i in covered for i, c in enumerate(answer.text) if not c.isspace())
 
 
 def test_a_question_too_long_for_the_window_fails_naming_the_line() -> None:

@@ -19,6 +19,7 @@ from tests.conftest import DATA, ROOT, FakeEmbedder
 @pytest.fixture
 def use_fake(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> FakeEmbedder:
     monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: fake_embedder)
+    monkeypatch.setenv("CAREERBOT_MIN_SCORE", "0")  # fake vectors are not calibrated
     return fake_embedder
 
 

@@ -220,7 +220,11 @@ def answer_out(hit: Hit) -> AnswerOut:
         text=answer["text"],
         passage=passage["text"],
         score=round(hit.score, 4),
-        why=Why(semantic=round(hit.semantic, 4), lexical=0.0, matched_terms=[]),
+        why=Why(
+            semantic=round(hit.semantic, 4),
+            lexical=round(hit.lexical, 4),
+            matched_terms=hit.matched_terms,
+        ),
         source=Source(**answer["source"]),
     )
 

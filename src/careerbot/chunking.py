@@ -47,7 +47,9 @@ class Passage:
 
 def embedding_text(answer: Answer, passage: str) -> str:
     """What the model sees for a passage: the interview question and speaker give it context."""
-    return f"{answer.question}\n{answer.speaker.name}: {passage}"
+    speaker = answer.speaker
+    who = f"{speaker.name} ({speaker.title})" if speaker.title else speaker.name
+    return f"{answer.question}\n{who}: {passage}"
 
 
 def answers_of(transcript: Transcript) -> list[Answer]:
@@ -85,10 +87,12 @@ def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
 def split_passages(
     answer: Answer, count_tokens: Callable[[str], int], window: int, passage_tokens: int
 ) -> list[Passage]:
-    """Pack whole sentences into passages of at most passage_tokens word pieces.
+    """Overlapping windows of whole sentences, each of at most passage_tokens word pieces.
 
-    Each passage, embedded with its context, fits the model's window, so nothing is cut.
-    A sentence too long on its own is split between words.
+    A window starts at every sentence and takes as many following ones as fit, so the
+    sentences that matter are found together whatever their neighbours. Each passage,
+    embedded with its context, fits the model's window, so nothing is cut. A sentence too
+    long on its own is split between words.
     """
 
     def fits(start: int, end: int) -> bool:
@@ -107,22 +111,30 @@ def split_passages(
     for start, end in sentence_spans(answer.text):
         if fits(start, end):
             pieces.append((start, end))
-        else:
-            words = WORD.finditer(answer.text, start, end)
-            pieces.extend((word.start(), word.end()) for word in words)
-    passages: list[tuple[int, int]] = []
-    for start, end in pieces:
-        if passages and fits(passages[-1][0], end):
-            passages[-1] = (passages[-1][0], end)
-        else:
-            passages.append((start, end))
-    for start, end in passages:
-        if not fits(start, end):
-            raise CareerbotError(
-                f"{answer.document}:{answer.line_at(start)}: a single word is longer than "
-                f"{passage_tokens} word pieces"
-            )
+            continue
+        run: tuple[int, int] | None = None
+        for word in WORD.finditer(answer.text, start, end):
+            if run and fits(run[0], word.end()):
+                run = (run[0], word.end())
+            else:
+                if run:
+                    pieces.append(run)
+                if not fits(word.start(), word.end()):
+                    raise CareerbotError(
+                        f"{answer.document}:{answer.line_at(word.start())}: a single word is "
+                        f"longer than {passage_tokens} word pieces"
+                    )
+                run = (word.start(), word.end())
+        if run:
+            pieces.append(run)
+    found: list[tuple[int, int]] = []
+    for first in range(len(pieces)):
+        last = first
+        while last + 1 < len(pieces) and fits(pieces[first][0], pieces[last + 1][1]):
+            last += 1
+        if not found or found[-1][1] < pieces[last][1]:
+            found.append((pieces[first][0], pieces[last][1]))
     return [
         Passage(f"{answer.id}#{number}", answer, start, end)
-        for number, (start, end) in enumerate(passages, start=1)
+        for number, (start, end) in enumerate(found, start=1)
     ]

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.embedding import Embedder, SentenceTransformerEmbedder
+from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import LoadedIndex, build_index, corpus_sha256, load_index
 from careerbot.search import Result, Searcher
 
@@ -29,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, help="how many answers, 1-10 (default: 3)")
     ask.add_argument("--speaker", help="only answers by this speaker (id or name)")
+    check = commands.add_parser("eval", parents=[common], help="measure answer quality")
+    check.add_argument("files", nargs="+", type=Path, help="labelled questions (JSONL)")
     serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API and widget")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
@@ -97,6 +100,21 @@ def run(args: argparse.Namespace) -> None:
         show(searcher.ask(args.question, settings.top_k, args.speaker))
     elif args.command == "serve":
         serve(settings, embedder)
+    elif args.command == "eval":
+        searcher = Searcher(ensure_index(settings, embedder), embedder, settings.min_score)
+        report_quality(searcher, args.files)
+
+
+def report_quality(searcher: Searcher, files: list[Path]) -> None:
+    everything = []
+    for path in files:
+        report = evaluate(searcher, read_cases(path))
+        everything.extend(report.outcomes)
+        print(f"{path}: {report}")
+        for miss in report.misses():
+            print(f"  {miss}")
+    if len(files) > 1:
+        print(f"all: {Report(everything)}")
 
 
 def serve(settings: Settings, embedder: Embedder) -> None:

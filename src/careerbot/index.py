@@ -17,6 +17,7 @@ from careerbot import CareerbotError, __version__
 from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
 from careerbot.config import Settings
 from careerbot.embedding import Embedder, Vectors
+from careerbot.lexical import SYNONYMS_FILE, Synonyms
 from careerbot.transcript import Speaker, parse_corpus
 
 FORMAT = 1
@@ -56,7 +57,8 @@ def sha256(path: Path) -> str:
 def corpus_sha256(corpus_dir: Path) -> str:
     """One digest over every transcript and speakers file, so any edit shows."""
     digest = hashlib.sha256()
-    for path in sorted([*corpus_dir.glob("*.txt"), *corpus_dir.glob("*.speakers.toml")]):
+    paths = [*corpus_dir.glob("*.txt"), *corpus_dir.glob("*.speakers.toml")]
+    for path in sorted([*paths, *corpus_dir.glob(SYNONYMS_FILE)]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -129,6 +131,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     """Parse, chunk and embed the whole corpus into settings.index_dir."""
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir)
+    synonyms = Synonyms.read(settings.corpus_dir)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
     passages = [
         passage
@@ -149,6 +152,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "documents": [transcript.document for transcript in transcripts],
         "corpus_sha256": corpus_sha256(settings.corpus_dir),
         "chunking": {"passage_tokens": settings.passage_tokens, "window": embedder.window},
+        "synonyms": synonyms.table,
         "version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -1,17 +1,34 @@
-"""Answer a question from the index: rank passages, keep the best one per answer."""
+"""Answer a question from the index: hybrid scoring, one best passage per answer, a threshold."""
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+from rapidfuzz import fuzz
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder, Vectors
 from careerbot.index import LoadedIndex, Record, search_vectors
+from careerbot.lexical import WORD, Lexicon, Synonyms
 
 
 class UnknownSpeaker(CareerbotError):
     pass
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the signals add up to a score in [0, 1]; chosen on the tuning questions."""
+
+    semantic: float = 0.7  # the question against the passage (with its context)
+    lexical: float = 0.2  # BM25 of the question's words in the passage
+    topic: float = 0.1  # the question against the interview question alone
+    # An answer by someone other than the speaker a question names is worth this much less.
+    other_speaker: float = 0.25
+    # Scores are scaled by coverage ** this: the share of the question's information in
+    # words the corpus uses at all. Off-topic questions use words the corpus never does.
+    coverage: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -22,6 +39,8 @@ class Hit:
     passage: Record
     score: float
     semantic: float
+    lexical: float
+    matched_terms: list[str]
 
 
 @dataclass(frozen=True)
@@ -35,23 +54,45 @@ class Result:
         return bool(self.answers)
 
 
+def speaker_words(speaker: Record) -> set[str]:
+    """The words that name a speaker in a question: names and organization, joined and apart."""
+    found: set[str] = set()
+    for phrase in (speaker["name"], speaker.get("organization", "")):
+        parts = WORD.findall(phrase.lower())
+        found.update(part for part in parts if len(part) > 2)
+        if len(parts) > 1:
+            found.add("".join(parts))
+    return found
+
+
 class Searcher:
-    def __init__(self, index: LoadedIndex, embedder: Embedder, min_score: float = 0.0) -> None:
-        self.index = index
-        self.embedder = embedder
-        self.min_score = min_score
-        answers = index.answers.values()
+    def __init__(
+        self,
+        index: LoadedIndex,
+        embedder: Embedder,
+        min_score: float = 0.0,
+        weights: Weights = Weights(),
+    ) -> None:
+        self.index, self.embedder = index, embedder
+        self.min_score, self.weights = min_score, weights
+        answers = list(index.answers.values())
         counts = Counter(answer["speaker"]["id"] for answer in answers)
         self.speakers: dict[str, Record] = {
             a["speaker"]["id"]: {**a["speaker"], "answers": counts[a["speaker"]["id"]]}
             for a in answers
         }
+        self.naming = {id: speaker_words(speaker) for id, speaker in self.speakers.items()}
         # The interview questions, each with who answered it: the topics the corpus covers.
         self.topics: dict[str, list[Record]] = {}
         for answer in answers:
             speaker = {key: answer["speaker"][key] for key in ("id", "name")}
             self.topics.setdefault(answer["question"], []).append(speaker)
         self.topic_vectors = embedder.embed(list(self.topics))
+        self.topic_of = {question: i for i, question in enumerate(self.topics)}
+        self.synonyms = Synonyms(index.manifest.get("synonyms", {}))
+        self.lexicon = Lexicon(
+            [f"{p['question']} {p['text']}" for p in index.passages], self.synonyms
+        )
 
     def resolve_speaker(self, name: str) -> str:
         """A speaker's id from their id or name, in any case."""
@@ -62,25 +103,59 @@ class Searcher:
         known = ", ".join(f"{s['name']} ({s['id']})" for s in self.speakers.values())
         raise UnknownSpeaker(f"unknown speaker {name[:100]!r}; known speakers: {known}")
 
+    def named_speakers(self, question: str) -> tuple[set[str], set[str]]:
+        """Speakers a question names (by name or organization, allowing small typos), and
+        the question's words that named them."""
+        parts = WORD.findall(question.lower())
+        candidates = set(parts) | {a + b for a, b in itertools.pairwise(parts)}
+        named, naming = set(), set()
+        for id, names in self.naming.items():
+            for word in candidates:
+                if any(word == n or (len(n) > 4 and fuzz.ratio(word, n) >= 85) for n in names):
+                    named.add(id)
+                    naming.add(word)
+        return named, naming
+
     def ask(self, question: str, top_k: int = 3, speaker: str | None = None) -> Result:
-        speaker_id = self.resolve_speaker(speaker) if speaker else None
-        query = self.embedder.embed([question])
+        only = self.resolve_speaker(speaker) if speaker else None
+        repaired = self.lexicon.repair(question)
+        query = self.embedder.embed([self.synonyms.expand(repaired)])
+        named, naming = self.named_speakers(repaired)
+        # Who is named steers the choice of speaker, not the word matching.
+        terms = self.lexicon.terms(repaired, ignore=naming)
+        lexical = self.lexicon.scores(terms)
+        topical = self.topic_vectors @ query[0]
+        confidence = self.lexicon.coverage(terms) ** self.weights.coverage
+        semantic = np.zeros(len(self.index.passages), dtype=np.float32)
         scores, ids = search_vectors(self.index.vectors, query, self.index.vectors.ntotal)
+        semantic[ids] = scores
+        w = self.weights
         best: dict[str, Hit] = {}
-        for score, position in zip(scores, ids, strict=True):
-            passage = self.index.passages[position]
-            if speaker_id and passage["speaker"]["id"] != speaker_id:
+        for position, passage in enumerate(self.index.passages):
+            speaker_id = passage["speaker"]["id"]
+            if only and speaker_id != only:
                 continue
-            if passage["answer_id"] not in best:
-                semantic = float(np.clip(score, 0.0, 1.0))
-                answer = self.index.answers[passage["answer_id"]]
-                best[passage["answer_id"]] = Hit(answer, passage, semantic, semantic)
+            sem = float(np.clip(semantic[position], 0.0, 1.0))
+            topic = float(np.clip(topical[self.topic_of[passage["question"]]], 0.0, 1.0))
+            score = w.semantic * sem + w.lexical * float(lexical[position]) + w.topic * topic
+            score *= confidence
+            if named and speaker_id not in named:
+                score *= 1 - w.other_speaker
+            current = best.get(passage["answer_id"])
+            if current is None or score > current.score:
+                best[passage["answer_id"]] = Hit(
+                    answer=self.index.answers[passage["answer_id"]],
+                    passage=passage,
+                    score=float(np.clip(score, 0.0, 1.0)),
+                    semantic=sem,
+                    lexical=float(lexical[position]),
+                    matched_terms=self.lexicon.matched(terms, position),
+                )
         hits = sorted(best.values(), key=lambda hit: -hit.score)
         hits = [hit for hit in hits if hit.score >= self.min_score][:top_k]
-        return Result(question, hits, [] if hits else self.suggest(query))
+        return Result(question, hits, [] if hits else self.suggest(topical))
 
-    def suggest(self, query: Vectors, count: int = 3) -> list[str]:
-        """The interview questions closest to the query, for a person to pick from."""
-        order = np.argsort(-(self.topic_vectors @ query[0]))[:count]
+    def suggest(self, topical: Vectors, count: int = 3) -> list[str]:
+        """The interview questions closest to the question, for a person to pick from."""
         questions = list(self.topics)
-        return [questions[i] for i in order]
+        return [questions[i] for i in np.argsort(-topical)[:count]]

@@ -1,0 +1,84 @@
+"""Choose the scoring weights, passage size and threshold on the tuning questions.
+
+Usage: python scripts/tune.py eval/tune.jsonl [more.jsonl ...]
+Prints, for each setting tried, the figures at the threshold that best separates the
+in-domain questions from the off-topic ones. Report held-out figures with `careerbot eval`.
+"""
+
+import itertools
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from careerbot.config import Settings
+from careerbot.embedding import SentenceTransformerEmbedder, Vectors
+from careerbot.evaluate import Report, evaluate, read_cases
+from careerbot.index import build_index, load_index
+from careerbot.search import Searcher, Weights
+
+
+def at_threshold(report: Report, threshold: float) -> Report:
+    kept = [
+        type(o)(o.case, [hit for hit in o.hits if hit.score >= threshold]) for o in report.outcomes
+    ]
+    return Report(kept)
+
+
+def best_threshold(report: Report) -> tuple[float, Report]:
+    candidates = sorted({round(o.hits[0].score, 3) for o in report.outcomes if o.hits})
+    scored = []
+    for threshold in candidates:
+        figures = at_threshold(report, threshold).figures()
+        value = figures["top1"] + figures["offtopic_rejected"] - figures["false_rejection"]
+        scored.append((value, threshold))
+    best = max(value for value, _ in scored)
+    # Among the best thresholds, take the middle one: the widest margin both ways.
+    ties = [threshold for value, threshold in scored if value == best]
+    threshold = ties[len(ties) // 2]
+    return threshold, at_threshold(report, threshold)
+
+
+class CachedEmbedder(SentenceTransformerEmbedder):
+    """Embeds each text once: the settings tried differ in scoring, not in questions."""
+
+    cache: ClassVar[dict[str, np.ndarray]] = {}
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        missing = [text for text in texts if text not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, super().embed(missing, progress), strict=True))
+        return np.stack([self.cache[text] for text in texts])
+
+
+def main() -> None:
+    cases = [case for name in sys.argv[1:] for case in read_cases(Path(name))]
+    embedder = CachedEmbedder()
+    steps = [round(0.1 * i, 1) for i in range(11)]
+    results = []
+    for passage_tokens in (96, 128):
+        with tempfile.TemporaryDirectory() as scratch:
+            settings = Settings(index_dir=Path(scratch) / "index", passage_tokens=passage_tokens)
+            build_index(settings, embedder)
+            index = load_index(settings.index_dir, embedder)
+            for semantic, lexical in itertools.product(steps, steps):
+                topic = round(1 - semantic - lexical, 1)
+                if topic < 0:
+                    continue
+                weights = Weights(semantic, lexical, topic)
+                report = evaluate(Searcher(index, embedder, 0.0, weights), cases)
+                threshold, chosen = best_threshold(report)
+                f = chosen.figures()
+                value = f["top1"] + f["evidence1"] / 2 + f["offtopic_rejected"]
+                value -= f["false_rejection"]
+                setting = f"tokens {passage_tokens} {weights} threshold {threshold:.3f}"
+                results.append((value, f"{setting}: {chosen}"))
+    for value, line in sorted(results, reverse=True)[:25]:
+        print(f"{value:.3f} {line}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Measure answer quality on a labelled question set (JSONL)."""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from careerbot import CareerbotError
+from careerbot.search import Hit, Searcher
+
+
+@dataclass(frozen=True)
+class Case:
+    """A labelled question: the acceptable (interview question, speaker) pairs, or none."""
+
+    question: str
+    expect: frozenset[tuple[str, str]]  # empty: the corpus should not answer it
+    evidence: str | None
+    where: str
+
+    def accepts(self, hit: Hit) -> bool:
+        answer = hit.answer
+        asked = answer["question"].casefold()
+        return any(
+            question == asked and speaker in (answer["speaker"]["name"].casefold(),
+                                              answer["speaker"]["id"].casefold())
+            for question, speaker in self.expect
+        )  # fmt: skip
+
+
+def read_cases(path: Path) -> list[Case]:
+    cases = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CareerbotError(f"cannot read {path}: {error}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+            expect = record["expect"]
+            pairs = (
+                []
+                if expect == "no_answer"
+                else [(e["question"].casefold(), e["speaker"].casefold()) for e in expect]
+            )
+            evidence = record.get("evidence")
+            cases.append(Case(record["question"], frozenset(pairs), evidence, where))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise CareerbotError(
+                f'{where}: expected {{"question": ..., "expect": [{{"question": ..., '
+                f'"speaker": ...}}] or "no_answer", "evidence": optional}}'
+            ) from None
+    return cases
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    hits: list[Hit]
+
+    @property
+    def rank(self) -> int | None:
+        """Where the first acceptable answer is (1-based), if anywhere."""
+        return next((i for i, hit in enumerate(self.hits, 1) if self.case.accepts(hit)), None)
+
+    @property
+    def evidence_ok(self) -> bool:
+        evidence = self.case.evidence
+        return self.rank == 1 and (
+            evidence is None or evidence.casefold() in self.hits[0].passage["text"].casefold()
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    outcomes: list[Outcome]
+
+    @property
+    def in_domain(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.case.expect]
+
+    @property
+    def off_topic(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.case.expect]
+
+    def figures(self) -> dict[str, float]:
+        inside, outside = self.in_domain, self.off_topic
+        with_evidence = [o for o in inside if o.case.evidence]
+        return {
+            "top1": share(o.rank == 1 for o in inside),
+            "mrr3": sum(1 / o.rank for o in inside if o.rank) / max(len(inside), 1),
+            "evidence1": share(o.evidence_ok for o in with_evidence),
+            "offtopic_rejected": share(not o.hits for o in outside),
+            "false_rejection": share(not o.hits for o in inside),
+        }
+
+    def misses(self) -> list[str]:
+        lines = []
+        for o in self.outcomes:
+            got = (
+                f"{o.hits[0].answer['speaker']['name']} on {o.hits[0].answer['question']!r} "
+                f"({o.hits[0].score:.3f})"
+                if o.hits
+                else "no answer"
+            )
+            if not o.case.expect and o.hits:
+                lines.append(f"off-topic answered: {o.case.question!r} -> {got}")
+            elif o.case.expect and not o.hits:
+                lines.append(f"falsely rejected: {o.case.question!r}")
+            elif o.case.expect and o.rank != 1:
+                lines.append(f"wrong top-1 (rank {o.rank}): {o.case.question!r} -> {got}")
+            elif o.case.expect and not o.evidence_ok:
+                lines.append(f"evidence missing: {o.case.question!r} wants {o.case.evidence!r}")
+        return lines
+
+    def __str__(self) -> str:
+        f = self.figures()
+        return (
+            f"in-domain {len(self.in_domain)}, off-topic {len(self.off_topic)}: "
+            f"top-1 {f['top1']:.3f}  MRR@3 {f['mrr3']:.3f}  evidence@1 {f['evidence1']:.3f}  "
+            f"off-topic rejected {f['offtopic_rejected']:.3f}  "
+            f"in-domain falsely rejected {f['false_rejection']:.3f}"
+        )
+
+
+def share(flags: Iterable[bool]) -> float:
+    values = list(flags)
+    return sum(values) / len(values) if values else 1.0
+
+
+def evaluate(searcher: Searcher, cases: list[Case]) -> Report:
+    return Report([Outcome(case, searcher.ask(case.question, 3).answers) for case in cases])

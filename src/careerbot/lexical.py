@@ -1,0 +1,155 @@
+"""Word matching: BM25 over passages, with synonyms and typo repair, scaled to [0, 1]."""
+
+import math
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Collection
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+from numpy.typing import NDArray
+from rapidfuzz import fuzz, process
+from spellchecker import SpellChecker
+
+from careerbot import CareerbotError
+
+SYNONYMS_FILE = "synonyms.toml"
+# Words people add when chatting that say nothing about the topic.
+CHAT_WORDS = {"say", "says", "said", "think", "thinks", "tell", "please", "hey", "hi",
+              "would", "could", "get", "like", "really", "lot", "whats", "thing", "things",
+              "guy", "mention", "mentions", "mentioned", "talk", "talks", "talked",
+              "talking"}  # fmt: skip
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | CHAT_WORDS
+WORD = re.compile(r"\w+")
+
+
+COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of text that carry meaning; "back-end" also gives "backend"."""
+    text = text.lower()
+    joined = [compound.replace("-", "") for compound in COMPOUND.findall(text)]
+    return [w for w in WORD.findall(text) + joined if w not in STOPWORDS and len(w) > 1]
+
+
+class Synonyms:
+    """Abbreviations people type and the long forms they stand for ("ML" -> "machine learning")."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = {key.lower(): forms for key, forms in table.items()}
+        keys = sorted(self.table, key=len, reverse=True)
+        self.pattern = (
+            re.compile(rf"\b({'|'.join(map(re.escape, keys))})\b", re.I) if keys else None
+        )
+
+    @classmethod
+    def read(cls, corpus_dir: Path) -> "Synonyms":
+        path = corpus_dir / SYNONYMS_FILE
+        if not path.exists():
+            return cls({})
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8")).get("synonyms", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise CareerbotError(f"{path}: {error}") from None
+        if not all(
+            isinstance(forms, list) and all(isinstance(f, str) for f in forms)
+            for forms in table.values()
+        ):
+            raise CareerbotError(
+                f'{path}: each synonym is a list of text, e.g. ML = ["machine learning"]'
+            )
+        return cls(table)
+
+    def expand(self, text: str) -> str:
+        """Text with each abbreviation followed by its long forms: "ML (machine learning)"."""
+        if self.pattern is None:
+            return text
+        return self.pattern.sub(lambda m: f"{m[0]} ({' / '.join(self.table[m[0].lower()])})", text)
+
+    def replace(self, text: str) -> str:
+        """Text with each abbreviation replaced by its long forms, for word matching."""
+        if self.pattern is None:
+            return text
+        return self.pattern.sub(lambda m: " ".join(self.table[m[0].lower()]), text)
+
+
+class Lexicon:
+    """BM25 over the passages' words (stemmed), normalised so scores compare across questions."""
+
+    def __init__(self, documents: list[str], synonyms: Synonyms) -> None:
+        self.synonyms = synonyms
+        self.stemmer = Stemmer.Stemmer("english")
+        document_words = [words(synonyms.expand(document)) for document in documents]
+        self.vocabulary = sorted({w for ws in document_words for w in ws})
+        self.known = set(self.vocabulary)
+        stems = [self.stemmer.stemWords(ws) for ws in document_words]
+        self.document_stems = [set(s) for s in stems]
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(stems, show_progress=False)
+        count = len(documents)
+        frequency = Counter(stem for s in self.document_stems for stem in s)
+        self.idf = {
+            stem: math.log(1 + (count - df + 0.5) / (df + 0.5)) for stem, df in frequency.items()
+        }
+        self.dictionary = SpellChecker()
+
+    def repair(self, question: str) -> str:
+        """Fix misspelt words that are close to a word of the corpus ("intervew" -> "interview")."""
+
+        def fix(match: re.Match[str]) -> str:
+            word = match[0]
+            lower = word.lower()
+            if (
+                len(lower) < 4
+                or lower in self.known
+                or lower in STOPWORDS
+                or lower in self.synonyms.table
+                or not self.dictionary.unknown([lower])
+            ):
+                return word
+            best = process.extractOne(lower, self.vocabulary, scorer=fuzz.ratio, score_cutoff=80)
+            return str(best[0]) if best else word
+
+        return WORD.sub(fix, question)
+
+    def terms(self, question: str, ignore: Collection[str] = ()) -> dict[str, str]:
+        """The question's stems, each with the word it came from, less the ignored words."""
+        found = [w for w in words(self.synonyms.replace(question)) if w not in ignore]
+        return dict(zip(self.stemmer.stemWords(found), found, strict=True))
+
+    def information(self, word: str) -> float:
+        """How much a word says: rare words in English say more than "get" or "job"."""
+        frequency = self.dictionary.word_frequency
+        return math.log(frequency.total_words / (frequency.dictionary.get(word, 0) + 1))
+
+    def scores(self, terms: dict[str, str]) -> NDArray[np.float64]:
+        """Each passage's share of the question's information that it matches, from 0 to 1.
+
+        A word counts in full when BM25 finds it once in a passage of typical length (less
+        in a longer one), and is weighed by how informative it is in English.
+        """
+        total = np.zeros(len(self.document_stems))
+        weights = {stem: self.information(word) for stem, word in terms.items()}
+        # BM25 (Lucene's form) gives idf * k1+1 at most; one occurrence in a passage of
+        # typical length gives idf: that much counts as a full match.
+        full = 1 + self.bm25.k1
+        for stem, weight in weights.items():
+            if stem in self.idf:
+                matched = self.bm25.get_scores([stem]) * full / self.idf[stem]
+                total += weight * np.minimum(1.0, matched)
+        return np.minimum(1.0, total / max(sum(weights.values()), 1e-9))
+
+    def coverage(self, terms: dict[str, str]) -> float:
+        """The share of the question's information in words that the corpus uses at all."""
+        weights = {stem: self.information(word) for stem, word in terms.items()}
+        known = sum(weight for stem, weight in weights.items() if stem in self.idf)
+        return known / sum(weights.values()) if weights else 0.0
+
+    def matched(self, terms: dict[str, str], document: int) -> list[str]:
+        """The question's words that a passage contains (after stemming)."""
+        return [word for stem, word in terms.items() if stem in self.document_stems[document]]

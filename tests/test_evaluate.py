@@ -1,0 +1,56 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from careerbot import CareerbotError
+from careerbot.config import Settings
+from careerbot.evaluate import evaluate, read_cases
+from careerbot.index import build_index, load_index
+from careerbot.search import Searcher
+from tests.conftest import FakeEmbedder
+
+TIPS = "What are some tips for the interview process?"
+
+
+def write(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_figures_count_hits_misses_evidence_and_rejections(
+    tmp_path: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    build_index(settings, fake_embedder)
+    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder, 0.05)
+    tips = {"question": TIPS, "speaker": "Shubhankar Jain"}
+    cases = read_cases(
+        write(
+            tmp_path / "set.jsonl",
+            [
+                {"question": "titanic project resume", "expect": [tips], "evidence": "Titanic"},
+                {"question": "titanic project resume", "expect": [tips], "evidence": "absent"},
+                {"question": "titanic project", "expect": [{"question": TIPS, "speaker": "x"}]},
+                {"question": "sourdough bread", "expect": "no_answer"},
+                {"question": "titanic resume", "expect": "no_answer"},
+            ],
+        )
+    )
+    report = evaluate(searcher, cases)
+    figures = report.figures()
+    assert figures["top1"] == pytest.approx(2 / 3)
+    assert figures["evidence1"] == pytest.approx(1 / 2)
+    assert figures["offtopic_rejected"] == pytest.approx(1 / 2)
+    assert figures["false_rejection"] == 0
+    misses = report.misses()
+    assert any(m.startswith("evidence missing: 'titanic project resume'") for m in misses)
+    assert any(m.startswith("wrong top-1 (rank None): 'titanic project'") for m in misses)
+    assert any(m.startswith("off-topic answered: 'titanic resume'") for m in misses)
+    assert "top-1 0.667" in str(report)
+
+
+def test_a_malformed_line_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "ok", "expect": "no_answer"}\n{"question": "no expect"}\n')
+    with pytest.raises(CareerbotError, match=r"bad\.jsonl:2: expected"):
+        read_cases(path)

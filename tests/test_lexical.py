@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import pytest
+
+from careerbot import CareerbotError
+from careerbot.lexical import Lexicon, Synonyms, words
+
+SYNONYMS = Synonyms({"ML": ["machine learning"], "CV": ["computer vision", "resume"]})
+DOCUMENTS = [
+    "How do machine learning engineers work? They build back-end services for models.",
+    "What makes a resume stand out? Projects in computer vision that are not the Titanic.",
+    "How is the hiring process? Two core-values interviews and one on algorithms.",
+]
+
+
+@pytest.fixture(scope="module")
+def lexicon() -> Lexicon:
+    return Lexicon(DOCUMENTS, SYNONYMS)
+
+
+def test_words_drop_stopwords_and_chat_filler_and_join_hyphenated_compounds() -> None:
+    assert words("Hey, what does he think about back-end ML?") == ["back", "end", "ml", "backend"]
+
+
+def test_synonyms_expand_for_meaning_and_replace_for_word_matching() -> None:
+    assert SYNONYMS.expand("is ML hard") == "is ML (machine learning) hard"
+    assert SYNONYMS.replace("my cv") == "my computer vision resume"
+    assert SYNONYMS.expand("html is not ml-free") == "html is not ml (machine learning)-free"
+
+
+def test_synonyms_file_is_read_from_the_corpus(tmp_path: Path) -> None:
+    (tmp_path / "synonyms.toml").write_text('[synonyms]\nSWE = ["software engineer"]\n')
+    assert Synonyms.read(tmp_path).table == {"swe": ["software engineer"]}
+    assert Synonyms.read(tmp_path / "missing").table == {}
+
+
+def test_a_broken_synonyms_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "synonyms.toml").write_text('[synonyms]\nSWE = "software engineer"\n')
+    with pytest.raises(CareerbotError, match=r"synonyms\.toml: each synonym is a list"):
+        Synonyms.read(tmp_path)
+
+
+def test_misspelt_words_are_repaired_to_corpus_words_real_words_are_kept(
+    lexicon: Lexicon,
+) -> None:
+    assert lexicon.repair("machien lerning intervews") == "machine learning interviews"
+    # "teaching" is a real word: it is not bent into a corpus word that looks like it.
+    assert lexicon.repair("teaching pizza") == "teaching pizza"
+
+
+def test_abbreviation_in_the_question_matches_the_long_form_in_passages(lexicon: Lexicon) -> None:
+    scores = lexicon.scores(lexicon.terms("ML engineers"))
+    assert scores.argmax() == 0 and scores[0] > 0.5
+    assert lexicon.matched(lexicon.terms("ML engineers"), 0) == ["machine", "learning", "engineers"]
+
+
+def test_scores_are_the_share_of_the_questions_information_matched(lexicon: Lexicon) -> None:
+    full = lexicon.scores(lexicon.terms("core values interviews"))
+    half = lexicon.scores(lexicon.terms("core values interviews salary negotiation"))
+    assert 0.8 <= full[2] <= 1.0
+    assert 0 < half[2] < full[2]
+    assert list(lexicon.scores({})) == [0.0, 0.0, 0.0]
+
+
+def test_rare_words_weigh_more_than_common_ones(lexicon: Lexicon) -> None:
+    assert lexicon.information("titanic") > lexicon.information("work") > 0
+
+
+def test_coverage_says_how_much_of_a_question_the_corpus_speaks_about(lexicon: Lexicon) -> None:
+    assert lexicon.coverage(lexicon.terms("titanic resume projects")) == 1.0
+    assert lexicon.coverage(lexicon.terms("sourdough bread recipe")) == 0.0
+    assert 0 < lexicon.coverage(lexicon.terms("titanic sourdough")) < 1

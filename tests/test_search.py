@@ -1,0 +1,112 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from careerbot.config import Settings
+from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.index import build_index, load_index
+from careerbot.search import Searcher, UnknownSpeaker
+from tests.conftest import DATA, FakeEmbedder
+
+
+@pytest.fixture
+def searcher(settings: Settings, fake_embedder: FakeEmbedder) -> Searcher:
+    build_index(settings, fake_embedder)
+    return Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
+
+
+def test_scores_are_in_unit_range_best_first_one_per_answer(searcher: Searcher) -> None:
+    hits = searcher.ask("machine learning engineer interviews at airbnb", top_k=10).answers
+    assert len(hits) == 9
+    assert len({hit.answer["id"] for hit in hits}) == 9
+    assert all(0 <= hit.score <= 1 for hit in hits)
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+def test_explanations_name_the_matched_words_and_carry_the_passage(searcher: Searcher) -> None:
+    best = searcher.ask("titanic project resume").answers[0]
+    assert best.answer["question"] == "What are some tips for the interview process?"
+    assert "Titanic" in best.passage["text"]
+    assert best.passage["text"] in best.answer["text"]
+    assert {"titanic", "project", "resume"} <= set(best.matched_terms)
+    assert 0 < best.lexical <= 1 and 0 <= best.semantic <= 1
+
+
+def test_a_named_speaker_or_their_company_is_preferred(searcher: Searcher) -> None:
+    question = "what separates a great candidate from a good one"
+    for naming, who in [
+        ("according to shubhankar", "Shubhankar Jain"),
+        ("at surveymonkey", "Shubhankar Jain"),
+        ("says chirag", "Chirag Mahapatra"),
+        ("at airbnb", "Chirag Mahapatra"),
+        ("according to shubankar", "Shubhankar Jain"),  # a typo in the name
+    ]:
+        best = searcher.ask(f"{question} {naming}").answers[0]
+        assert best.answer["speaker"]["name"] == who, naming
+
+
+def test_speaker_names_do_not_count_as_matched_words(searcher: Searcher) -> None:
+    best = searcher.ask("what does chirag say about trends").answers[0]
+    assert "chirag" not in best.matched_terms
+
+
+def test_speaker_filter_keeps_only_that_speaker(searcher: Searcher) -> None:
+    hits = searcher.ask("interview", top_k=10, speaker="shubhankar-jain").answers
+    assert {hit.answer["speaker"]["id"] for hit in hits} == {"shubhankar-jain"}
+    with pytest.raises(UnknownSpeaker, match="known speakers: Chirag Mahapatra"):
+        searcher.ask("interview", speaker="Nobody")
+
+
+def test_nothing_above_the_threshold_means_suggestions(searcher: Searcher) -> None:
+    strict = Searcher(searcher.index, searcher.embedder, min_score=0.99)
+    result = strict.ask("how do I prepare for the interview process")
+    assert not result.answered
+    assert result.suggestions[0] == "What are some tips for the interview process?"
+    assert len(result.suggestions) == 3
+
+
+def test_a_question_in_words_the_corpus_never_uses_scores_zero(searcher: Searcher) -> None:
+    hits = searcher.ask("sourdough bread recipe", top_k=10).answers
+    assert all(hit.score == 0 for hit in hits)
+
+
+@pytest.mark.model
+def test_real_model_rejects_off_topic_and_answers_in_domain(
+    settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    build_index(settings, real_embedder)
+    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.26)
+    off = searcher.ask("how do i bake sourdough bread")
+    assert not off.answered and len(off.suggestions) == 3
+    hit = searcher.ask("how many core values interviews does airbnb do").answers[0]
+    assert hit.answer["speaker"]["name"] == "Chirag Mahapatra"
+    assert "two core-values interviews" in hit.passage["text"]
+
+
+@pytest.mark.model
+def test_with_a_second_transcript_each_question_finds_its_speaker(
+    settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
+    shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
+    build_index(settings, real_embedder)
+    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.26)
+    expected = {
+        "should designers learn to code?": "Maria Okafor",
+        "what do design managers want from a junior designer": "Tom Reyes",
+        "How many core values interviews does Airbnb do?": "Chirag Mahapatra",
+        "is the titanic project good for my resume?": "Shubhankar Jain",
+    }
+    for question, who in expected.items():
+        assert searcher.ask(question).answers[0].answer["speaker"]["name"] == who, question
+    assert len(searcher.speakers) == 7
+
+
+def test_second_transcript_parses(tmp_path: Path) -> None:
+    from careerbot.transcript import parse_transcript
+
+    transcript = parse_transcript(DATA / "second" / "product-management-qa.txt")
+    assert len(transcript.questions) == 5
+    assert len(transcript.turns) == 7
+    assert all(t.speaker.title for t in transcript.turns)
