@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Set up .venv with careerbot and its test tools, then run every check: format, lint, types, tests.
+# Set up Chromium and .venv with careerbot and its test tools, then run every check:
+# format, lint, types, tests (unit, API, real model, browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Browser tests drive Debian's Chromium (Playwright's own browser download fails offline).
+if ! [ -x /usr/bin/chromium ]; then
+    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 [ -x .venv/bin/python ] || "${PYTHON:-python3.11}" -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff format --check src tests scripts

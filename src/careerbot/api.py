@@ -256,7 +256,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type"],
     )
-    demo_page, widget = static_text("index.html"), static_text("widget.js")
+    demo_page, widget, demo_css = (static_text(n) for n in ("index.html", "widget.js", "demo.css"))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
@@ -322,5 +322,9 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     def widget_script() -> Response:
         """The chat widget; embed it with a script tag."""
         return Response(widget, media_type="text/javascript")
+
+    @app.get("/demo.css", include_in_schema=False)
+    def demo_style() -> Response:
+        return Response(demo_css, media_type="text/css")
 
     return app
