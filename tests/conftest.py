@@ -9,6 +9,7 @@ import pytest
 
 from careerbot.config import Settings
 from careerbot.embedding import SentenceTransformerEmbedder, Vectors
+from careerbot.index import current_version
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
@@ -60,3 +61,10 @@ def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
 @pytest.fixture(scope="session")
 def real_embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
+
+
+def served_version(index_dir: Path) -> Path:
+    """The version folder an index directory's pointer names."""
+    version = current_version(index_dir)
+    assert version is not None, f"no index at {index_dir}"
+    return version

@@ -13,7 +13,7 @@ import pytest
 from careerbot import cli
 from careerbot.config import Settings
 from careerbot.embedding import SentenceTransformerEmbedder
-from tests.conftest import DATA, ROOT, FakeEmbedder
+from tests.conftest import DATA, ROOT, FakeEmbedder, served_version
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_build_prints_a_summary_of_what_it_indexed(
     assert cli.main(["build", *dirs(settings)]) == 0
     err = capsys.readouterr().err
     assert "documents: 1, speakers: 2, answers: 9, passages: " in err
-    assert (settings.index_dir / "manifest.json").exists()
+    assert (served_version(settings.index_dir) / "manifest.json").exists()
 
 
 def test_build_script_is_the_same_command(
@@ -48,7 +48,10 @@ def test_build_script_is_the_same_command(
     with pytest.raises(SystemExit) as exit:
         runpy.run_path(str(ROOT / "scripts" / "build_index.py"), run_name="__main__")
     assert exit.value.code == 0
-    assert json.loads((settings.index_dir / "manifest.json").read_text())["answers"] == 9
+    assert (
+        json.loads((served_version(settings.index_dir) / "manifest.json").read_text())["answers"]
+        == 9
+    )
 
 
 def test_settings_come_from_the_environment(
@@ -57,7 +60,7 @@ def test_settings_come_from_the_environment(
     monkeypatch.setenv("CAREERBOT_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("CAREERBOT_INDEX_DIR", str(settings.index_dir / "from-env"))
     assert cli.main(["build"]) == 0
-    assert (settings.index_dir / "from-env" / "manifest.json").exists()
+    assert (served_version(settings.index_dir / "from-env") / "manifest.json").exists()
 
 
 def test_ask_builds_a_missing_index_then_answers(
@@ -134,7 +137,7 @@ def test_a_damaged_index_is_refused_by_the_command_without_a_traceback(
     settings: Settings, use_fake: FakeEmbedder
 ) -> None:
     cli.main(["build", *dirs(settings)])
-    target = settings.index_dir / "faiss.index"
+    target = served_version(settings.index_dir) / "faiss.index"
     data = bytearray(target.read_bytes())
     data[-5] ^= 0xFF
     target.write_bytes(bytes(data))
@@ -183,5 +186,5 @@ def test_serve_builds_the_index_and_answers_over_http(settings: Settings) -> Non
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]
-    assert (settings.index_dir / "manifest.json").exists()
+    assert (served_version(settings.index_dir) / "manifest.json").exists()
     assert f"careerbot: serving on http://127.0.0.1:{port}/" in output

@@ -7,13 +7,13 @@ import pytest
 from careerbot import CareerbotError
 from careerbot.config import Settings
 from careerbot.index import build_index, load_index, sha256
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, served_version
 
 
 @pytest.fixture
 def built(settings: Settings, fake_embedder: FakeEmbedder) -> Path:
     build_index(settings, fake_embedder)
-    return settings.index_dir
+    return served_version(settings.index_dir)
 
 
 def test_build_writes_the_three_files_and_a_manifest(
@@ -21,22 +21,25 @@ def test_build_writes_the_three_files_and_a_manifest(
 ) -> None:
     summary = build_index(settings, fake_embedder)
     assert (summary.documents, summary.speakers, summary.answers) == (1, 2, 9)
-    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    version = served_version(settings.index_dir)
+    assert summary.index_dir == version
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert manifest["index_version"] == version.name
     assert manifest["model"] == "fake-model"
     assert manifest["dimension"] == 64
     assert manifest["passages"] == summary.passages > 9
     assert manifest["chunking"]["passage_tokens"] == settings.passage_tokens
     assert len(manifest["corpus_sha256"]) == 64
     for name, digest in manifest["files"].items():
-        assert sha256(settings.index_dir / name) == digest
-    leftovers = [p.name for p in settings.index_dir.parent.iterdir() if p.name.startswith(".")]
-    assert leftovers == []
+        assert sha256(version / name) == digest
+    assert sorted(p.name for p in settings.index_dir.iterdir()) == ["CURRENT", "versions"]
+    assert [p.name for p in (settings.index_dir / "versions").iterdir()] == [version.name]
 
 
 def test_round_trip_gives_back_every_passage_in_vector_order(
     built: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    index = load_index(built, fake_embedder)
+    index = load_index(built.parent.parent, fake_embedder)
     assert index.vectors.ntotal == len(index.passages) == index.manifest["passages"]
     first = index.passages[0]
     assert set(first) >= {"id", "answer_id", "speaker", "question", "text", "source"}
@@ -61,24 +64,58 @@ def test_round_trip_gives_back_every_passage_in_vector_order(
         assert np.allclose(stored, fake_embedder.embed([embedded[position]])[0])
 
 
-def test_rebuild_replaces_the_index_in_place(
+def test_rebuild_publishes_a_new_version_and_keeps_the_last_few(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     (settings.corpus_dir / "ml-engineer-career-qa.speakers.toml").unlink()
     build_index(settings, fake_embedder)
-    index = load_index(built, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder)
+    assert index.version != built.name
     assert index.passages[0]["speaker"]["name"] == "Chirag"
+    for _ in range(3):
+        build_index(settings, fake_embedder)
+    versions = sorted(p.name for p in (settings.index_dir / "versions").iterdir())
+    assert len(versions) == 3
+    assert served_version(settings.index_dir).name == versions[-1]
 
 
-def test_failed_build_leaves_the_old_index_and_no_leftovers(
+def test_failed_build_leaves_the_pointer_and_no_leftovers(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    before = (built / "manifest.json").read_text()
+    pointer = (settings.index_dir / "CURRENT").read_text()
     (settings.corpus_dir / "broken.txt").write_text("no questions here\n")
     with pytest.raises(CareerbotError, match=r"broken\.txt:1"):
         build_index(settings, fake_embedder)
-    assert (built / "manifest.json").read_text() == before
-    assert sorted(p.name for p in built.parent.iterdir()) == ["corpus", "index"]
+    assert (settings.index_dir / "CURRENT").read_text() == pointer
+    assert [p.name for p in (settings.index_dir / "versions").iterdir()] == [built.name]
+
+
+def test_a_build_failing_while_writing_changes_nothing(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pointer = (settings.index_dir / "CURRENT").read_text()
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("careerbot.index.jsonl", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        build_index(settings, fake_embedder)
+    assert (settings.index_dir / "CURRENT").read_text() == pointer
+    assert [p.name for p in (settings.index_dir / "versions").iterdir()] == [built.name]
+    assert load_index(settings.index_dir, fake_embedder).version == built.name
+
+
+def test_leftovers_of_a_killed_build_are_ignored_then_cleaned(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    # What a build killed half-way leaves: a staging folder of a process that is gone.
+    leftover = settings.index_dir / "versions" / ".building-999999-20990101T000000000000Z"
+    leftover.mkdir()
+    (leftover / "faiss.index").write_bytes(b"half")
+    assert load_index(settings.index_dir, fake_embedder).version == built.name
+    build_index(settings, fake_embedder)
+    assert not leftover.exists()
 
 
 def flip_byte(path: Path) -> None:
@@ -112,7 +149,12 @@ DAMAGE = {
         lambda d: (d / "manifest.json").write_text("{"),
         r"manifest\.json is not a careerbot manifest",
     ),
-    "no manifest": (lambda d: (d / "manifest.json").unlink(), r"no index at .*careerbot build"),
+    "empty faiss.index": (
+        lambda d: (d / "faiss.index").write_bytes(b""),
+        r"faiss\.index does not match its checksum",
+    ),
+    "no manifest": (lambda d: (d / "manifest.json").unlink(), r"CURRENT names .* no manifest"),
+    "no pointer": (lambda d: (d.parent.parent / "CURRENT").unlink(), r"no index at .*build"),
 }
 
 
@@ -123,7 +165,7 @@ def test_damaged_index_is_refused_with_one_clear_line(
     damage, message = DAMAGE[case]
     damage(built)
     with pytest.raises(CareerbotError, match=message) as error:
-        load_index(built, fake_embedder)
+        load_index(built.parent.parent, fake_embedder)
     assert "\n" not in str(error.value)
 
 
@@ -140,7 +182,7 @@ def test_passages_one_line_short_is_refused_even_with_matching_checksums(
     drop_last_line(built / "passages.jsonl")
     rehash(built)
     with pytest.raises(CareerbotError, match=r"inconsistent: (\d+) vectors, \d+ passages"):
-        load_index(built, fake_embedder)
+        load_index(built.parent.parent, fake_embedder)
 
 
 def test_random_bytes_as_faiss_index_are_refused_even_with_matching_checksums(
@@ -149,16 +191,16 @@ def test_random_bytes_as_faiss_index_are_refused_even_with_matching_checksums(
     (built / "faiss.index").write_bytes(bytes(range(256)) * 4)
     rehash(built)
     with pytest.raises(CareerbotError, match=r"cannot be read"):
-        load_index(built, fake_embedder)
+        load_index(built.parent.parent, fake_embedder)
 
 
 def test_index_from_a_model_of_another_dimension_is_refused(built: Path) -> None:
     other = FakeEmbedder(dimension=32)
     with pytest.raises(CareerbotError, match=r"64-dimensional vectors but the model makes 32"):
-        load_index(built, other)
+        load_index(built.parent.parent, other)
 
 
 def test_index_from_another_model_is_refused(built: Path) -> None:
     other = FakeEmbedder(model_id="another-model")
     with pytest.raises(CareerbotError, match=r"built with model 'fake-model', not .*another-model"):
-        load_index(built, other)
+        load_index(built.parent.parent, other)

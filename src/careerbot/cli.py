@@ -12,7 +12,7 @@ from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.embedding import Embedder, SentenceTransformerEmbedder
 from careerbot.evaluate import Report, evaluate, read_cases
-from careerbot.index import LoadedIndex, build_index, corpus_sha256, load_index
+from careerbot.index import LoadedIndex, build_index, corpus_sha256, current_version, load_index
 from careerbot.search import Result, Searcher
 
 
@@ -60,8 +60,7 @@ def build(settings: Settings, embedder: Embedder) -> None:
 
 def ensure_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
     """Load the index, building it first when it is missing or older than the corpus."""
-    manifest = settings.index_dir / "manifest.json"
-    if not manifest.exists():
+    if current_version(settings.index_dir) is None:
         print(f"No index at {settings.index_dir} yet.", file=sys.stderr)
         build(settings, embedder)
     index = load_index(settings.index_dir, embedder)

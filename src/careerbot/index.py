@@ -2,8 +2,8 @@
 
 import hashlib
 import json
+import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +22,11 @@ from careerbot.transcript import Speaker, parse_corpus
 
 FORMAT = 1
 DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl")
+# index_dir/versions/<version>/ holds each build; index_dir/CURRENT names the one served.
+POINTER = "CURRENT"
+VERSIONS = "versions"
+BUILDING = ".building-"
+KEEP_VERSIONS = 3
 Record = dict[str, Any]
 
 
@@ -43,6 +48,7 @@ class BuildSummary:
 
 @dataclass(frozen=True)
 class LoadedIndex:
+    version: str
     manifest: Record
     vectors: faiss.Index
     passages: list[Record]
@@ -95,36 +101,81 @@ def passage_record(passage: Passage) -> Record:
     }
 
 
-def write_jsonl(path: Path, records: list[Record]) -> None:
-    with path.open("w", encoding="utf-8") as file:
-        for record in records:
-            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+def write_file(path: Path, data: bytes) -> None:
+    """Write and flush to disk, so a published version survives a crash."""
+    with path.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def jsonl(records: list[Record]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+
+
+def current_version(index_dir: Path) -> Path | None:
+    """The version folder the pointer names, if there is a pointer."""
+    pointer = index_dir / POINTER
+    if not pointer.is_file():
+        return None
+    return index_dir / VERSIONS / pointer.read_text(encoding="utf-8").strip()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_up(index_dir: Path) -> None:
+    """Remove what killed builds left behind, and versions older than the last few."""
+    versions = index_dir / VERSIONS
+    for leftover in versions.glob(f"{BUILDING}*"):
+        pid = leftover.name.removeprefix(BUILDING).split("-")[0]
+        if not (pid.isdigit() and alive(int(pid))):
+            shutil.rmtree(leftover, ignore_errors=True)
+    current = current_version(index_dir)
+    finished = sorted(p for p in versions.iterdir() if not p.name.startswith("."))
+    for old in finished[:-KEEP_VERSIONS]:
+        if old != current:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_index(
     index_dir: Path, vectors: Vectors, passages: list[Record], answers: list[Record], facts: Record
-) -> None:
-    """Write into a temporary sibling directory, then rename it into place."""
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}-new-", dir=index_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
+) -> str:
+    """Write a new version folder, then point CURRENT at it; return the version's name.
+
+    Until the pointer is swapped (os.replace, atomic) readers see the old version; a
+    build that fails or is killed never changes it.
+    """
+    versions = index_dir / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    staging = versions / f"{BUILDING}{os.getpid()}-{version}"
+    staging.mkdir()
     try:
         flat = faiss.IndexFlatIP(vectors.shape[1])
         flat.add(vectors)
-        faiss.write_index(flat, str(staging / "faiss.index"))
-        write_jsonl(staging / "passages.jsonl", passages)
-        write_jsonl(staging / "answers.jsonl", answers)
+        write_file(staging / "faiss.index", faiss.serialize_index(flat).tobytes())
+        write_file(staging / "passages.jsonl", jsonl(passages))
+        write_file(staging / "answers.jsonl", jsonl(answers))
         files = {name: sha256(staging / name) for name in DATA_FILES}
-        manifest = {**facts, "files": files}
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        old = index_dir.with_name(f".{index_dir.name}-old-{time.time_ns()}")
-        if index_dir.exists():
-            index_dir.rename(old)
-        staging.rename(index_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        manifest = {**facts, "index_version": version, "files": files}
+        write_file(staging / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+        staging.rename(versions / version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    pointer = index_dir / f".{POINTER}-{os.getpid()}"
+    write_file(pointer, version.encode())
+    os.replace(pointer, index_dir / POINTER)
+    clean_up(index_dir)
+    return version
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
@@ -153,10 +204,10 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "corpus_sha256": corpus_sha256(settings.corpus_dir),
         "chunking": {"passage_tokens": settings.passage_tokens, "window": embedder.window},
         "synonyms": synonyms.table,
-        "version": __version__,
+        "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_index(
+    version = write_index(
         settings.index_dir,
         vectors,
         [passage_record(p) for p in passages],
@@ -164,7 +215,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         facts,
     )
     return BuildSummary(
-        settings.index_dir,
+        settings.index_dir / VERSIONS / version,
         len(transcripts),
         len(speakers),
         len(answers),
@@ -178,10 +229,15 @@ def read_jsonl(path: Path) -> list[Record]:
 
 
 def load_index(index_dir: Path, embedder: Embedder) -> LoadedIndex:
-    """Load the index, refusing it with one line that says what is wrong unless all agrees."""
-    manifest_path = index_dir / "manifest.json"
-    if not manifest_path.is_file():
+    """Load the current version, refusing it with one line that says what is wrong unless
+    all agrees."""
+    version_dir = current_version(index_dir)
+    if version_dir is None:
         raise CareerbotError(f"no index at {index_dir} (run: careerbot build)")
+    manifest_path = version_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise CareerbotError(f"{index_dir}/{POINTER} names {version_dir}, which has no manifest")
+    index_dir = version_dir
     rebuild = "rebuild it with: careerbot build"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -222,7 +278,7 @@ def load_index(index_dir: Path, embedder: Embedder) -> LoadedIndex:
         )
     if any(p.get("answer_id") not in answers for p in passages):
         raise CareerbotError(f"{index_dir}: a passage names an unknown answer; {rebuild}")
-    return LoadedIndex(manifest, vectors, passages, answers)
+    return LoadedIndex(version_dir.name, manifest, vectors, passages, answers)
 
 
 def search_vectors(index: faiss.Index, query: Vectors, k: int) -> tuple[np.ndarray, np.ndarray]:
