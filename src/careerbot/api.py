@@ -1,5 +1,7 @@
 """The HTTP service: `create_app(settings)` serves /ask, the side routes and the widget."""
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -10,15 +12,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from careerbot import __version__
+from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.embedding import Embedder, SentenceTransformerEmbedder
-from careerbot.index import load_index
+from careerbot.index import current_version, load_index
 from careerbot.search import Hit, Searcher, UnknownSpeaker
 
 MAX_BODY_BYTES = 16 * 1024
+log = logging.getLogger("careerbot")
 MAX_QUESTION_CHARS = 1000
 
 
@@ -111,6 +115,7 @@ class Topic(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+    index_version: str
     model: str
     dimension: int
     documents: int
@@ -229,6 +234,29 @@ def answer_out(hit: Hit) -> AnswerOut:
     )
 
 
+async def watch_index(app: FastAPI, settings: Settings, model: Embedder) -> None:
+    """Serve each new version the pointer names, once it loads and verifies.
+
+    Requests in flight finish on the searcher they started with; a version that fails
+    verification is refused once and the one being served stays.
+    """
+    refused: str | None = None
+    while True:
+        await asyncio.sleep(settings.reload_seconds)
+        version = current_version(settings.index_dir)
+        if version is None or version.name in (app.state.searcher.index.version, refused):
+            continue
+        try:
+            index = await run_in_threadpool(load_index, settings.index_dir, model)
+            searcher = await run_in_threadpool(Searcher, index, model, settings.min_score)
+        except CareerbotError as error:
+            refused = version.name
+            log.warning("refused index version %s: %s", version.name, error)
+            continue
+        app.state.searcher = searcher
+        log.info("now serving index version %s", index.version)
+
+
 def static_text(name: str) -> str:
     return files("careerbot").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -241,7 +269,12 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         model = embedder or SentenceTransformerEmbedder(settings.model)
         index = load_index(settings.index_dir, model)
         app.state.searcher = Searcher(index, model, settings.min_score)
+        watcher = None
+        if settings.reload_seconds > 0:
+            watcher = asyncio.create_task(watch_index(app, settings, model))
         yield
+        if watcher:
+            watcher.cancel()
 
     app = FastAPI(
         title="careerbot",
@@ -287,10 +320,12 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     @app.get("/health", response_model=Health)
     def health(request: Request) -> Health:
         """Service status and the figures of the index being served."""
-        manifest = searcher(request).index.manifest
+        index = searcher(request).index
+        manifest = index.manifest
         return Health(
             status="ok",
             version=__version__,
+            index_version=index.version,
             model=manifest["model"],
             dimension=manifest["dimension"],
             documents=len(manifest["documents"]),

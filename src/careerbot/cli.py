@@ -1,6 +1,7 @@
 """The careerbot command: build the index, ask a question."""
 
 import argparse
+import logging
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -122,6 +123,7 @@ def serve(settings: Settings, embedder: Embedder) -> None:
     from careerbot.api import create_app
 
     ensure_index(settings, embedder)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     careerbot: %(message)s")
     app = create_app(settings, embedder)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"careerbot: serving on http://{host}:{settings.port}/ (API docs at /docs)")

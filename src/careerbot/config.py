@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     top_k: int = Field(default=3, ge=1, le=10)
     # Answers scoring below this are left out; none left means "no answer" and suggestions.
     min_score: float = Field(default=0.26, ge=0.0, le=1.0)
+    # How often the server checks for a new index version (0: never).
+    reload_seconds: float = Field(default=2.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.
