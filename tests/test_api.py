@@ -99,6 +99,15 @@ BAD_REQUESTS = {
         "unknown speaker 'Mallory'; known speakers: Chirag Mahapatra (chirag-mahapatra), ",
     ),
     "body a list": (["question"], "body: must be a JSON object"),
+    "question a list": ({"question": ["a"]}, "question: must be text"),
+    "question true": ({"question": True}, "question: must be text"),
+    "question with NUL": ({"question": "hi\u0000there"}, "question: must not contain control"),
+    "question with escape": ({"question": "hi\u001b[31m"}, "question: must not contain control"),
+    "top_k 5.0": ({"question": "x", "top_k": 5.0}, "top_k: must be a whole number"),
+    "top_k negative": ({"question": "x", "top_k": -1}, "top_k: Input should be greater than"),
+    "top_k 10^9": ({"question": "x", "top_k": 10**9}, "top_k: Input should be less than"),
+    "top_k 2^70": ({"question": "x", "top_k": 2**70}, "top_k: Input should be less than"),
+    "speaker a number": ({"question": "x", "speaker": 7}, "speaker: must be text"),
 }
 
 
@@ -138,6 +147,28 @@ def test_undecodable_body_is_a_4xx_never_a_5xx(client: TestClient, case: str) ->
     assert response.status_code in (400, 422)
     assert "Traceback" not in response.text and "/" not in response.json()["detail"]
     assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("size", [100 * 1024, 1024 * 1024])
+def test_large_bodies_get_413_without_running_the_encoder(
+    client: TestClient, fake_embedder: FakeEmbedder, size: int
+) -> None:
+    calls = len(fake_embedder.calls)
+    body = b'{"question": "' + b"a" * size + b'"}'
+    response = client.post("/ask", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert len(response.content) < 200
+    assert len(fake_embedder.calls) == calls
+
+
+def test_text_plain_and_get_are_refused_with_4xx(client: TestClient) -> None:
+    plain = client.post(
+        "/ask", content=b'{"question": "hiring"}', headers={"Content-Type": "text/plain"}
+    )
+    assert plain.status_code == 422
+    assert plain.json()["detail"].startswith("body: must be a JSON object")
+    wrong_method = client.get("/ask")
+    assert wrong_method.status_code == 405
 
 
 def test_body_over_16_kib_gets_413(client: TestClient) -> None:
@@ -192,7 +223,7 @@ def test_side_routes(client: TestClient) -> None:
 def test_openapi_lists_the_contract_and_its_errors(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     ask = schema["paths"]["/ask"]["post"]
-    assert set(ask["responses"]) == {"200", "400", "413", "422"}
+    assert set(ask["responses"]) == {"200", "400", "413", "422", "429", "503"}
     assert ask["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorResponse"
     )

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.embedding import Embedder, SentenceTransformerEmbedder
+from careerbot.guard import DEMO_PAGE_POLICY, SecurityHeaders, Throttle
 from careerbot.index import current_version, load_index
 from careerbot.search import Hit, Searcher, UnknownSpeaker
 
@@ -31,6 +33,8 @@ def valid_unicode(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("contains characters that are not valid Unicode text") from None
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
+        raise ValueError("must not contain control characters such as NUL")
     return value
 
 
@@ -172,6 +176,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body could not be read."},
     413: {"model": ErrorResponse, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
     422: {"model": ErrorResponse, "description": "The request breaks a rule; detail says which."},
+    429: {"model": ErrorResponse, "description": "Too many questions; see Retry-After."},
+    503: {"model": ErrorResponse, "description": "Too busy right now; see Retry-After."},
 }
 
 
@@ -282,13 +288,21 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         description="Career answers in the words of real practitioners, with attribution.",
         lifespan=lifespan,
     )
+    # The last added runs first: headers and CORS see every response, limits come next.
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(
+        Throttle,
+        per_minute=settings.rate_limit_per_minute,
+        burst=settings.rate_limit_burst,
+        max_in_progress=settings.max_in_progress,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type"],
     )
+    app.add_middleware(SecurityHeaders, allowed_origins=settings.cors_origin_list)
     demo_page, widget, demo_css = (static_text(n) for n in ("index.html", "widget.js", "demo.css"))
 
     @app.exception_handler(RequestValidationError)
@@ -351,7 +365,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def demo() -> HTMLResponse:
         """A demo page with the chat widget embedded."""
-        return HTMLResponse(demo_page)
+        return HTMLResponse(demo_page, headers={"Content-Security-Policy": DEMO_PAGE_POLICY})
 
     @app.get("/widget.js")
     def widget_script() -> Response:

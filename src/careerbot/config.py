@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     min_score: float = Field(default=0.26, ge=0.0, le=1.0)
     # How often the server checks for a new index version (0: never).
     reload_seconds: float = Field(default=2.0, ge=0)
+    # Questions a client may ask a minute (0: no limit), and how many at once in a burst.
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+    rate_limit_burst: int = Field(default=20, ge=1)
+    # Questions in progress at once; more get an immediate 503.
+    max_in_progress: int = Field(default=64, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.

@@ -1,0 +1,123 @@
+"""Headers, CORS strictness, rate limits and overload."""
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from careerbot.api import create_app
+from careerbot.config import Settings
+from careerbot.guard import DEMO_PAGE_POLICY
+from careerbot.index import build_index
+from tests.conftest import FakeEmbedder
+from tests.test_api import BlockingEmbedder
+
+ALLOWED = "https://careers.example"
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "content-type",
+}
+
+
+@pytest.fixture
+def built(settings: Settings, fake_embedder: FakeEmbedder) -> Settings:
+    build_index(settings, fake_embedder)
+    return settings.model_copy(update={"cors_origins": ALLOWED})
+
+
+@pytest.fixture
+def client(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[TestClient]:
+    with TestClient(create_app(built, fake_embedder)) as client:
+        yield client
+
+
+def test_nosniff_everywhere_no_store_on_answers_csp_on_the_demo_page(client: TestClient) -> None:
+    responses = {
+        "/": client.get("/"),
+        "/widget.js": client.get("/widget.js"),
+        "/health": client.get("/health"),
+        "/missing": client.get("/missing"),
+        "/ask": client.post("/ask", json={"question": "hiring"}),
+        "/ask 422": client.post("/ask", json={"question": ""}),
+    }
+    for name, response in responses.items():
+        assert response.headers["x-content-type-options"] == "nosniff", name
+    for name in ("/health", "/ask", "/ask 422"):
+        assert responses[name].headers["cache-control"] == "no-store", name
+    assert responses["/"].headers["content-security-policy"] == DEMO_PAGE_POLICY
+    assert "'unsafe-inline'" not in DEMO_PAGE_POLICY
+
+
+def test_preflight_from_an_allowed_origin_echoes_it_with_vary(client: TestClient) -> None:
+    response = client.options("/ask", headers={"Origin": ALLOWED, **PREFLIGHT})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    assert "Origin" in response.headers["vary"]
+    simple = client.post("/ask", json={"question": "hiring"}, headers={"Origin": ALLOWED})
+    assert simple.headers["access-control-allow-origin"] == ALLOWED
+    assert "Origin" in simple.headers["vary"]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["null", "http://careers.example", "https://evil.example", "https://careers.example.evil"],
+)
+def test_other_origins_get_no_cors_headers_at_all(client: TestClient, origin: str) -> None:
+    for response in (
+        client.options("/ask", headers={"Origin": origin, **PREFLIGHT}),
+        client.post("/ask", json={"question": "hiring"}, headers={"Origin": origin}),
+    ):
+        assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+
+
+def ask_from(app: FastAPI, client_ip: str, count: int) -> list[httpx.Response]:
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=(client_ip, 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return [await http.post("/ask", json={"question": "hiring"}) for _ in range(count)]
+
+    return asyncio.run(run())
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after_others_do_not(
+    built: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    limited = built.model_copy(update={"rate_limit_per_minute": 6, "rate_limit_burst": 2})
+    app = create_app(limited, fake_embedder)
+    with TestClient(app):
+        statuses = [r.status_code for r in ask_from(app, "10.0.0.1", 3)]
+        assert statuses == [200, 200, 429]
+        refused = ask_from(app, "10.0.0.1", 1)[0]
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 10
+        assert "at most 6 a minute" in refused.json()["detail"]
+        assert [r.status_code for r in ask_from(app, "10.0.0.2", 2)] == [200, 200]
+
+
+def test_overload_gets_an_immediate_503_not_a_wait(built: Settings) -> None:
+    embedder = BlockingEmbedder()
+    busy = built.model_copy(update={"max_in_progress": 1})
+    app = create_app(busy, embedder)
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                embedder.blocking = True
+                first = asyncio.create_task(http.post("/ask", json={"question": "hiring"}))
+                await asyncio.to_thread(embedder.entered.wait, 5)
+                second = await asyncio.wait_for(
+                    http.post("/ask", json={"question": "tips"}), timeout=2
+                )
+                assert second.status_code == 503
+                assert second.headers["retry-after"] == "1"
+                assert (await http.get("/health")).status_code == 200
+                embedder.release.set()
+                assert (await first).status_code == 200
+                again = await http.post("/ask", json={"question": "tips"})
+                assert again.status_code == 200
+
+    asyncio.run(scenario())
