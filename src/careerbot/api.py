@@ -1,6 +1,7 @@
 """The HTTP service: `create_app(settings)` serves /ask, the side routes and the widget."""
 
 import asyncio
+import copy
 import logging
 import unicodedata
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +26,10 @@ from careerbot.index import current_version, load_index
 from careerbot.search import Hit, Searcher, UnknownSpeaker
 
 MAX_BODY_BYTES = 16 * 1024
+# Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
+# pattern says "at least one visible character, no controls" for the OpenAPI schema.
+CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}][^{CONTROLS}]*$"
 log = logging.getLogger("careerbot")
 MAX_QUESTION_CHARS = 1000
 
@@ -43,7 +49,11 @@ class AskRequest(BaseModel):
 
     question: str = Field(
         description="A career question in plain words.",
-        json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS},
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": MAX_QUESTION_CHARS,
+            "pattern": QUESTION_PATTERN,
+        },
         examples=["How do I move from data science to ML engineering?"],
     )
     top_k: int = Field(default=3, ge=1, le=10, description="The most answers to return.")
@@ -263,6 +273,10 @@ async def watch_index(app: FastAPI, settings: Settings, model: Embedder) -> None
         log.info("now serving index version %s", index.version)
 
 
+class JavaScriptResponse(Response):
+    media_type = "text/javascript"
+
+
 def static_text(name: str) -> str:
     return files("careerbot").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -304,6 +318,29 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders, allowed_origins=settings.cors_origin_list)
     demo_page, widget, demo_css = (static_text(n) for n in ("index.html", "widget.js", "demo.css"))
+
+    base_schema: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        """The schema, with the speakers of the index being served as the allowed values."""
+        if not base_schema:
+            base_schema.update(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        schema = copy.deepcopy(base_schema)
+        searcher = getattr(app.state, "searcher", None)
+        if searcher is not None:
+            names = sorted({n for s in searcher.speakers.values() for n in (s["id"], s["name"])})
+            speaker = schema["components"]["schemas"]["AskRequest"]["properties"]["speaker"]
+            speaker["anyOf"] = [{"type": "string", "enum": names}, {"type": "null"}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
@@ -367,10 +404,10 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         """A demo page with the chat widget embedded."""
         return HTMLResponse(demo_page, headers={"Content-Security-Policy": DEMO_PAGE_POLICY})
 
-    @app.get("/widget.js")
-    def widget_script() -> Response:
+    @app.get("/widget.js", response_class=JavaScriptResponse)
+    def widget_script() -> JavaScriptResponse:
         """The chat widget; embed it with a script tag."""
-        return Response(widget, media_type="text/javascript")
+        return JavaScriptResponse(widget)
 
     @app.get("/demo.css", include_in_schema=False)
     def demo_style() -> Response:
