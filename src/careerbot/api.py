@@ -369,7 +369,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         )
 
     @app.get("/health", response_model=Health)
-    def health(request: Request) -> Health:
+    async def health(request: Request) -> Health:
         """Service status and the figures of the index being served."""
         index = searcher(request).index
         manifest = index.manifest
@@ -387,12 +387,12 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         )
 
     @app.get("/speakers", response_model=list[SpeakerInfo])
-    def speakers(request: Request) -> list[SpeakerInfo]:
+    async def speakers(request: Request) -> list[SpeakerInfo]:
         """Everyone who answers in the interviews, with how many answers each gave."""
         return [SpeakerInfo(**s) for s in searcher(request).speakers.values()]
 
     @app.get("/topics", response_model=list[Topic])
-    def topics(request: Request) -> list[Topic]:
+    async def topics(request: Request) -> list[Topic]:
         """The interview questions the corpus covers, with who answered each."""
         return [
             Topic(question=question, speakers=[SpeakerRef(**s) for s in people])
@@ -400,17 +400,17 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         ]
 
     @app.get("/", response_class=HTMLResponse)
-    def demo() -> HTMLResponse:
+    async def demo() -> HTMLResponse:
         """A demo page with the chat widget embedded."""
         return HTMLResponse(demo_page, headers={"Content-Security-Policy": DEMO_PAGE_POLICY})
 
     @app.get("/widget.js", response_class=JavaScriptResponse)
-    def widget_script() -> JavaScriptResponse:
+    async def widget_script() -> JavaScriptResponse:
         """The chat widget; embed it with a script tag."""
         return JavaScriptResponse(widget)
 
     @app.get("/demo.css", include_in_schema=False)
-    def demo_style() -> Response:
+    async def demo_style() -> Response:
         return Response(demo_css, media_type="text/css")
 
     return app
