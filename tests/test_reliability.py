@@ -12,6 +12,7 @@ from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.index import build_index
 from tests.conftest import FakeEmbedder, served_version
+from tests.test_cli import dirs
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
@@ -77,14 +78,7 @@ def test_serve_refuses_a_damaged_index_with_one_line_and_exit_2(
     monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: fake_embedder)
     started = []
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(a))
-    args = [
-        "serve",
-        "--corpus-dir",
-        str(settings.corpus_dir),
-        "--index-dir",
-        str(settings.index_dir),
-    ]
-    assert cli.main(args) == 2
+    assert cli.main(["serve", *dirs(settings)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("careerbot: error: ") and "does not match its checksum" in err[-1]
     assert started == []
@@ -105,14 +99,7 @@ def test_serve_refuses_an_index_of_another_model_or_dimension(
     other = FakeEmbedder(model_id=model, dimension=32)
     monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda name: other)
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served a bad index"))
-    args = [
-        "serve",
-        "--corpus-dir",
-        str(settings.corpus_dir),
-        "--index-dir",
-        str(settings.index_dir),
-    ]
-    assert cli.main(args) == 2
+    assert cli.main(["serve", *dirs(settings)]) == 2
     assert message in capsys.readouterr().err
 
 
