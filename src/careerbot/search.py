@@ -88,7 +88,10 @@ class Searcher:
             speaker = {key: answer["speaker"][key] for key in ("id", "name")}
             self.topics.setdefault(answer["question"], []).append(speaker)
         self.topic_vectors = embedder.embed(list(self.topics))
-        self.topic_of = {question: i for i, question in enumerate(self.topics)}
+        topic_of = {question: i for i, question in enumerate(self.topics)}
+        # Per passage, as arrays: which interview question and which speaker.
+        self.passage_topic = np.array([topic_of[p["question"]] for p in index.passages])
+        self.passage_speaker = np.array([p["speaker"]["id"] for p in index.passages])
         self.synonyms = Synonyms(index.manifest.get("synonyms", {}))
         self.lexicon = Lexicon(
             [f"{p['question']} {p['text']}" for p in index.passages], self.synonyms
@@ -129,30 +132,34 @@ class Searcher:
         semantic = np.zeros(len(self.index.passages), dtype=np.float32)
         scores, ids = search_vectors(self.index.vectors, query, self.index.vectors.ntotal)
         semantic[ids] = scores
+        semantic = np.clip(semantic, 0.0, 1.0)
         w = self.weights
-        best: dict[str, Hit] = {}
-        for position, passage in enumerate(self.index.passages):
-            speaker_id = passage["speaker"]["id"]
-            if only and speaker_id != only:
+        topic = np.clip(topical[self.passage_topic], 0.0, 1.0)
+        score = (w.semantic * semantic + w.lexical * lexical + w.topic * topic) * confidence
+        if named:
+            score[~np.isin(self.passage_speaker, list(named))] *= 1 - w.other_speaker
+        if only:
+            score[self.passage_speaker != only] = -1.0
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        # Best passages first; the first of each answer is its best. Stop at top_k.
+        for position in np.argsort(-score, kind="stable"):
+            passage = self.index.passages[position]
+            if score[position] < max(self.min_score, 0.0) or len(hits) == top_k:
+                break
+            if passage["answer_id"] in seen:
                 continue
-            sem = float(np.clip(semantic[position], 0.0, 1.0))
-            topic = float(np.clip(topical[self.topic_of[passage["question"]]], 0.0, 1.0))
-            score = w.semantic * sem + w.lexical * float(lexical[position]) + w.topic * topic
-            score *= confidence
-            if named and speaker_id not in named:
-                score *= 1 - w.other_speaker
-            current = best.get(passage["answer_id"])
-            if current is None or score > current.score:
-                best[passage["answer_id"]] = Hit(
+            seen.add(passage["answer_id"])
+            hits.append(
+                Hit(
                     answer=self.index.answers[passage["answer_id"]],
                     passage=passage,
-                    score=float(np.clip(score, 0.0, 1.0)),
-                    semantic=sem,
+                    score=float(np.clip(score[position], 0.0, 1.0)),
+                    semantic=float(semantic[position]),
                     lexical=float(lexical[position]),
                     matched_terms=self.lexicon.matched(terms, position),
                 )
-        hits = sorted(best.values(), key=lambda hit: -hit.score)
-        hits = [hit for hit in hits if hit.score >= self.min_score][:top_k]
+            )
         return Result(question, hits, [] if hits else self.suggest(topical))
 
     def suggest(self, topical: Vectors, count: int = 3) -> list[str]:
