@@ -1,7 +1,11 @@
 """Turning text into unit vectors: the Embedder protocol and its sentence-transformers model."""
 
 import os
+import queue
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
 
@@ -94,3 +98,55 @@ class SentenceTransformerEmbedder:
             show_progress_bar=progress,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class BatchingEmbedder:
+    """Serves single questions from many threads with one model, batching and caching.
+
+    A question that arrives while the model is busy waits for the next batch, which
+    takes every question queued by then: a burst shares one forward pass, and a lone
+    question is never held back. Repeated questions come from a small LRU cache.
+    """
+
+    def __init__(self, model: Embedder, batch_size: int = 32, cache_size: int = 1024) -> None:
+        self.model, self.batch_size, self.cache_size = model, batch_size, cache_size
+        self.model_id, self.dimension, self.window = model.model_id, model.dimension, model.window
+        self.count_tokens = model.count_tokens
+        self.cache: OrderedDict[str, Vectors] = OrderedDict()
+        self.lock = threading.Lock()
+        self.waiting: queue.SimpleQueue[tuple[str, Future[Vectors]]] = queue.SimpleQueue()
+        threading.Thread(target=self.work, name="careerbot-encoder", daemon=True).start()
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        if len(texts) != 1:
+            return self.model.embed(texts, progress)
+        text = texts[0]
+        with self.lock:
+            if text in self.cache:
+                self.cache.move_to_end(text)
+                return self.cache[text]
+        future: Future[Vectors] = Future()
+        self.waiting.put((text, future))
+        vector = future.result()
+        with self.lock:
+            self.cache[text] = vector
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+        return vector
+
+    def work(self) -> None:
+        while True:
+            batch = [self.waiting.get()]
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self.waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                vectors = self.model.embed([text for text, _ in batch])
+            except Exception as error:  # the callers see it, the worker goes on
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector[None, :])

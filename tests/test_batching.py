@@ -1,0 +1,58 @@
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from careerbot.embedding import BatchingEmbedder, Vectors
+from tests.conftest import FakeEmbedder
+
+
+class SlowEmbedder(FakeEmbedder):
+    """Takes 50 ms a forward pass, whatever the batch size, like a model on a busy CPU."""
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        time.sleep(0.05)
+        return super().embed(texts, progress)
+
+
+def test_a_burst_of_questions_shares_forward_passes() -> None:
+    model = SlowEmbedder()
+    batching = BatchingEmbedder(model)
+    questions = [f"question number {n}" for n in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        vectors = list(pool.map(lambda q: batching.embed([q]), questions))
+    assert len(model.calls) < 8  # 16 questions, far fewer passes
+    assert sum(len(call) for call in model.calls) == 16
+    for question, vector in zip(questions, vectors, strict=True):
+        assert np.allclose(vector, FakeEmbedder().embed([question]))
+
+
+def test_a_lone_question_goes_alone_and_a_repeat_comes_from_the_cache() -> None:
+    model = FakeEmbedder()
+    batching = BatchingEmbedder(model)
+    first = batching.embed(["how do I become an ML engineer"])
+    assert model.calls == [["how do I become an ML engineer"]]
+    again = batching.embed(["how do I become an ML engineer"])
+    assert len(model.calls) == 1
+    assert np.array_equal(first, again) and first.shape == (1, model.dimension)
+
+
+def test_batches_of_texts_go_straight_to_the_model() -> None:
+    model = FakeEmbedder()
+    BatchingEmbedder(model).embed(["a", "b"])
+    assert model.calls == [["a", "b"]]
+
+
+def test_a_model_error_reaches_the_caller_and_the_worker_goes_on() -> None:
+    class Failing(FakeEmbedder):
+        def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+            if "boom" in texts:
+                raise RuntimeError("model failed")
+            return super().embed(texts, progress)
+
+    batching = BatchingEmbedder(Failing())
+    with pytest.raises(RuntimeError, match="model failed"):
+        batching.embed(["boom"])
+    assert batching.embed(["fine"]).shape == (1, 64)
