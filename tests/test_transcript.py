@@ -100,6 +100,18 @@ def test_without_a_speakers_file_names_stand_as_written(tmp_path: Path) -> None:
     ]
 
 
+def test_a_question_may_have_a_short_lead_in_and_a_label_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "lead.txt"
+    path.write_text(
+        "Intro.\n\nLet's talk about hiring. What does the process look like?\n\n"
+        "Ada Lovelace (Analytical Engines): Long.\n"
+    )
+    transcript = parse_transcript(path)
+    assert transcript.questions[0].text.startswith("Let's talk about hiring.")
+    turn = transcript.turns[0]
+    assert (turn.speaker.name, turn.paragraphs[0].text) == ("Ada Lovelace", "Long.")
+
+
 def test_speakers_may_be_labelled_by_full_name(tmp_path: Path) -> None:
     path = tmp_path / "full.txt"
     path.write_text("Is it hard?\n\nChirag Mahapatra: Yes.\n")

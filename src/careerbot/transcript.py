@@ -9,7 +9,14 @@ from careerbot import CareerbotError
 
 END_MARKER = "---"
 # One to four capitalised words, a colon, then the answer: "Chirag: ..." or "Ada Lovelace: ...".
-LABEL = re.compile(r"(?P<label>[A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3}):(?:\s+(?P<rest>.*)|$)", re.S)
+# A note in brackets may follow the name: "Chirag (Airbnb): ...".
+LABEL = re.compile(
+    r"(?P<label>[A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3})(?: \([^()\n]{1,60}\))?:"
+    r"(?:\s+(?P<rest>.*)|$)",
+    re.S,
+)
+# A question may have a short lead-in ("Let's talk hiring. What is the process like?").
+QUESTION_WORDS = 25
 # Sentence punctuation followed by a space inside a paragraph: more than one sentence.
 INNER_SENTENCE_END = re.compile(r"[.!?…][\"”’)]*\s+\S")
 
@@ -119,11 +126,14 @@ def read_paragraphs(path: Path, document: str) -> list[Paragraph]:
 
 
 def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
-    """A one-sentence paragraph ending in '?' that a speaker answers next."""
+    """A short paragraph ending in '?' that a speaker answers next.
+
+    Short: one sentence, or a few words; a long paragraph of an answer may end in '?'.
+    """
     text = paragraph.text.rstrip('"”’ ')
     return (
         text.endswith("?")
-        and not INNER_SENTENCE_END.search(text)
+        and (not INNER_SENTENCE_END.search(text) or len(text.split()) <= QUESTION_WORDS)
         and LABEL.fullmatch(paragraph.text) is None
         and following is not None
         and LABEL.fullmatch(following.text) is not None
