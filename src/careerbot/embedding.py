@@ -89,6 +89,19 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer(text, truncation=False)["input_ids"])
 
+    def prepare_thread(self, batch: int) -> None:
+        """Set the calling thread's torch threads for a batch of this many texts.
+
+        Measured here, from a thread other than the main one: one question encodes faster
+        with one intra-op thread than with two (27 against 40 ms) and leaves the other core
+        to the server; a large batch gains from both cores.
+        """
+        import torch
+
+        threads = 1 if batch < 4 else min(2, os.cpu_count() or 1)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
     def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
         vectors = self._model.encode(
             list(texts),
@@ -120,21 +133,29 @@ class BatchingEmbedder:
     def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
         if len(texts) != 1:
             return self.model.embed(texts, progress)
-        text = texts[0]
+        return self.submit(texts[0]).result()
+
+    def submit(self, text: str) -> "Future[Vectors]":
+        """A future of one text's embedding: from the cache, or from the next batch."""
+        future: Future[Vectors] = Future()
         with self.lock:
             if text in self.cache:
                 self.cache.move_to_end(text)
-                return self.cache[text]
-        future: Future[Vectors] = Future()
+                future.set_result(self.cache[text])
+                return future
+        future.add_done_callback(lambda done: self.remember(text, done))
         self.waiting.put((text, future))
-        vector = future.result()
-        with self.lock:
-            self.cache[text] = vector
-            while len(self.cache) > self.cache_size:
-                self.cache.popitem(last=False)
-        return vector
+        return future
+
+    def remember(self, text: str, done: "Future[Vectors]") -> None:
+        if done.exception() is None:
+            with self.lock:
+                self.cache[text] = done.result()
+                while len(self.cache) > self.cache_size:
+                    self.cache.popitem(last=False)
 
     def work(self) -> None:
+        prepare = getattr(self.model, "prepare_thread", None)
         while True:
             batch = [self.waiting.get()]
             while len(batch) < self.batch_size:
@@ -142,6 +163,8 @@ class BatchingEmbedder:
                     batch.append(self.waiting.get_nowait())
                 except queue.Empty:
                     break
+            if prepare is not None:
+                prepare(len(batch))
             try:
                 vectors = self.model.embed([text for text, _ in batch])
             except Exception as error:  # the callers see it, the worker goes on

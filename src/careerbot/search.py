@@ -119,10 +119,22 @@ class Searcher:
                     naming.add(word)
         return named, naming
 
-    def ask(self, question: str, top_k: int = 3, speaker: str | None = None) -> Result:
+    def query_text(self, question: str) -> str:
+        """What the model embeds for a question: typos repaired, abbreviations expanded."""
+        return self.synonyms.expand(self.lexicon.repair(question))
+
+    def ask(
+        self,
+        question: str,
+        top_k: int = 3,
+        speaker: str | None = None,
+        query: Vectors | None = None,
+    ) -> Result:
+        """The best answers to a question; `query` is its embedding, when already made."""
         only = self.resolve_speaker(speaker) if speaker else None
         repaired = self.lexicon.repair(question)
-        query = self.embedder.embed([self.synonyms.expand(repaired)])
+        if query is None:
+            query = self.embedder.embed([self.synonyms.expand(repaired)])
         named, naming = self.named_speakers(repaired)
         # Who is named steers the choice of speaker, not the word matching.
         terms = self.lexicon.terms(repaired, ignore=naming)
