@@ -61,6 +61,24 @@ def test_intro_editors_note_and_advert_are_in_no_answer() -> None:
     assert transcript.turns[-1].paragraphs[-1].text.endswith("around explainability.")
 
 
+def test_without_an_end_marker_the_editors_closing_lines_are_left_out(tmp_path: Path) -> None:
+    unmarked = tmp_path / "unmarked.txt"
+    unmarked.write_text(DEFAULT.read_text(encoding="utf-8").replace("---\n\n", ""))
+    transcript = parse_transcript(unmarked)
+    assert len(transcript.turns) == 9
+    last = transcript.turns[-1].paragraphs[-1]
+    assert last.text.endswith("around explainability.")
+    text = " ".join(p.text for turn in transcript.turns for p in turn.paragraphs)
+    assert "lightly edited" not in text and "Springboard" not in text
+
+
+def test_a_closing_paragraph_in_the_first_person_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "end.txt"
+    path.write_text("Why?\n\nAda: Because.\n\nAnd we would do it again.\n\nSubscribe today.\n")
+    paragraphs = parse_transcript(path).turns[0].paragraphs
+    assert [p.text for p in paragraphs] == ["Because.", "And we would do it again."]
+
+
 def test_answers_keep_the_source_line_numbers() -> None:
     transcript = parse_transcript(DEFAULT)
     lines = DEFAULT.read_text(encoding="utf-8").splitlines()

@@ -17,6 +17,9 @@ LABEL = re.compile(
 )
 # A question may have a short lead-in ("Let's talk hiring. What is the process like?").
 QUESTION_WORDS = 25
+FIRST_PERSON = re.compile(
+    r"\b(?:I|I['’](?:m|ve|d|ll)|me|my|mine|we|we['’](?:re|ve|d|ll)|us|our|ours)\b", re.I
+)
 # Sentence punctuation followed by a space inside a paragraph: more than one sentence.
 INNER_SENTENCE_END = re.compile(r"[.!?…][\"”’)]*\s+\S")
 
@@ -114,15 +117,31 @@ def read_paragraphs(path: Path, document: str) -> list[Paragraph]:
     lines: list[str] = []
     for number, content in enumerate([*text.removeprefix("\ufeff").splitlines(), ""], start=1):
         if content.strip() == END_MARKER:
-            break
+            if lines:
+                paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
+            return paragraphs
         if content.strip():
             lines.append(content.strip())
         elif lines:
             paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
             lines = []
-    if lines:
-        paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
-    return paragraphs
+    return without_outro(paragraphs)
+
+
+def without_outro(paragraphs: list[Paragraph]) -> list[Paragraph]:
+    """Drop the editor's lines that close a transcript with no end marker.
+
+    The speakers talk in the first person; an editor's note or an advert ("These Q&As
+    were edited…", "Check out our course…") does not. Trailing paragraphs with no
+    first-person word, after the last speaker label, are taken to be those.
+    """
+    end = len(paragraphs)
+    while end > 0:
+        last = paragraphs[end - 1].text
+        if LABEL.fullmatch(last) or FIRST_PERSON.search(last):
+            break
+        end -= 1
+    return paragraphs[:end]
 
 
 def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
