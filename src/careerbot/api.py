@@ -287,6 +287,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = BatchingEmbedder(embedder or SentenceTransformerEmbedder(settings.model))
+        app.state.model = model
         index = load_index(settings.index_dir, model)
         app.state.searcher = Searcher(index, model, settings.min_score)
         watcher = None
@@ -353,11 +354,6 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         message = str(error).encode("utf-8", "replace").decode()
         return error_response(422, message, [ErrorField(field="speaker", message=message)])
 
-    def model_of(chosen: Searcher) -> BatchingEmbedder:
-        model = chosen.embedder
-        assert isinstance(model, BatchingEmbedder)
-        return model
-
     def searcher(request: Request) -> Searcher:
         found: Searcher = request.app.state.searcher
         return found
@@ -371,7 +367,8 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         # The encoder thread embeds the question (batched with others); the event loop
         # only waits for it. Scoring the passages takes well under a millisecond.
         text = chosen.query_text(body.question)
-        query = await asyncio.wrap_future(model_of(chosen).submit(text))
+        model: BatchingEmbedder = request.app.state.model
+        query = await asyncio.wrap_future(model.submit(text))
         result = chosen.ask(body.question, body.top_k, body.speaker, query=query)
         return AskResponse(
             question=result.question,
