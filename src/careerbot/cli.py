@@ -123,7 +123,12 @@ def serve(settings: Settings, embedder: Embedder) -> None:
     from careerbot.api import create_app
 
     ensure_index(settings, embedder)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     careerbot: %(message)s")
+    # careerbot's own log lines (index swaps), in uvicorn's style; other libraries' stay quiet.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     careerbot: %(message)s"))
+    logger = logging.getLogger("careerbot")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     app = create_app(settings, embedder)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"careerbot: serving on http://{host}:{settings.port}/ (API docs at /docs)")
