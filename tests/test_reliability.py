@@ -1,7 +1,7 @@
 """Hot index swap and start-up refusals."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,35 +22,39 @@ def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
         time.sleep(0.05)
 
 
-def test_the_server_swaps_to_a_new_version_without_a_restart(
-    settings: Settings, fake_embedder: FakeEmbedder
-) -> None:
+@pytest.fixture
+def live(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[tuple[TestClient, str]]:
+    """A running app that checks the index pointer every 50 ms, and the version it serves."""
     build_index(settings, fake_embedder)
     first = served_version(settings.index_dir).name
-    live = settings.model_copy(update={"reload_seconds": 0.05})
-    with TestClient(create_app(live, fake_embedder)) as client:
-        assert client.get("/health").json()["index_version"] == first
-        (settings.corpus_dir / "ml-engineer-career-qa.speakers.toml").unlink()
-        second = build_index(settings, fake_embedder).index_dir.name
-        wait_for(lambda: client.get("/health").json()["index_version"] == second)
-        names = {s["name"] for s in client.get("/speakers").json()}
-        assert names == {"Chirag", "Shubhankar"}  # the new version's speakers
-        assert client.post("/ask", json={"question": "hiring"}).status_code == 200
+    watching = settings.model_copy(update={"reload_seconds": 0.05})
+    with TestClient(create_app(watching, fake_embedder)) as client:
+        yield client, first
+
+
+def test_the_server_swaps_to_a_new_version_without_a_restart(
+    live: tuple[TestClient, str], settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    client, first = live
+    assert client.get("/health").json()["index_version"] == first
+    (settings.corpus_dir / "ml-engineer-career-qa.speakers.toml").unlink()
+    second = build_index(settings, fake_embedder).index_dir.name
+    wait_for(lambda: client.get("/health").json()["index_version"] == second)
+    names = {s["name"] for s in client.get("/speakers").json()}
+    assert names == {"Chirag", "Shubhankar"}  # the new version's speakers
+    assert client.post("/ask", json={"question": "hiring"}).status_code == 200
 
 
 def test_a_new_version_that_fails_verification_is_refused_and_the_old_one_serves(
-    settings: Settings, fake_embedder: FakeEmbedder
+    live: tuple[TestClient, str], settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    build_index(settings, fake_embedder)
-    first = served_version(settings.index_dir).name
-    live = settings.model_copy(update={"reload_seconds": 0.05})
-    with TestClient(create_app(live, fake_embedder)) as client:
-        damaged = build_index(settings, fake_embedder).index_dir
-        (damaged / "faiss.index").write_bytes(b"not an index")
-        time.sleep(0.5)  # ten checks of the pointer
-        assert client.get("/health").json()["index_version"] == first
-        answer = client.post("/ask", json={"question": "core values interviews"})
-        assert answer.status_code == 200 and answer.json()["answers"]
+    client, first = live
+    damaged = build_index(settings, fake_embedder).index_dir
+    (damaged / "faiss.index").write_bytes(b"not an index")
+    time.sleep(0.5)  # ten checks of the pointer
+    assert client.get("/health").json()["index_version"] == first
+    answer = client.post("/ask", json={"question": "core values interviews"})
+    assert answer.status_code == 200 and answer.json()["answers"]
 
 
 DAMAGE = {
