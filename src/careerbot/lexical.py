@@ -1,5 +1,6 @@
 """Word matching: BM25 over passages, with synonyms and typo repair, scaled to [0, 1]."""
 
+import functools
 import math
 import re
 import tomllib
@@ -97,8 +98,11 @@ class Lexicon:
             stem: math.log(1 + (count - df + 0.5) / (df + 0.5)) for stem, df in frequency.items()
         }
         self.dictionary = SpellChecker()
+        # A request repairs its question twice (for the model, then for word matching),
+        # and people repeat questions: remember recent repairs.
+        self.repair = functools.lru_cache(maxsize=1024)(self.repair_words)
 
-    def repair(self, question: str) -> str:
+    def repair_words(self, question: str) -> str:
         """Fix misspelt words that are close to a word of the corpus ("intervew" -> "interview")."""
 
         def fix(match: re.Match[str]) -> str:
@@ -135,8 +139,8 @@ class Lexicon:
         """
         total = np.zeros(len(self.document_stems))
         weights = {stem: self.information(word) for stem, word in terms.items()}
-        # BM25 (Lucene's form) gives idf * k1+1 at most; one occurrence in a passage of
-        # typical length gives idf: that much counts as a full match.
+        # Lucene's BM25 gives a word at most its idf; one occurrence in a passage of
+        # typical length gives idf / (k1 + 1): that much counts as a full match.
         full = 1 + self.bm25.k1
         for stem, weight in weights.items():
             if stem in self.idf:
