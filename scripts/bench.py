@@ -109,9 +109,12 @@ def main() -> None:
     dirs = ["--corpus-dir", str(args.corpus_dir), "--index-dir", str(index_dir)]
     careerbot = [sys.executable, "-m", "careerbot"]
 
-    begin = time.perf_counter()
-    subprocess.run([*careerbot, "build", *dirs], check=True, capture_output=True)
-    build_seconds = time.perf_counter() - begin
+    # The first build also exports the model to ONNX (once per index directory).
+    build_seconds = []
+    for _ in range(2):
+        begin = time.perf_counter()
+        subprocess.run([*careerbot, "build", *dirs], check=True, capture_output=True)
+        build_seconds.append(time.perf_counter() - begin)
     version = (index_dir / "CURRENT").read_text().strip()
 
     base = baseline(index_dir / "versions" / version / "faiss.index", args.requests)
@@ -156,7 +159,10 @@ def main() -> None:
     )
     print(f"cold start to healthy /health:          {cold_start:.1f} s (target <= 5)")
     print(f"server peak RSS:                        {rss:.0f} MB (target <= 800)")
-    print(f"index build (careerbot build, process): {build_seconds:.1f} s")
+    print(
+        f"index build (careerbot build, process): {build_seconds[1]:.1f} s "
+        f"({build_seconds[0]:.1f} s the first time, ONNX export included)"
+    )
 
 
 if __name__ == "__main__":

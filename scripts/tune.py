@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder, Vectors
+from careerbot.embedding import OnnxEmbedder, Vectors
 from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import build_index, load_index
 from careerbot.search import Searcher, Weights
@@ -42,7 +42,7 @@ def best_threshold(report: Report) -> tuple[float, Report]:
     return threshold, at_threshold(report, threshold)
 
 
-class CachedEmbedder(SentenceTransformerEmbedder):
+class CachedEmbedder(OnnxEmbedder):
     """Embeds each text once: the settings tried differ in scoring, not in questions."""
 
     cache: ClassVar[dict[str, np.ndarray]] = {}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder, Vectors
+from careerbot.embedding import OnnxEmbedder, Vectors
 from careerbot.index import current_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +59,15 @@ def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
+def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export of the bundled model for the whole session."""
+    return tmp_path_factory.mktemp("encoders")
+
+
+@pytest.fixture(scope="session")
+def real_embedder(encoder_dir: Path) -> OnnxEmbedder:
+    """The bundled model, run the default way."""
+    return OnnxEmbedder(cache_dir=encoder_dir)
 
 
 def served_version(index_dir: Path) -> Path:

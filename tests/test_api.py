@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from careerbot.api import create_app
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder, Vectors
+from careerbot.embedding import OnnxEmbedder, Vectors
 from careerbot.index import build_index
 from tests.conftest import FakeEmbedder
 
@@ -302,7 +302,7 @@ def test_a_slow_question_does_not_stall_health(built: Settings) -> None:
 
 @pytest.mark.model
 def test_real_model_answers_over_http(
-    tmp_path: Path, settings: Settings, real_embedder: SentenceTransformerEmbedder
+    tmp_path: Path, settings: Settings, real_embedder: OnnxEmbedder
 ) -> None:
     build_index(settings, real_embedder)
     with TestClient(create_app(settings, real_embedder)) as client:

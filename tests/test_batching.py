@@ -56,3 +56,23 @@ def test_a_model_error_reaches_the_caller_and_the_worker_goes_on() -> None:
     with pytest.raises(RuntimeError, match="model failed"):
         batching.embed(["boom"])
     assert batching.embed(["fine"]).shape == (1, 64)
+
+
+def test_under_load_a_batch_waits_briefly_for_more_but_an_idle_server_does_not() -> None:
+    model = FakeEmbedder()
+    batching = BatchingEmbedder(model, max_wait=0.5)
+    time.sleep(0.6)  # idle: the first question goes at once, the next one apart
+    first = batching.submit("first question")
+    first.result(timeout=5)
+    time.sleep(0.6)
+    lone = batching.submit("a lone question")
+    time.sleep(0.1)
+    later = batching.submit("a later question")
+    lone.result(timeout=5), later.result(timeout=5)
+    assert model.calls[-2:] == [["a lone question"], ["a later question"]]
+    # The model finished a moment ago: the next batch waits for stragglers.
+    busy = batching.submit("right after")
+    time.sleep(0.1)
+    straggler = batching.submit("a straggler")
+    busy.result(timeout=5), straggler.result(timeout=5)
+    assert model.calls[-1] == ["right after", "a straggler"]

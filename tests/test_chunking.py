@@ -2,7 +2,7 @@ import pytest
 
 from careerbot import CareerbotError
 from careerbot.chunking import answers_of, embedding_text, sentence_spans, split_passages
-from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.embedding import OnnxEmbedder
 from careerbot.transcript import parse_transcript
 from tests.conftest import CORPUS, FakeEmbedder
 
@@ -75,7 +75,7 @@ def test_a_question_too_long_for_the_window_fails_naming_the_line() -> None:
 
 @pytest.mark.model
 def test_every_passage_fits_the_real_tokenizer_window(
-    real_embedder: SentenceTransformerEmbedder,
+    real_embedder: OnnxEmbedder,
 ) -> None:
     count = real_embedder.count_tokens
     for budget in (64, 200):
@@ -87,6 +87,6 @@ def test_every_passage_fits_the_real_tokenizer_window(
 
 @pytest.mark.model
 def test_real_tokenizer_counts_past_the_window_instead_of_cutting(
-    real_embedder: SentenceTransformerEmbedder,
+    real_embedder: OnnxEmbedder,
 ) -> None:
     assert real_embedder.count_tokens("word " * 400) == 402

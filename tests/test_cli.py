@@ -12,20 +12,20 @@ import pytest
 
 from careerbot import cli
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.embedding import OnnxEmbedder
 from tests.conftest import DATA, ROOT, FakeEmbedder, served_version
 
 
 @pytest.fixture
 def use_fake(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> FakeEmbedder:
-    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: fake_embedder)
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: fake_embedder)
     monkeypatch.setenv("CAREERBOT_MIN_SCORE", "0")  # fake vectors are not calibrated
     return fake_embedder
 
 
 @pytest.fixture
-def use_real(monkeypatch: pytest.MonkeyPatch, real_embedder: SentenceTransformerEmbedder) -> None:
-    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: real_embedder)
+def use_real(monkeypatch: pytest.MonkeyPatch, real_embedder: OnnxEmbedder) -> None:
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: real_embedder)
 
 
 def dirs(settings: Settings) -> list[str]:

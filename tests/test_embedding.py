@@ -1,10 +1,12 @@
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from careerbot import CareerbotError
-from careerbot.embedding import SentenceTransformerEmbedder, model_path
+from careerbot.embedding import OnnxEmbedder, SentenceTransformerEmbedder, model_path
 
 
 def test_a_hub_model_name_is_refused_instead_of_downloaded() -> None:
@@ -19,7 +21,7 @@ def test_the_bundled_model_is_read_from_its_package() -> None:
 
 
 @pytest.mark.model
-def test_real_model_gives_unit_vectors_offline(real_embedder: SentenceTransformerEmbedder) -> None:
+def test_real_model_gives_unit_vectors_offline(real_embedder: OnnxEmbedder) -> None:
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     vectors = real_embedder.embed(["How do I become an ML engineer?", "Airbnb hiring"])
     assert vectors.shape == (2, 384) == (2, real_embedder.dimension)
@@ -27,11 +29,69 @@ def test_real_model_gives_unit_vectors_offline(real_embedder: SentenceTransforme
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
+TEXTS = [
+    "ML",
+    "data scientist to machine learning engineer",
+    "Chirag Mahapatra (engineer): we run two core-values interviews. " * 3,
+    "a passage far longer than the model's window, which cuts it " * 40,
+]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(str(model_path("all-MiniLM-L6-v2")))
+
+
 @pytest.mark.model
 def test_a_local_model_path_works_as_the_model_setting(
-    real_embedder: SentenceTransformerEmbedder,
+    real_embedder: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder
 ) -> None:
-    by_path = SentenceTransformerEmbedder(str(model_path("all-MiniLM-L6-v2")))
-    text = ["data scientist to machine learning engineer"]
-    assert np.allclose(by_path.embed(text), real_embedder.embed(text), atol=1e-5)
-    assert by_path.model_id != real_embedder.model_id
+    assert np.allclose(torch_embedder.embed(TEXTS[1:2]), real_embedder.embed(TEXTS[1:2]), atol=1e-5)
+    assert torch_embedder.model_id != real_embedder.model_id
+
+
+@pytest.mark.model
+def test_onnx_gives_the_vectors_and_token_counts_of_sentence_transformers(
+    real_embedder: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    onnx, reference = real_embedder.embed(TEXTS), torch_embedder.embed(TEXTS)
+    assert onnx.shape == reference.shape == (4, 384)
+    assert np.all(np.sum(onnx * reference, axis=1) > 0.99999)
+    assert [real_embedder.count_tokens(t) for t in TEXTS] == [
+        torch_embedder.count_tokens(t) for t in TEXTS
+    ]
+    assert real_embedder.count_tokens(TEXTS[3]) > real_embedder.window == 256
+    # Batched in any order, a text gets the vector it gets alone.
+    assert np.allclose(real_embedder.embed(TEXTS[::-1])[::-1], onnx, atol=1e-5)
+
+
+@pytest.mark.model
+def test_int8_is_close_named_apart_and_reuses_the_export(
+    real_embedder: OnnxEmbedder, encoder_dir: Path
+) -> None:
+    exports = {path.name: path.stat().st_mtime_ns for path in encoder_dir.iterdir()}
+    int8 = OnnxEmbedder(cache_dir=encoder_dir, int8=True)
+    again = OnnxEmbedder(cache_dir=encoder_dir)
+    assert int8.model_id == "all-MiniLM-L6-v2 (int8)" != again.model_id
+    assert {
+        path.name: path.stat().st_mtime_ns for path in encoder_dir.iterdir() if path.name in exports
+    } == exports
+    assert len(list(encoder_dir.glob("*.int8.onnx"))) == 1
+    similarity = np.sum(int8.embed(TEXTS) * real_embedder.embed(TEXTS), axis=1)
+    assert np.all(similarity > 0.95) and np.all(similarity < 0.9999)
+
+
+def test_onnx_refuses_a_model_it_cannot_pool(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(model_path("all-MiniLM-L6-v2"), model)
+    pooling = model / "1_Pooling" / "config.json"
+    pooling.write_text(
+        pooling.read_text().replace(
+            '"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'
+        )
+    )
+    with pytest.raises(
+        CareerbotError, match=r"not a mean-pooled transformer.*CAREERBOT_ENCODER=torch"
+    ):
+        OnnxEmbedder(str(model), cache_dir=tmp_path / "encoders")
+    assert not (tmp_path / "encoders").exists()

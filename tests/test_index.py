@@ -1,12 +1,21 @@
 import json
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
 from careerbot import CareerbotError
-from careerbot.config import Settings
-from careerbot.index import build_index, load_index, sha256
+from careerbot.config import HNSW_FROM, Settings
+from careerbot.index import (
+    HNSW_SEARCH_DEPTH,
+    build_index,
+    index_kind,
+    load_index,
+    search_vectors,
+    searchable,
+    sha256,
+)
 from tests.conftest import FakeEmbedder, served_version
 
 
@@ -204,3 +213,39 @@ def test_index_from_another_model_is_refused(built: Path) -> None:
     other = FakeEmbedder(model_id="another-model")
     with pytest.raises(CareerbotError, match=r"built with model 'fake-model', not .*another-model"):
         load_index(built.parent.parent, other)
+
+
+def test_small_corpora_get_exact_search_and_hnsw_is_a_setting(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    build_index(settings, fake_embedder)
+    exact = load_index(settings.index_dir, fake_embedder)
+    assert exact.manifest["index_type"] == "flat"
+    assert isinstance(exact.vectors, faiss.IndexFlatIP)
+    build_index(settings.model_copy(update={"index_type": "hnsw"}), fake_embedder)
+    graph = load_index(settings.index_dir, fake_embedder)
+    assert graph.manifest["index_type"] == "hnsw"
+    assert isinstance(graph.vectors, faiss.IndexHNSWFlat)
+    assert graph.vectors.hnsw.efSearch == HNSW_SEARCH_DEPTH
+    query = fake_embedder.embed(["machine learning engineer interviews"])
+    exact_scores, exact_ids = search_vectors(exact.vectors, query, 10)
+    graph_scores, graph_ids = search_vectors(graph.vectors, query, 10)
+    assert list(graph_ids) == list(exact_ids)
+    assert np.allclose(graph_scores, exact_scores, atol=1e-5)
+
+
+def test_hnsw_finds_more_neighbours_than_its_search_depth_when_asked() -> None:
+    vectors = np.random.default_rng(7).standard_normal((2000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    graph, exact = searchable(vectors, "hnsw"), searchable(vectors, "flat")
+    wanted = 4 * HNSW_SEARCH_DEPTH
+    _, graph_ids = search_vectors(graph, vectors[:1], wanted)
+    _, exact_ids = search_vectors(exact, vectors[:1], wanted)
+    assert len(graph_ids) == len(set(graph_ids)) == wanted
+    assert len(set(graph_ids[:10]) & set(exact_ids[:10])) >= 9
+
+
+def test_auto_picks_hnsw_for_large_corpora() -> None:
+    assert index_kind("auto", HNSW_FROM - 1) == "flat"
+    assert index_kind("auto", HNSW_FROM) == "hnsw"
+    assert index_kind("flat", 10 * HNSW_FROM) == "flat"

@@ -10,7 +10,7 @@ import pytest
 
 from careerbot.api import create_app
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index
 from tests.conftest import CORPUS, ROOT
 from tests.test_widget import Served
@@ -32,7 +32,7 @@ def test_only_loopback_is_a_target(url: str) -> None:
 
 @pytest.mark.model
 def test_load_with_a_rebuild_fails_nothing_and_ends_on_the_new_version(
-    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, real_embedder: OnnxEmbedder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shutil.copytree(CORPUS, tmp_path / "corpus")
     settings = Settings(

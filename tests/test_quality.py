@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.embedding import OnnxEmbedder
 from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import build_index, load_index
 from careerbot.search import Searcher
@@ -28,7 +28,7 @@ FLOORS = {
 }
 
 
-def measure(settings: Settings, embedder: SentenceTransformerEmbedder, *files: str) -> Report:
+def measure(settings: Settings, embedder: OnnxEmbedder, *files: str) -> Report:
     build_index(settings, embedder)
     searcher = Searcher(load_index(settings.index_dir, embedder), embedder, settings.min_score)
     cases = [case for name in files for case in read_cases(ROOT / "eval" / name)]
@@ -46,7 +46,7 @@ def check(report: Report, floors: dict[str, float]) -> None:
 
 @pytest.mark.model
 def test_quality_on_the_tuning_and_held_out_sets(
-    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+    tmp_path: Path, real_embedder: OnnxEmbedder
 ) -> None:
     settings = Settings(index_dir=tmp_path / "index")
     assert settings.min_score > 0  # the shipped threshold, not the tests' zero
@@ -56,7 +56,7 @@ def test_quality_on_the_tuning_and_held_out_sets(
 
 @pytest.mark.model
 def test_quality_with_a_second_transcript_in_the_corpus(
-    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+    tmp_path: Path, real_embedder: OnnxEmbedder
 ) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)

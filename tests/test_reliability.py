@@ -79,7 +79,7 @@ def test_serve_refuses_a_damaged_index_with_one_line_and_exit_2(
 ) -> None:
     build_index(settings, fake_embedder)
     DAMAGE[case](served_version(settings.index_dir))
-    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: fake_embedder)
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: fake_embedder)
     started = []
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(a))
     assert cli.main(["serve", *dirs(settings)]) == 2
@@ -101,7 +101,7 @@ def test_serve_refuses_an_index_of_another_model_or_dimension(
 ) -> None:
     build_index(settings, FakeEmbedder())
     other = FakeEmbedder(model_id=model, dimension=32)
-    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda name: other)
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: other)
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served a bad index"))
     assert cli.main(["serve", *dirs(settings)]) == 2
     assert message in capsys.readouterr().err
@@ -113,7 +113,7 @@ def test_serve_without_index_or_corpus_says_so(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda model: fake_embedder)
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: fake_embedder)
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served without an index"))
     args = ["serve", "--corpus-dir", str(tmp_path / "none"), "--index-dir", str(tmp_path / "ix")]
     assert cli.main(args) == 2

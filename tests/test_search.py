@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index, load_index
 from careerbot.search import Searcher, UnknownSpeaker
 from tests.conftest import DATA, FakeEmbedder
@@ -73,7 +73,7 @@ def test_a_question_in_words_the_corpus_never_uses_scores_zero(searcher: Searche
 
 @pytest.mark.model
 def test_real_model_rejects_off_topic_and_answers_in_domain(
-    settings: Settings, real_embedder: SentenceTransformerEmbedder
+    settings: Settings, real_embedder: OnnxEmbedder
 ) -> None:
     build_index(settings, real_embedder)
     searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.26)
@@ -86,7 +86,7 @@ def test_real_model_rejects_off_topic_and_answers_in_domain(
 
 @pytest.mark.model
 def test_with_a_second_transcript_each_question_finds_its_speaker(
-    settings: Settings, real_embedder: SentenceTransformerEmbedder
+    settings: Settings, real_embedder: OnnxEmbedder
 ) -> None:
     shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
     shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)

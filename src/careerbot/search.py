@@ -5,12 +5,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder, Vectors
 from careerbot.index import LoadedIndex, Record, search_vectors
 from careerbot.lexical import WORD, Lexicon, Synonyms
+
+# Passages taken from the vector index for each question; all of a corpus up to this size.
+CANDIDATES = 256
 
 
 class UnknownSpeaker(CareerbotError):
@@ -81,7 +84,12 @@ class Searcher:
             a["speaker"]["id"]: {**a["speaker"], "answers": counts[a["speaker"]["id"]]}
             for a in answers
         }
-        self.naming = {id: speaker_words(speaker) for id, speaker in self.speakers.items()}
+        # Every word that names a speaker, and whom it names.
+        self.naming: dict[str, set[str]] = {}
+        for id, speaker in self.speakers.items():
+            for word in speaker_words(speaker):
+                self.naming.setdefault(word, set()).add(id)
+        self.name_words = list(self.naming)
         # The interview questions, each with who answered it: the topics the corpus covers.
         self.topics: dict[str, list[Record]] = {}
         for answer in answers:
@@ -110,13 +118,17 @@ class Searcher:
         """Speakers a question names (by name or organization, allowing small typos), and
         the question's words that named them."""
         parts = WORD.findall(question.lower())
-        candidates = set(parts) | {a + b for a, b in itertools.pairwise(parts)}
-        named, naming = set(), set()
-        for id, names in self.naming.items():
-            for word in candidates:
-                if any(word == n or (len(n) > 4 and fuzz.ratio(word, n) >= 85) for n in names):
-                    named.add(id)
-                    naming.add(word)
+        candidates = sorted(set(parts) | {a + b for a, b in itertools.pairwise(parts)})
+        named: set[str] = set()
+        naming: set[str] = set()
+        if not (candidates and self.name_words):
+            return named, naming
+        similar = process.cdist(candidates, self.name_words, scorer=fuzz.ratio, score_cutoff=85)
+        for row, column in zip(*np.nonzero(similar), strict=True):
+            word, name = candidates[row], self.name_words[column]
+            if word == name or len(name) > 4:  # short names must be exact
+                named |= self.naming[name]
+                naming.add(word)
         return named, naming
 
     def query_text(self, question: str) -> str:
@@ -141,8 +153,9 @@ class Searcher:
         lexical = self.lexicon.scores(terms)
         topical = self.topic_vectors @ query[0]
         confidence = self.lexicon.coverage(terms) ** self.weights.coverage
+        # The nearest passages by meaning; the others count as unrelated.
         semantic = np.zeros(len(self.index.passages), dtype=np.float32)
-        scores, ids = search_vectors(self.index.vectors, query, self.index.vectors.ntotal)
+        scores, ids = search_vectors(self.index.vectors, query, CANDIDATES)
         semantic[ids] = scores
         semantic = np.clip(semantic, 0.0, 1.0)
         w = self.weights

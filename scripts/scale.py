@@ -1,0 +1,118 @@
+"""Measure careerbot at scale: a synthetic corpus, its build, and exact against HNSW search.
+
+    python scripts/scale.py [--answers 100000] [--work /tmp/careerbot-scale] [--queries 200]
+
+Writes the synthetic corpus (scripts/synth.py) into WORK/corpus and builds its index into
+WORK/index with `careerbot build`, timed as a whole process (both are kept and reused by
+the next run). Then, in this process: the index size on disk, file by file; the FAISS
+index in memory, exact (flat) and HNSW; the time to load the index and set up the
+searcher, and the process's RSS after it; search latency one question at a time, k=10,
+exact against HNSW, and HNSW's recall@10 against exact; and `Searcher.ask` end to end
+(question embedded beforehand). The questions are the labelled ones in eval/.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from careerbot.config import Settings
+from careerbot.embedding import load_embedder
+from careerbot.index import current_version, load_index, searchable
+from careerbot.search import Searcher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentiles(seconds: list[float]) -> str:
+    ms = np.percentile(np.array(seconds) * 1000, [50, 95])
+    return f"p50 {ms[0]:.3f} ms, p95 {ms[1]:.3f} ms"
+
+
+def timed_searches(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[list[float], list]:
+    times, found = [], []
+    for query in queries:
+        begin = time.perf_counter()
+        _, ids = index.search(query[None, :], k)
+        times.append(time.perf_counter() - begin)
+        found.append(ids[0])
+    return times, found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--answers", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/careerbot-scale"))
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    corpus, index_dir = args.work / "corpus", args.work / "index"
+    if not corpus.is_dir():
+        synth = [sys.executable, str(ROOT / "scripts" / "synth.py"), str(corpus)]
+        subprocess.run([*synth, "--answers", str(args.answers)], check=True)
+    if current_version(index_dir) is None:
+        begin = time.perf_counter()
+        build = [sys.executable, "-m", "careerbot", "build"]
+        subprocess.run(
+            [*build, "--corpus-dir", str(corpus), "--index-dir", str(index_dir)], check=True
+        )
+        print(f"build (careerbot build, whole process): {time.perf_counter() - begin:.0f} s")
+    version = current_version(index_dir)
+    assert version is not None
+    print("on disk:")
+    for file in sorted(version.iterdir()):
+        print(f"  {file.name:<16} {file.stat().st_size / 2**20:8.1f} MiB")
+
+    settings = Settings(corpus_dir=corpus, index_dir=index_dir)
+    embedder = load_embedder(settings)
+    begin = time.perf_counter()
+    index = load_index(index_dir, embedder)
+    searcher = Searcher(index, embedder, settings.min_score)
+    loaded = time.perf_counter() - begin
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    count = index.vectors.ntotal
+    print(f"{count} passages, index type {index.manifest['index_type']}")
+    print(f"load index and set up the searcher: {loaded:.1f} s; process peak RSS {rss:.0f} MiB")
+
+    vectors = index.vectors.reconstruct_n(0, count)
+    exact = searchable(vectors, "flat")
+    if isinstance(index.vectors, faiss.IndexHNSW):
+        graph = index.vectors
+    else:
+        begin = time.perf_counter()
+        graph = searchable(vectors, "hnsw")
+        print(f"HNSW built in {time.perf_counter() - begin:.0f} s")
+    for name, built in (("exact", exact), ("HNSW", graph)):
+        print(f"in memory, {name}: {faiss.serialize_index(built).nbytes / 2**20:.1f} MiB")
+
+    questions = [
+        json.loads(line)["question"]
+        for file in sorted((ROOT / "eval").glob("*.jsonl"))
+        for line in file.read_text(encoding="utf-8").splitlines()
+    ][: args.queries]
+    queries = embedder.embed([searcher.query_text(q) for q in questions])
+    faiss.omp_set_num_threads(1)  # one question at a time, as the server searches
+    exact_times, exact_ids = timed_searches(exact, queries, 10)
+    graph_times, graph_ids = timed_searches(graph, queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_ids, graph_ids, strict=True)])
+    exact_p50, graph_p50 = np.median(exact_times), np.median(graph_times)
+    print(f"{len(queries)} questions, k=10, one at a time:")
+    print(f"  exact: {percentiles(exact_times)}")
+    print(f"  HNSW:  {percentiles(graph_times)}")
+    print(f"  HNSW p50 / exact p50: {graph_p50 / exact_p50:.3f} (target <= 0.1)")
+    print(f"  HNSW recall@10 against exact: {recall:.3f} (target >= 0.95)")
+    ask_times = []
+    for question, query in zip(questions, queries, strict=True):
+        begin = time.perf_counter()
+        searcher.ask(question, 3, query=query[None, :])
+        ask_times.append(time.perf_counter() - begin)
+    print(f"Searcher.ask, question embedded beforehand: {percentiles(ask_times)}")
+
+
+if __name__ == "__main__":
+    main()
