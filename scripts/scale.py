@@ -80,15 +80,13 @@ def main() -> None:
     print(f"load index and set up the searcher: {loaded:.1f} s; process peak RSS {rss:.0f} MiB")
 
     vectors = index.vectors.reconstruct_n(0, count)
-    exact = searchable(vectors, "flat")
-    if isinstance(index.vectors, faiss.IndexHNSW):
-        graph = index.vectors
-    else:
+    built = {}
+    for kind in ("flat", "hnsw"):
         begin = time.perf_counter()
-        graph = searchable(vectors, "hnsw")
-        print(f"HNSW built in {time.perf_counter() - begin:.0f} s")
-    for name, built in (("exact", exact), ("HNSW", graph)):
-        print(f"in memory, {name}: {faiss.serialize_index(built).nbytes / 2**20:.1f} MiB")
+        built[kind] = searchable(vectors, kind)
+        size = faiss.serialize_index(built[kind]).nbytes / 2**20
+        print(f"{kind}: built in {time.perf_counter() - begin:.1f} s, {size:.1f} MiB in memory")
+    exact, graph = built["flat"], built["hnsw"]
 
     questions = [
         json.loads(line)["question"]

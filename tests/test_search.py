@@ -1,12 +1,14 @@
+import itertools
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index, load_index
-from careerbot.search import Searcher, UnknownSpeaker
+from careerbot.search import Searcher, UnknownSpeaker, best_first
 from tests.conftest import DATA, FakeEmbedder
 
 
@@ -110,3 +112,15 @@ def test_second_transcript_parses(tmp_path: Path) -> None:
     assert len(transcript.questions) == 5
     assert len(transcript.turns) == 7
     assert all(t.speaker.title for t in transcript.turns)
+
+
+def test_best_first_gives_the_order_of_a_full_sort_without_sorting_everything() -> None:
+    score = np.random.default_rng(3).random(1000).astype(np.float32)
+    expected = list(np.argsort(-score))
+    assert list(best_first(score, first=10)) == expected
+    assert list(best_first(score)) == expected
+    assert list(itertools.islice(best_first(score, first=10), 5)) == expected[:5]
+    score[::7] = 0.5  # with ties: still every position once, best first
+    order = list(best_first(score, first=10))
+    assert sorted(order) == list(range(1000))
+    assert all(np.diff(score[order]) <= 0)

@@ -147,7 +147,7 @@ def clean_up(index_dir: Path) -> None:
 
 # HNSW: links per vector, and how widely building and searching look; chosen at 100,000
 # passages by scripts/scale.py (recall@10 against exact search stays above 0.95).
-HNSW_LINKS, HNSW_BUILD_DEPTH, HNSW_SEARCH_DEPTH = 32, 80, 64
+HNSW_LINKS, HNSW_BUILD_DEPTH, HNSW_SEARCH_DEPTH = 32, 200, 128
 
 
 def index_kind(setting: str, passages: int) -> str:

@@ -2,9 +2,11 @@
 
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
@@ -66,6 +68,19 @@ def speaker_words(speaker: Record) -> set[str]:
         if len(parts) > 1:
             found.add("".join(parts))
     return found
+
+
+def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
+    """Positions in order of descending score. Only the best `first` are sorted up front
+    (a full sort of a large corpus costs milliseconds); the rest, when they are reached.
+    Equal scores may come in any order."""
+    if len(score) <= first:
+        yield from np.argsort(-score, kind="stable")
+        return
+    top = np.argpartition(-score, first)[:first]
+    yield from top[np.argsort(-score[top], kind="stable")]
+    rest = np.setdiff1d(np.arange(len(score)), top)
+    yield from rest[np.argsort(-score[rest], kind="stable")]
 
 
 class Searcher:
@@ -168,7 +183,7 @@ class Searcher:
         hits: list[Hit] = []
         seen: set[str] = set()
         # Best passages first; the first of each answer is its best. Stop at top_k.
-        for position in np.argsort(-score, kind="stable"):
+        for position in best_first(score):
             passage = self.index.passages[position]
             if score[position] < max(self.min_score, 0.0) or len(hits) == top_k:
                 break
