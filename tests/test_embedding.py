@@ -95,3 +95,10 @@ def test_onnx_refuses_a_model_it_cannot_pool(tmp_path: Path) -> None:
     ):
         OnnxEmbedder(str(model), cache_dir=tmp_path / "encoders")
     assert not (tmp_path / "encoders").exists()
+
+
+def test_an_export_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "encoders"
+    blocked.write_text("a file where the export folder should be")
+    with pytest.raises(CareerbotError, match=r"could not export the model to ONNX in .*encoders"):
+        OnnxEmbedder(cache_dir=blocked)

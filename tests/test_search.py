@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from careerbot import search
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index, load_index
@@ -124,3 +125,21 @@ def test_best_first_gives_the_order_of_a_full_sort_without_sorting_everything() 
     order = list(best_first(score, first=10))
     assert sorted(order) == list(range(1000))
     assert all(np.diff(score[order]) <= 0)
+
+
+def test_a_filtered_or_named_speaker_is_compared_in_full_beyond_the_candidates(
+    searcher: Searcher, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "CANDIDATES", 2)  # far fewer than the passages
+    vectors = searcher.index.vectors.reconstruct_n(0, searcher.index.vectors.ntotal)
+    for speaker, question in [
+        ("Shubhankar Jain", "machine learning engineer interviews"),
+        (None, "what does shubhankar say about machine learning engineer interviews"),
+    ]:
+        query = fake_embedder.embed([searcher.query_text(question)])
+        exact = np.clip(vectors @ query[0], 0, 1)
+        hits = searcher.ask(question, top_k=9, speaker=speaker).answers
+        his = [hit for hit in hits if hit.answer["speaker"]["name"] == "Shubhankar Jain"]
+        assert len(his) >= 3 and (speaker is None or his == hits)
+        positions = [searcher.index.passages.index(hit.passage) for hit in his]
+        assert [hit.semantic for hit in his] == pytest.approx(list(exact[positions]), abs=1e-6)

@@ -9,6 +9,7 @@ import logging
 import os
 import queue
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -140,23 +141,46 @@ def load_embedder(settings: Settings) -> Embedder:
     return OnnxEmbedder(settings.model, settings.encoder_dir, int8=settings.encoder == "onnx-int8")
 
 
+# Part of the export's name: change it when export_onnx changes what it writes.
+EXPORT_RECIPE = 1
+
+
 def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
     """The ONNX export of the model at path, made when missing and kept in cache_dir. Its
-    name holds a digest of the model's configuration and file sizes, so a changed model
-    is exported anew."""
-    digest = hashlib.sha256((path / "config.json").read_bytes())
-    for file in sorted(path.iterdir()):
+    name holds a digest of the export recipe and the model's files (names, sizes and
+    modification times), so a changed model is exported anew."""
+    digest = hashlib.sha256(f"recipe {EXPORT_RECIPE};".encode())
+    for file in sorted(path.rglob("*")):
         if file.is_file():
-            digest.update(f"{file.name}:{file.stat().st_size};".encode())
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     exported = cache_dir / f"{path.name}-{digest.hexdigest()[:16]}.onnx"
-    if not exported.is_file():
-        export_onnx(path, exported)
-    if not int8:
-        return exported
     quantized = exported.with_suffix(".int8.onnx")
-    if not quantized.is_file():
-        quantize_onnx(exported, quantized)
-    return quantized
+    try:
+        if not exported.is_file():
+            export_onnx(path, exported)
+        if int8 and not quantized.is_file():
+            quantize_onnx(exported, quantized)
+    except Exception as error:  # whatever the exporter raises, one line for the user
+        raise CareerbotError(
+            f"could not export the model to ONNX in {cache_dir} ({error}); "
+            "CAREERBOT_ENCODER=torch runs it without"
+        ) from None
+    return quantized if int8 else exported
+
+
+@contextlib.contextmanager
+def writing(target: Path) -> Iterator[Path]:
+    """A fresh temporary path beside target, moved onto target if the block succeeds.
+    Two processes exporting at once each write their own file; the last move wins."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+    os.close(handle)
+    try:
+        yield Path(name)
+        os.replace(name, target)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -175,9 +199,7 @@ def export_onnx(path: Path, target: Path) -> None:
     """Export the model's transformer (token ids in, token vectors out) to an ONNX file.
     Needs torch, only this once."""
     print(f"Exporting the model to {target} (once) ...", file=sys.stderr)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}-{os.getpid()}")
-    with quietly():
+    with quietly(), writing(target) as staging:
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
@@ -202,21 +224,17 @@ def export_onnx(path: Path, target: Path) -> None:
                 vectors = transformer(input_ids=input_ids, attention_mask=attention_mask, **types)
                 return vectors.last_hidden_state  # type: ignore[no-any-return]
 
-        try:
-            torch.onnx.export(
-                TokenVectors(),
-                tuple(sample[name] for name in names),
-                str(staging),
-                input_names=names,
-                output_names=["vectors"],
-                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "vectors"]},
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
-            os.replace(staging, target)
-        finally:
-            staging.unlink(missing_ok=True)
+        torch.onnx.export(
+            TokenVectors(),
+            tuple(sample[name] for name in names),
+            str(staging),
+            input_names=names,
+            output_names=["vectors"],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "vectors"]},
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
 
 
 def quantize_onnx(source: Path, target: Path) -> None:
@@ -224,26 +242,34 @@ def quantize_onnx(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     print(f"Quantizing it to {target} (once) ...", file=sys.stderr)
-    staging = target.with_name(f".{target.name}-{os.getpid()}")
-    try:
-        with quietly():
-            quantize_dynamic(source, staging, weight_type=QuantType.QInt8, per_channel=True)
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
+    with quietly(), writing(target) as staging:
+        quantize_dynamic(source, staging, weight_type=QuantType.QInt8, per_channel=True)
 
 
-def mean_pooled(path: Path) -> bool:
-    """Whether the model at path is a transformer, mean pooling and (optionally) Normalize."""
+def onnx_facts(path: Path, model: str) -> tuple[int, bool]:
+    """The window and lower-casing of a model that the ONNX encoder can run: a transformer,
+    then mean pooling, then optionally Normalize, with a tokenizer.json."""
     try:
         modules = [
             m["type"].rsplit(".", 1)[-1] for m in json.loads((path / "modules.json").read_text())
         ]
         pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    modes = {key for key, on in pooling.items() if key.startswith("pooling_mode_") and on}
-    return modules[:2] == ["Transformer", "Pooling"] and modes == {"pooling_mode_mean_tokens"}
+        config = json.loads((path / "sentence_bert_config.json").read_text())
+        window, lower = int(config["max_seq_length"]), bool(config.get("do_lower_case", False))
+        modes = {key for key, on in pooling.items() if key.startswith("pooling_mode_") and on}
+        runnable = (
+            modules in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
+            and modes == {"pooling_mode_mean_tokens"}
+            and (path / "tokenizer.json").is_file()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        runnable = False
+    if not runnable:
+        raise CareerbotError(
+            f"model {model!r} is not a mean-pooled transformer with a tokenizer.json; "
+            "run it with CAREERBOT_ENCODER=torch"
+        )
+    return window, lower
 
 
 class OnnxEmbedder(ModelFacts):
@@ -264,15 +290,8 @@ class OnnxEmbedder(ModelFacts):
         from tokenizers import Tokenizer
 
         path = model_path(model)
-        if not (mean_pooled(path) and (path / "tokenizer.json").is_file()):
-            raise CareerbotError(
-                f"model {model!r} is not a mean-pooled transformer with a tokenizer.json; "
-                "run it with CAREERBOT_ENCODER=torch"
-            )
+        self._window, self._lower = onnx_facts(path, model)
         self._model_id = f"{model} (int8)" if int8 else model
-        self._window = int(
-            json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
-        )
         self._counter = Tokenizer.from_file(str(path / "tokenizer.json"))
         self._counter.no_truncation()
         self._counter.no_padding()
@@ -302,10 +321,13 @@ class OnnxEmbedder(ModelFacts):
         self._dimension = dimension
 
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text).ids)
+        return len(self._counter.encode(text.lower() if self._lower else text).ids)
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
         from tqdm import tqdm
+
+        if self._lower:
+            texts = [text.lower() for text in texts]
 
         # Texts of like length batch together, so little of each batch is padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

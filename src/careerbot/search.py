@@ -168,10 +168,15 @@ class Searcher:
         lexical = self.lexicon.scores(terms)
         topical = self.topic_vectors @ query[0]
         confidence = self.lexicon.coverage(terms) ** self.weights.coverage
-        # The nearest passages by meaning; the others count as unrelated.
+        # The nearest passages by meaning; the others count as unrelated, except those of
+        # a speaker the question names or the filter picks, which are all compared.
         semantic = np.zeros(len(self.index.passages), dtype=np.float32)
         scores, ids = search_vectors(self.index.vectors, query, CANDIDATES)
         semantic[ids] = scores
+        wanted = {only} if only else named
+        if wanted and len(self.index.passages) > CANDIDATES:
+            rows = np.flatnonzero(np.isin(self.passage_speaker, list(wanted)))
+            semantic[rows] = self.index.vectors.reconstruct_batch(rows) @ query[0]
         semantic = np.clip(semantic, 0.0, 1.0)
         w = self.weights
         topic = np.clip(topical[self.passage_topic], 0.0, 1.0)
