@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import queue
+import subprocess
 import sys
 import tempfile
 import threading
@@ -158,7 +159,7 @@ def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
     quantized = exported.with_suffix(".int8.onnx")
     try:
         if not exported.is_file():
-            export_onnx(path, exported)
+            export_apart(path, exported)
         if int8 and not quantized.is_file():
             quantize_onnx(exported, quantized)
     except Exception as error:  # whatever the exporter raises, one line for the user
@@ -195,10 +196,22 @@ def quietly() -> Iterator[None]:
             logging.disable(logging.NOTSET)
 
 
+def export_apart(path: Path, target: Path) -> None:
+    """Run export_onnx in a child process, so that torch never loads into this one."""
+    print(f"Exporting the model to {target} (once) ...", file=sys.stderr)
+    code = "import sys; from pathlib import Path; from careerbot.embedding import export_onnx; "
+    code += "export_onnx(Path(sys.argv[1]), Path(sys.argv[2]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(target)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise RuntimeError(lines[-1])
+
+
 def export_onnx(path: Path, target: Path) -> None:
     """Export the model's transformer (token ids in, token vectors out) to an ONNX file.
     Needs torch, only this once."""
-    print(f"Exporting the model to {target} (once) ...", file=sys.stderr)
     with quietly(), writing(target) as staging:
         import torch
         from sentence_transformers import SentenceTransformer
