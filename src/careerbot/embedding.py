@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
@@ -337,16 +337,18 @@ class OnnxEmbedder(ModelFacts):
         return len(self._counter.encode(text.lower() if self._lower else text).ids)
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
-        from tqdm import tqdm
-
         if self._lower:
             texts = [text.lower() for text in texts]
 
         # Texts of like length batch together, so little of each batch is padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        starts = range(0, len(texts), 32)
-        for start in tqdm(starts, desc="Embedding", unit="batch") if progress else starts:
+        starts: Iterable[int] = range(0, len(texts), 32)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Embedding", unit="batch")
+        for start in starts:
             chosen = order[start : start + 32]
             encodings = self._tokenizer.encode_batch([texts[i] for i in chosen])
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)

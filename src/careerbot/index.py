@@ -170,12 +170,7 @@ def searchable(vectors: Vectors, kind: str) -> faiss.Index:
 
 
 def write_index(
-    index_dir: Path,
-    vectors: Vectors,
-    passages: list[Record],
-    answers: list[Record],
-    facts: Record,
-    kind: str = "flat",
+    index_dir: Path, vectors: Vectors, passages: list[Record], answers: list[Record], facts: Record
 ) -> str:
     """Write a new version folder, then point CURRENT at it; return the version's name.
 
@@ -189,7 +184,8 @@ def write_index(
     staging.mkdir()
     try:
         write_file(
-            staging / "faiss.index", faiss.serialize_index(searchable(vectors, kind)).tobytes()
+            staging / "faiss.index",
+            faiss.serialize_index(searchable(vectors, facts["index_type"])).tobytes(),
         )
         write_file(staging / "passages.jsonl", jsonl(passages))
         write_file(staging / "answers.jsonl", jsonl(answers))
@@ -222,13 +218,12 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     ]
     vectors = embedder.embed([embedding_text(p.answer, p.text) for p in passages], progress)
     speakers = {answer.speaker.id for answer in answers}
-    kind = index_kind(settings.index_type, len(passages))
     facts = {
         "format": FORMAT,
         "model": embedder.model_id,
         "dimension": embedder.dimension,
         "passages": len(passages),
-        "index_type": kind,
+        "index_type": index_kind(settings.index_type, len(passages)),
         "answers": len(answers),
         "speakers": len(speakers),
         "documents": [transcript.document for transcript in transcripts],
@@ -244,7 +239,6 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         [passage_record(p) for p in passages],
         [answer_record(a) for a in answers],
         facts,
-        kind,
     )
     return BuildSummary(
         settings.index_dir / VERSIONS / version,

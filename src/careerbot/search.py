@@ -173,18 +173,20 @@ class Searcher:
         semantic = np.zeros(len(self.index.passages), dtype=np.float32)
         scores, ids = search_vectors(self.index.vectors, query, CANDIDATES)
         semantic[ids] = scores
-        wanted = {only} if only else named
-        if wanted and len(self.index.passages) > CANDIDATES:
-            rows = np.flatnonzero(np.isin(self.passage_speaker, list(wanted)))
+        by_named = np.isin(self.passage_speaker, list(named)) if named else None
+        by_only = self.passage_speaker == only if only else None
+        wanted = by_only if by_only is not None else by_named
+        if wanted is not None and len(self.index.passages) > CANDIDATES:
+            rows = np.flatnonzero(wanted)
             semantic[rows] = self.index.vectors.reconstruct_batch(rows) @ query[0]
         semantic = np.clip(semantic, 0.0, 1.0)
         w = self.weights
         topic = np.clip(topical[self.passage_topic], 0.0, 1.0)
         score = (w.semantic * semantic + w.lexical * lexical + w.topic * topic) * confidence
-        if named:
-            score[~np.isin(self.passage_speaker, list(named))] *= 1 - w.other_speaker
-        if only:
-            score[self.passage_speaker != only] = -1.0
+        if by_named is not None:
+            score[~by_named] *= 1 - w.other_speaker
+        if by_only is not None:
+            score[~by_only] = -1.0
         hits: list[Hit] = []
         seen: set[str] = set()
         # Best passages first; the first of each answer is its best. Stop at top_k.
