@@ -1,10 +1,12 @@
 import asyncio
+import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from careerbot.api import create_app
@@ -280,22 +282,32 @@ class BlockingEmbedder(FakeEmbedder):
         return super().embed(texts, progress)
 
 
+@contextlib.asynccontextmanager
+async def one_question_stuck(
+    app: FastAPI, embedder: BlockingEmbedder
+) -> AsyncIterator[tuple[httpx.AsyncClient, "asyncio.Task[httpx.Response]"]]:
+    """The app running, a client for it, and one question stuck in the encoder until
+    embedder.release is set."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            embedder.blocking = True
+            stuck = asyncio.create_task(http.post("/ask", json={"question": "hiring"}))
+            await asyncio.to_thread(embedder.entered.wait, 5)
+            yield http, stuck
+
+
 def test_a_slow_question_does_not_stall_health(built: Settings) -> None:
     embedder = BlockingEmbedder()
     app = create_app(built, embedder)
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                embedder.blocking = True
-                slow = asyncio.create_task(http.post("/ask", json={"question": "hiring"}))
-                await asyncio.to_thread(embedder.entered.wait, 5)
-                health = await asyncio.wait_for(http.get("/health"), timeout=5)
-                assert health.status_code == 200
-                assert not slow.done()
-                embedder.release.set()
-                assert (await slow).status_code == 200
+        async with one_question_stuck(app, embedder) as (http, slow):
+            health = await asyncio.wait_for(http.get("/health"), timeout=5)
+            assert health.status_code == 200
+            assert not slow.done()
+            embedder.release.set()
+            assert (await slow).status_code == 200
 
     asyncio.run(scenario())
 

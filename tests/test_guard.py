@@ -13,7 +13,7 @@ from careerbot.config import Settings
 from careerbot.guard import DEMO_PAGE_POLICY
 from careerbot.index import build_index
 from tests.conftest import FakeEmbedder
-from tests.test_api import BlockingEmbedder
+from tests.test_api import BlockingEmbedder, one_question_stuck
 
 ALLOWED = "https://careers.example"
 PREFLIGHT = {
@@ -103,21 +103,14 @@ def test_overload_gets_an_immediate_503_not_a_wait(built: Settings) -> None:
     app = create_app(busy, embedder)
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                embedder.blocking = True
-                first = asyncio.create_task(http.post("/ask", json={"question": "hiring"}))
-                await asyncio.to_thread(embedder.entered.wait, 5)
-                second = await asyncio.wait_for(
-                    http.post("/ask", json={"question": "tips"}), timeout=2
-                )
-                assert second.status_code == 503
-                assert second.headers["retry-after"] == "1"
-                assert (await http.get("/health")).status_code == 200
-                embedder.release.set()
-                assert (await first).status_code == 200
-                again = await http.post("/ask", json={"question": "tips"})
-                assert again.status_code == 200
+        async with one_question_stuck(app, embedder) as (http, first):
+            second = await asyncio.wait_for(http.post("/ask", json={"question": "tips"}), timeout=2)
+            assert second.status_code == 503
+            assert second.headers["retry-after"] == "1"
+            assert (await http.get("/health")).status_code == 200
+            embedder.release.set()
+            assert (await first).status_code == 200
+            again = await http.post("/ask", json={"question": "tips"})
+            assert again.status_code == 200
 
     asyncio.run(scenario())

@@ -232,13 +232,18 @@ def test_the_api_being_down_shows_an_error_with_retry(
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-def test_embedded_from_an_allowed_origin_it_works(
-    page: Page, api: Served, host: tuple[Served, HostPages]
-) -> None:
+def embedding_page(api: Served, host: tuple[Served, HostPages]) -> str:
+    """The address of a page on the host server that embeds the widget of api."""
     served, pages = host
     pages.pages["/embed.html"] = (embed_page(api.url), {})
     pages.pages["/host.css"] = ("", {})
-    page.goto(served.url + "/embed.html")
+    return served.url + "/embed.html"
+
+
+def test_embedded_from_an_allowed_origin_it_works(
+    page: Page, api: Served, host: tuple[Served, HostPages]
+) -> None:
+    page.goto(embedding_page(api, host))
     ask(page, "titanic project resume")
     expect(page.locator("article.card").first).to_contain_text("Shubhankar Jain")
     assert page.errors == []  # type: ignore[attr-defined]
@@ -247,11 +252,8 @@ def test_embedded_from_an_allowed_origin_it_works(
 def test_embedded_from_an_origin_not_allowed_it_shows_the_error_state(
     page: Page, api: Served, host: tuple[Served, HostPages]
 ) -> None:
-    served, pages = host
-    pages.pages["/embed.html"] = (embed_page(api.url), {})
-    pages.pages["/host.css"] = ("", {})
     # localhost and 127.0.0.1 are different origins; only the latter is allowed.
-    page.goto(served.url.replace("127.0.0.1", "localhost") + "/embed.html")
+    page.goto(embedding_page(api, host).replace("127.0.0.1", "localhost"))
     ask(page, "titanic project resume")
     expect(page.get_by_role("alert")).to_contain_text("cannot be reached")
     assert page.locator("article.card").count() == 0
