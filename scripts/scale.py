@@ -12,7 +12,6 @@ exact against HNSW, and HNSW's recall@10 against exact; and `Searcher.ask` end t
 """
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 
 from careerbot.config import Settings
 from careerbot.embedding import load_embedder
+from careerbot.evaluate import read_cases
 from careerbot.index import current_version, load_index, searchable
 from careerbot.search import Searcher
 
@@ -89,9 +89,9 @@ def main() -> None:
     exact, graph = built["flat"], built["hnsw"]
 
     questions = [
-        json.loads(line)["question"]
+        case.question
         for file in sorted((ROOT / "eval").glob("*.jsonl"))
-        for line in file.read_text(encoding="utf-8").splitlines()
+        for case in read_cases(file)
     ][: args.queries]
     queries = embedder.embed([searcher.query_text(q) for q in questions])
     faiss.omp_set_num_threads(1)  # one question at a time, as the server searches

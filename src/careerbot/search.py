@@ -161,7 +161,7 @@ class Searcher:
         only = self.resolve_speaker(speaker) if speaker else None
         repaired = self.lexicon.repair(question)
         if query is None:
-            query = self.embedder.embed([self.synonyms.expand(repaired)])
+            query = self.embedder.embed([self.query_text(question)])
         named, naming = self.named_speakers(repaired)
         # Who is named steers the choice of speaker, not the word matching.
         terms = self.lexicon.terms(repaired, ignore=naming)
