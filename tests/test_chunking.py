@@ -1,7 +1,12 @@
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import SupportsIndex
+
 import pytest
 
 from careerbot import CareerbotError
-from careerbot.chunking import answers_of, embedding_text, sentence_spans, split_passages
+from careerbot.chunking import Answer, answers_of, embedding_text, sentence_spans, split_passages
 from careerbot.embedding import OnnxEmbedder
 from careerbot.transcript import parse_transcript
 from tests.conftest import CORPUS, FakeEmbedder
@@ -71,6 +76,54 @@ def test_a_question_too_long_for_the_window_fails_naming_the_line() -> None:
     answer = answers_of(parse_transcript(DEFAULT))[0]
     with pytest.raises(CareerbotError, match=r"ml-engineer-career-qa\.txt:7: .* 10 word pieces"):
         split_passages(answer, fake.count_tokens, fake.window, 64)
+
+
+def long_answer(tmp_path: Path, paragraphs: int) -> Answer:
+    """One answer whose paragraph n (from 0) is on line 3 + 2n."""
+    path = tmp_path / "long.txt"
+    body = "\n\n".join(f"I say thing {n}. And more about {n}." for n in range(paragraphs))
+    path.write_text(f"Why?\n\nAda: {body}\n")
+    (answer,) = answers_of(parse_transcript(path))
+    return answer
+
+
+def test_each_passage_gives_the_lines_of_the_paragraphs_it_spans(tmp_path: Path) -> None:
+    fake = FakeEmbedder()
+    answer = long_answer(tmp_path, 50)
+    passages = split_passages(answer, fake.count_tokens, fake.window, 16)
+    assert len(passages) > 50
+
+    def line(offset: int) -> int:
+        return 3 + 2 * answer.text.count("\n\n", 0, offset)
+
+    assert [p.lines for p in passages] == [(line(p.start), line(p.end - 1)) for p in passages]
+
+
+class CountingStarts(tuple[tuple[int, int], ...]):
+    """Paragraph starts that count how many of them are looked at."""
+
+    looked = 0
+
+    def __getitem__(self, index: SupportsIndex) -> tuple[int, int]:  # type: ignore[override]
+        CountingStarts.looked += 1
+        return super().__getitem__(index)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        CountingStarts.looked += len(self)
+        return super().__iter__()
+
+
+def test_a_passages_lines_are_found_without_scanning_every_paragraph(tmp_path: Path) -> None:
+    """A long answer has thousands of passages; a scan per passage made that quadratic."""
+    fake = FakeEmbedder()
+    answer = long_answer(tmp_path, 4096)
+    answer = dataclasses.replace(answer, paragraph_starts=CountingStarts(answer.paragraph_starts))
+    passages = split_passages(answer, fake.count_tokens, fake.window, 16)
+    CountingStarts.looked = 0
+    for passage in passages:
+        first, last = passage.lines
+        assert first <= last
+    assert CountingStarts.looked <= 2 * 14 * len(passages)  # 2 lookups of log2(4096) + 1
 
 
 @pytest.mark.model

@@ -1,12 +1,20 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from careerbot import CareerbotError
-from careerbot.embedding import OnnxEmbedder, SentenceTransformerEmbedder, model_path
+from careerbot import CareerbotError, embedding
+from careerbot.embedding import (
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    model_path,
+    onnx_file,
+    writing,
+)
 
 
 def test_a_hub_model_name_is_refused_instead_of_downloaded() -> None:
@@ -102,3 +110,48 @@ def test_an_export_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> 
     blocked.write_text("a file where the export folder should be")
     with pytest.raises(CareerbotError, match=r"could not export the model to ONNX in .*encoders"):
         OnnxEmbedder(cache_dir=blocked)
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_writers_temporary_file_is_removed_a_running_ones_kept(tmp_path: Path) -> None:
+    cache = tmp_path / "encoders"
+    cache.mkdir()
+    killed = cache / f".writing-{dead_pid()}-model.onnx-k1ll3d"
+    running = cache / f".writing-{os.getpid()}-model.onnx-busy01"
+    for partial in (killed, running):
+        partial.write_bytes(b"half an export")
+    with writing(cache / "model.onnx") as staging:
+        assert staging.name.startswith(f".writing-{os.getpid()}-model.onnx-")
+        staging.write_bytes(b"the export")
+    assert {p.name for p in cache.iterdir()} == {"model.onnx", running.name}
+    assert (cache / "model.onnx").read_bytes() == b"the export"
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), writing(tmp_path / "model.onnx"):
+        raise RuntimeError("the exporter failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_model_load_removes_dead_writers_leftovers_even_with_no_export_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    cache = tmp_path / "encoders"
+    monkeypatch.setattr(embedding, "export_apart", lambda path, target: target.write_bytes(b"x"))
+    cache.mkdir()
+    export = onnx_file(model, cache, int8=False)
+    killed = cache / f".writing-{dead_pid()}-{export.name}-k1ll3d"
+    running = cache / f".writing-{os.getpid()}-{export.name}-busy01"
+    for partial in (killed, running):
+        partial.write_bytes(b"half an export")
+    monkeypatch.setattr(embedding, "export_apart", lambda path, target: pytest.fail("exported"))
+    assert onnx_file(model, cache, int8=False) == export
+    assert {p.name for p in cache.iterdir()} == {export.name, running.name}

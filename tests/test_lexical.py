@@ -34,10 +34,45 @@ def test_synonyms_file_is_read_from_the_corpus(tmp_path: Path) -> None:
     assert Synonyms.read(tmp_path / "missing").table == {}
 
 
-def test_a_broken_synonyms_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "synonyms.toml").write_text('[synonyms]\nSWE = "software engineer"\n')
-    with pytest.raises(CareerbotError, match=r"synonyms\.toml: each synonym is a list"):
+BAD_SYNONYMS = {
+    "not a table": ("synonyms = 5", r"synonyms\.toml: synonyms must be a table"),
+    "text, not a table": ('synonyms = "x"', r"synonyms\.toml: synonyms must be a table"),
+    "text, not a list": (
+        '[synonyms]\nSWE = "software engineer"',
+        r"synonyms\.toml: synonym 'SWE' must be a list of one or more long forms",
+    ),
+    "empty list": ("[synonyms]\nSWE = []", r"synonyms\.toml: synonym 'SWE' must be a list"),
+    "empty long form": ('[synonyms]\nSWE = [""]', r"synonyms\.toml: synonym 'SWE' must be a list"),
+    "a number in the list": ("[synonyms]\nSWE = [1]", r"synonyms\.toml: synonym 'SWE' must be"),
+    "empty key": (
+        '[synonyms]\n"" = ["x"]',
+        r"synonyms\.toml: synonym '' must start and end with a word character .*\\b",
+    ),
+    "key ending in a symbol": ('[synonyms]\n"C++" = ["c plus plus"]', r"synonym 'C\+\+' must"),
+    "key twice, case aside": (
+        '[synonyms]\nML = ["machine learning"]\nml = ["markup language"]',
+        r"synonym 'ml' is listed twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SYNONYMS)
+def test_a_broken_synonyms_file_is_refused_naming_the_file_and_key(
+    tmp_path: Path, case: str
+) -> None:
+    content, message = BAD_SYNONYMS[case]
+    (tmp_path / "synonyms.toml").write_text(content + "\n")
+    with pytest.raises(CareerbotError, match=message):
         Synonyms.read(tmp_path)
+
+
+def test_a_synonyms_table_from_elsewhere_is_checked_the_same_way() -> None:
+    assert Synonyms.checked({"ML": ["machine learning"]}, "manifest").table == {
+        "ml": ["machine learning"]
+    }
+    for bad in ({"": ["x"]}, {"ML": "machine learning"}, ["ML"], {"ML": [None]}):
+        with pytest.raises(CareerbotError, match=r"^manifest: synonym"):
+            Synonyms.checked(bad, "manifest")
 
 
 def test_misspelt_words_are_repaired_to_corpus_words_real_words_are_kept(

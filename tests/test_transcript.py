@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from careerbot import CareerbotError
-from careerbot.transcript import parse_corpus, parse_transcript
+from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, parse_transcript
 from tests.conftest import CORPUS, DATA
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "ml-engineer-career-qa.json"
@@ -21,6 +21,7 @@ def as_golden(path: Path) -> dict[str, object]:
 def test_default_transcript_matches_golden_file() -> None:
     """Regenerate after a reviewed parser change with CAREERBOT_UPDATE_GOLDEN=1."""
     parsed = as_golden(DEFAULT)
+    assert parsed.pop("warnings") == []
     if os.environ.get("CAREERBOT_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(parsed, indent=2, ensure_ascii=False) + "\n")
     assert parsed == json.loads(GOLDEN.read_text(encoding="utf-8"))
@@ -77,6 +78,48 @@ def test_a_closing_paragraph_in_the_first_person_is_kept(tmp_path: Path) -> None
     path.write_text("Why?\n\nAda: Because.\n\nAnd we would do it again.\n\nSubscribe today.\n")
     paragraphs = parse_transcript(path).turns[0].paragraphs
     assert [p.text for p in paragraphs] == ["Because.", "And we would do it again."]
+
+
+def test_without_an_end_marker_at_most_three_closing_paragraphs_are_left_out(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "long.txt"
+    later = "".join(f"The work goes on, part {n}.\n\n" for n in range(1, 11))
+    path.write_text(f"Intro.\n\nWhy?\n\nAda: I think so.\n\n{later}")
+    transcript = parse_transcript(path)
+    paragraphs = transcript.turns[0].paragraphs
+    assert [p.text for p in paragraphs][-2:] == [
+        "The work goes on, part 6.",
+        "The work goes on, part 7.",
+    ]
+    assert len(paragraphs) == 8
+    assert transcript.warnings == (
+        f"{path}: lines 21-25, at the end with no 'I' or 'we', are taken as a closing note "
+        "and left out; put a line '---' after the last answer to say where the interview ends",
+    )
+
+
+def test_a_parse_that_leaves_out_most_of_the_text_warns_naming_the_lines(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "early.txt"
+    note = "An editor's note that goes on at length about this interview."
+    path.write_text(f"{note}\n\n{note}\n\nWhy?\n\nAda: I do.\n\n---\n\n{note}\n{note}\n")
+    (warning,) = parse_transcript(path, "corpus/early.txt").warnings
+    assert warning.startswith("corpus/early.txt: 9")
+    assert "% of the text is in no question or answer (lines 1-3, 11-12 left out)" in warning
+    assert "a line '---'" in warning
+
+
+def test_a_speaker_listed_but_never_answering_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "two.txt"
+    path.write_text("Why?\n\nChirag: Because I can.\n")
+    (tmp_path / "two.speakers.toml").write_text(
+        '[speakers.Chirag]\nname = "Chirag Mahapatra"\n\n[speakers.Ada]\nname = "Ada Lovelace"\n'
+    )
+    assert parse_transcript(path, "corpus/two.txt").warnings == (
+        "corpus/two.txt: two.speakers.toml lists 'Ada Lovelace', who answers no question",
+    )
 
 
 def test_answers_keep_the_source_line_numbers() -> None:
@@ -171,6 +214,27 @@ def test_broken_speakers_file_fails_naming_it(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Why?\n\nChirag: So.\n")
     (tmp_path / "a.speakers.toml").write_text("[speakers.Chirag\nname = 1\n")
     with pytest.raises(CareerbotError, match=r"a\.speakers\.toml: .*line 1"):
+        parse_corpus(tmp_path)
+
+
+def test_a_transcript_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    # Not UTF-8: had the file been read, the error would say so.
+    (tmp_path / "big.txt").write_bytes(b"\xff" * 2000)
+    with pytest.raises(CareerbotError, match=r"big\.txt: 2,000 bytes, over the limit of 1,000 "):
+        parse_corpus(tmp_path, max_bytes=1000)
+
+
+def test_the_default_size_limit_is_ten_mebibytes(tmp_path: Path) -> None:
+    assert MAX_TRANSCRIPT_BYTES == 10 * 1024 * 1024
+    with (tmp_path / "big.txt").open("wb") as sparse:
+        sparse.truncate(MAX_TRANSCRIPT_BYTES + 1)
+    with pytest.raises(CareerbotError, match=r"big\.txt: 10,485,761 bytes, over the limit"):
+        parse_corpus(tmp_path)
+
+
+def test_a_folder_named_like_a_transcript_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "folder.txt").mkdir()
+    with pytest.raises(CareerbotError, match=r"folder\.txt: not a regular file"):
         parse_corpus(tmp_path)
 
 

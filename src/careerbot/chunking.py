@@ -1,5 +1,6 @@
 """Turns become answers (one per question and speaker); answers become passages that fit."""
 
+import bisect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ class Answer:
     paragraph_starts: tuple[tuple[int, int], ...]
 
     def line_at(self, offset: int) -> int:
-        return max(line for start, line in self.paragraph_starts if start <= offset)
+        # A binary search: a long answer has thousands of passages and paragraphs.
+        found = bisect.bisect_right(self.paragraph_starts, offset, key=lambda start: start[0])
+        return self.paragraph_starts[found - 1][1]
 
 
 @dataclass(frozen=True)

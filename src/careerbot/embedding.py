@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from careerbot import CareerbotError
+from careerbot import CareerbotError, alive
 from careerbot.config import BUNDLED_MODEL, Settings
 
 Vectors = NDArray[np.float32]
@@ -157,6 +157,8 @@ def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
             digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     exported = cache_dir / f"{path.name}-{digest.hexdigest()[:16]}.onnx"
     quantized = exported.with_suffix(".int8.onnx")
+    if cache_dir.is_dir():
+        remove_dead_writes(cache_dir)
     try:
         if not exported.is_file():
             export_apart(path, exported)
@@ -170,12 +172,29 @@ def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
     return quantized if int8 else exported
 
 
+# Temporary files are named WRITING<pid>-<target>-<random>: the pid tells a later run
+# whether the writer is gone (killed midway: its file can go) or still at work.
+WRITING = ".writing-"
+
+
+def remove_dead_writes(folder: Path) -> None:
+    """Remove the temporary files of writers that died before moving them into place."""
+    for leftover in folder.glob(f"{WRITING}*"):
+        pid = leftover.name.removeprefix(WRITING).split("-")[0]
+        if not (pid.isdigit() and alive(int(pid))):
+            leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def writing(target: Path) -> Iterator[Path]:
     """A fresh temporary path beside target, moved onto target if the block succeeds.
     Two processes exporting at once each write their own file; the last move wins."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+    # An export killed midway (it runs in a child process) leaves a file of ~23 MB.
+    remove_dead_writes(target.parent)
+    handle, name = tempfile.mkstemp(
+        prefix=f"{WRITING}{os.getpid()}-{target.name}-", dir=target.parent
+    )
     os.close(handle)
     try:
         yield Path(name)

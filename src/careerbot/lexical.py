@@ -29,6 +29,10 @@ WORD = re.compile(r"\w+")
 
 
 COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
+# A synonym key is matched between word boundaries (\b), which only work next to a word
+# character: an empty key or one like "C++" would match in the wrong places or nowhere.
+SYNONYM_KEY = re.compile(r"\w(?:.*\w)?", re.S)
+SYNONYM_EXAMPLE = 'e.g. ML = ["machine learning"]'
 
 
 def words(text: str) -> list[str]:
@@ -39,7 +43,10 @@ def words(text: str) -> list[str]:
 
 
 class Synonyms:
-    """Abbreviations people type and the long forms they stand for ("ML" -> "machine learning")."""
+    """Abbreviations people type and the long forms they stand for ("ML" -> "machine learning").
+
+    The constructor trusts its table; `checked` is for one from a file or an index manifest.
+    """
 
     def __init__(self, table: dict[str, list[str]]) -> None:
         self.table = {key.lower(): forms for key, forms in table.items()}
@@ -49,22 +56,41 @@ class Synonyms:
         )
 
     @classmethod
+    def checked(cls, table: object, where: str) -> "Synonyms":
+        """Synonyms from an untrusted table; `where` names its source in the error."""
+        if not isinstance(table, dict):
+            raise CareerbotError(f"{where}: synonyms must be a table, {SYNONYM_EXAMPLE}")
+        seen: set[str] = set()
+        for key, forms in table.items():
+            if not isinstance(key, str) or not SYNONYM_KEY.fullmatch(key):
+                raise CareerbotError(
+                    f"{where}: synonym {key!r} must start and end with a word character (a "
+                    "letter, digit or _), as it is matched between word boundaries (\\b)"
+                )
+            if key.lower() in seen:
+                raise CareerbotError(f"{where}: synonym {key!r} is listed twice (case aside)")
+            seen.add(key.lower())
+            if not (
+                isinstance(forms, list)
+                and forms
+                and all(isinstance(form, str) and form.strip() for form in forms)
+            ):
+                raise CareerbotError(
+                    f"{where}: synonym {key!r} must be a list of one or more long forms, "
+                    f"{SYNONYM_EXAMPLE}"
+                )
+        return cls(table)
+
+    @classmethod
     def read(cls, corpus_dir: Path) -> "Synonyms":
         path = corpus_dir / SYNONYMS_FILE
         if not path.exists():
             return cls({})
         try:
-            table = tomllib.loads(path.read_text(encoding="utf-8")).get("synonyms", {})
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise CareerbotError(f"{path}: {error}") from None
-        if not all(
-            isinstance(forms, list) and all(isinstance(f, str) for f in forms)
-            for forms in table.values()
-        ):
-            raise CareerbotError(
-                f'{path}: each synonym is a list of text, e.g. ML = ["machine learning"]'
-            )
-        return cls(table)
+        return cls.checked(data.get("synonyms", {}), str(path))
 
     def expand(self, text: str) -> str:
         """Text with each abbreviation followed by its long forms: "ML (machine learning)"."""

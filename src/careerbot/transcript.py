@@ -1,6 +1,7 @@
 """Parse one interview transcript into speakers, questions and turns, keeping line numbers."""
 
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,10 @@ from pathlib import Path
 from careerbot import CareerbotError
 
 END_MARKER = "---"
+# Without an end marker, at most this many trailing paragraphs can be an editor's outro.
+OUTRO_PARAGRAPHS = 3
+# A transcript is a document people read, not a data dump; refuse one far past that.
+MAX_TRANSCRIPT_BYTES = 10 * 1024 * 1024
 # One to four capitalised words, a colon, then the answer: "Chirag: ..." or "Ada Lovelace: ...".
 # A note in brackets may follow the name: "Chirag (Airbnb): ...".
 LABEL = re.compile(
@@ -68,6 +73,8 @@ class Transcript:
     speakers: tuple[Speaker, ...]
     questions: tuple[Question, ...]
     turns: tuple[Turn, ...]
+    # What a person should check: text left out, speakers who never answer.
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -104,7 +111,16 @@ def read_speakers(path: Path) -> dict[str, Speaker]:
     return labels
 
 
-def read_paragraphs(path: Path, document: str) -> list[Paragraph]:
+def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
+    """The file's lines, refusing before reading it a file too large to be a transcript."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise CareerbotError(f"{document}: not a regular file")
+    if info.st_size > max_bytes:
+        raise CareerbotError(
+            f"{document}: {info.st_size:,} bytes, over the limit of {max_bytes:,} bytes for one "
+            "transcript; split it, or raise CAREERBOT_MAX_TRANSCRIPT_MB"
+        )
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -113,35 +129,43 @@ def read_paragraphs(path: Path, document: str) -> list[Paragraph]:
         raise CareerbotError(
             f"{document}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})"
         ) from None
+    return text.removeprefix("\ufeff").splitlines()
+
+
+def interview_paragraphs(text_lines: list[str]) -> tuple[list[Paragraph], list[Paragraph]]:
+    """The paragraphs up to the end marker or, without one, up to the outro; and the
+    paragraphs taken to be the outro (none when there is an end marker)."""
     paragraphs: list[Paragraph] = []
     lines: list[str] = []
-    for number, content in enumerate([*text.removeprefix("\ufeff").splitlines(), ""], start=1):
+    for number, content in enumerate([*text_lines, ""], start=1):
         if content.strip() == END_MARKER:
             if lines:
                 paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
-            return paragraphs
+            return paragraphs, []
         if content.strip():
             lines.append(content.strip())
         elif lines:
             paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
             lines = []
-    return without_outro(paragraphs)
+    end = outro_start(paragraphs)
+    return paragraphs[:end], paragraphs[end:]
 
 
-def without_outro(paragraphs: list[Paragraph]) -> list[Paragraph]:
+def outro_start(paragraphs: list[Paragraph]) -> int:
     """Drop the editor's lines that close a transcript with no end marker.
 
     The speakers talk in the first person; an editor's note or an advert ("These Q&As
-    were edited…", "Check out our course…") does not. Trailing paragraphs with no
-    first-person word, after the last speaker label, are taken to be those.
+    were edited…", "Check out our course…") does not. Up to OUTRO_PARAGRAPHS trailing
+    paragraphs with no first-person word, after the last speaker label, are taken to be
+    those: no more, so an answer that goes on without "I" or "we" is not lost.
     """
     end = len(paragraphs)
-    while end > 0:
+    while end > max(0, len(paragraphs) - OUTRO_PARAGRAPHS):
         last = paragraphs[end - 1].text
         if LABEL.fullmatch(last) or FIRST_PERSON.search(last):
             break
         end -= 1
-    return paragraphs[:end]
+    return end
 
 
 def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
@@ -159,11 +183,57 @@ def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
     )
 
 
-def parse_transcript(path: Path, document: str | None = None) -> Transcript:
+def guessed_outro(document: str, outro: list[Paragraph]) -> list[str]:
+    """A warning naming the closing paragraphs left out for want of an end marker: they
+    may be the end of the last answer."""
+    if not outro:
+        return []
+    lines = f"lines {outro[0].first_line}-{outro[-1].last_line}"
+    return [
+        f"{document}: {lines}, at the end with no 'I' or 'we', are taken as a closing note and "
+        "left out; put a line '---' after the last answer to say where the interview ends"
+    ]
+
+
+def left_out(document: str, lines: list[str], used: list[Paragraph]) -> list[str]:
+    """A warning when most of the text is in no question or answer, naming the lines."""
+    kept = {number for p in used for number in range(p.first_line, p.last_line + 1)}
+    total = dropped = 0
+    ranges: list[tuple[int, int]] = []
+    in_range = False
+    for number, line in enumerate(lines, start=1):
+        content = line.strip()
+        if content == END_MARKER:
+            continue
+        total += len(content)
+        if number in kept:
+            in_range = False
+        elif content:
+            dropped += len(content)
+            if in_range:
+                ranges[-1] = (ranges[-1][0], number)
+            else:
+                ranges.append((number, number))
+            in_range = True
+    if dropped * 2 <= total:
+        return []
+    spans = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
+    return [
+        f"{document}: {dropped / total:.0%} of the text is in no question or answer (lines "
+        f"{spans} left out); check where the interview starts (its first question) and ends "
+        "(a line '---')"
+    ]
+
+
+def parse_transcript(
+    path: Path, document: str | None = None, max_bytes: int = MAX_TRANSCRIPT_BYTES
+) -> Transcript:
     """Parse one transcript file; `document` is the name shown in sources and errors."""
     document = document or str(path)
     known = read_speakers(speakers_file(path)) if speakers_file(path).exists() else None
-    paragraphs = read_paragraphs(path, document)
+    lines = read_lines(path, document, max_bytes)
+    paragraphs, outro = interview_paragraphs(lines)
+    used: list[Paragraph] = []  # the paragraphs of questions and answers, labels included
     questions: list[Question] = []
     turns: dict[tuple[int, str], list[Paragraph]] = {}
     speakers: dict[str, Speaker] = {}
@@ -192,7 +262,9 @@ def parse_transcript(path: Path, document: str | None = None) -> Transcript:
             turns.setdefault(current, []).extend(first)
         elif current is not None:
             turns[current].append(paragraph)
-        # Anything before the first question is the intro: not an answer.
+        else:
+            continue  # anything before the first question is the intro: not an answer
+        used.append(paragraph)
     if not questions:
         raise CareerbotError(
             f"{document}:1: no interview question found (a one-sentence line ending in '?' "
@@ -202,6 +274,12 @@ def parse_transcript(path: Path, document: str | None = None) -> Transcript:
         if not parts:
             line = questions[number - 1].line
             raise CareerbotError(f"{document}:{line}: {speaker_id} gives an empty answer")
+    listed = {speaker.id: speaker for speaker in (known or {}).values()}
+    silent = [
+        f"{document}: {speakers_file(path).name} lists {speaker.name!r}, who answers no question"
+        for speaker_id, speaker in listed.items()
+        if speaker_id not in speakers
+    ]
     return Transcript(
         document=document,
         speakers=tuple(speakers.values()),
@@ -210,14 +288,15 @@ def parse_transcript(path: Path, document: str | None = None) -> Transcript:
             Turn(questions[number - 1], speakers[speaker_id], tuple(parts))
             for (number, speaker_id), parts in turns.items()
         ),
+        warnings=(*silent, *guessed_outro(document, outro), *left_out(document, lines, used)),
     )
 
 
-def parse_corpus(corpus_dir: Path) -> list[Transcript]:
+def parse_corpus(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> list[Transcript]:
     """Parse every *.txt transcript in the corpus directory, in name order."""
     if not corpus_dir.is_dir():
         raise CareerbotError(f"corpus directory {corpus_dir} does not exist")
     paths = sorted(corpus_dir.glob("*.txt"))
     if not paths:
         raise CareerbotError(f"no transcripts (*.txt) in {corpus_dir}")
-    return [parse_transcript(path, f"{corpus_dir.name}/{path.name}") for path in paths]
+    return [parse_transcript(path, f"{corpus_dir.name}/{path.name}", max_bytes) for path in paths]
