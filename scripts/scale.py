@@ -76,7 +76,7 @@ def main() -> None:
     loaded = time.perf_counter() - begin
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     count = index.vectors.ntotal
-    print(f"{count} passages, index type {index.manifest['index_type']}")
+    print(f"{count} passages, index type {index.manifest.index_type}")
     print(f"load index and set up the searcher: {loaded:.1f} s; process peak RSS {rss:.0f} MiB")
 
     vectors = index.vectors.reconstruct_n(0, count)

@@ -13,6 +13,7 @@ import pytest
 from careerbot import cli
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
+from careerbot.index import current_version
 from tests.conftest import DATA, ROOT, FakeEmbedder, served_version
 
 
@@ -39,6 +40,31 @@ def test_build_prints_a_summary_of_what_it_indexed(
     err = capsys.readouterr().err
     assert "documents: 1, speakers: 2, answers: 9, passages: " in err
     assert (served_version(settings.index_dir) / "manifest.json").exists()
+
+
+def test_build_warns_of_what_a_transcript_leaves_out(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (speakers,) = settings.corpus_dir.glob("*.speakers.toml")
+    speakers.write_text(speakers.read_text() + '\n[speakers.Ghost]\nname = "Gus Ghost"\n')
+    assert cli.main(["build", *dirs(settings)]) == 0
+    err = capsys.readouterr().err
+    assert "careerbot: warning: corpus/ml-engineer-career-qa.txt: " in err
+    assert "lists 'Gus Ghost', who answers no question" in err
+    assert "answers: 9" in err
+
+
+def test_build_refuses_a_transcript_over_the_size_setting(
+    settings: Settings,
+    use_fake: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAREERBOT_MAX_TRANSCRIPT_MB", "0.005")
+    assert cli.main(["build", *dirs(settings)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "over the limit of 5,242 bytes for one transcript" in err[-1]
+    assert current_version(settings.index_dir) is None
 
 
 def test_build_script_is_the_same_command(
@@ -134,23 +160,26 @@ def test_a_second_transcript_is_indexed_and_attributed(
 
 @pytest.mark.model
 def test_a_damaged_index_is_refused_by_the_command_without_a_traceback(
-    settings: Settings, use_fake: FakeEmbedder
+    settings: Settings, use_fake: FakeEmbedder, encoder_dir: Path, real_embedder: OnnxEmbedder
 ) -> None:
     cli.main(["build", *dirs(settings)])
     target = served_version(settings.index_dir) / "faiss.index"
     data = bytearray(target.read_bytes())
     data[-5] ^= 0xFF
     target.write_bytes(bytes(data))
+    shutil.rmtree(settings.corpus_dir)  # nothing to rebuild it from
+    shutil.copytree(encoder_dir, settings.encoder_dir)  # the session's export of the model
     careerbot = Path(sys.executable).with_name("careerbot")
     done = subprocess.run(
         [str(careerbot), "ask", "hiring", *dirs(settings)], capture_output=True, text=True
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"careerbot: error: {target} does not match its checksum in the manifest; "
-        "rebuild it with: careerbot build"
-    )
+    assert [line for line in done.stderr.splitlines() if line.startswith("careerbot:")] == [
+        f"careerbot: warning: {target} does not match its checksum in the manifest; "
+        "rebuild it with: careerbot build",
+        f"careerbot: error: corpus directory {settings.corpus_dir} does not exist",
+    ]
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """Headers, CORS strictness, rate limits and overload."""
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -73,13 +73,55 @@ def test_other_origins_get_no_cors_headers_at_all(client: TestClient, origin: st
         assert not [h for h in response.headers if h.lower().startswith("access-control-")]
 
 
-def ask_from(app: FastAPI, client_ip: str, count: int) -> list[httpx.Response]:
+def ask_from(
+    app: FastAPI, client_ip: str, count: int, forwarded: Callable[[int], str] | None = None
+) -> list[httpx.Response]:
+    """Questions from one socket address, each with an X-Forwarded-For header if given."""
+
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app, client=(client_ip, 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            return [await http.post("/ask", json={"question": "hiring"}) for _ in range(count)]
+            return [
+                await http.post(
+                    "/ask",
+                    json={"question": "hiring"},
+                    headers={"X-Forwarded-For": forwarded(n)} if forwarded else {},
+                )
+                for n in range(count)
+            ]
 
     return asyncio.run(run())
+
+
+def statuses(responses: list[httpx.Response]) -> list[int]:
+    return [response.status_code for response in responses]
+
+
+def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(
+    built: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    limited = built.model_copy(update={"rate_limit_per_minute": 6, "rate_limit_burst": 2})
+    app = create_app(limited, fake_embedder)
+    with TestClient(app):
+        spoofed = ask_from(app, "127.0.0.1", 4, lambda n: f"10.9.0.{n}")
+        assert statuses(spoofed) == [200, 200, 429, 429]
+    behind = limited.model_copy(update={"trusted_proxies": "127.0.0.1, ::1"})
+    app = create_app(behind, fake_embedder)
+    with TestClient(app):
+        assert statuses(ask_from(app, "127.0.0.1", 4, lambda n: f"10.9.0.{n}")) == [200] * 4
+        # A client the proxy forwards is one client, whatever it claims behind the proxy.
+        same = ask_from(app, "127.0.0.1", 3, lambda n: f"10.8.0.{n}, 10.7.7.7")
+        assert statuses(same) == [200, 200, 429]
+        # Garbage from a trusted proxy is not an address: all of it shares one bucket.
+        garbage = ask_from(app, "127.0.0.1", 3, lambda n: f"not-an-address-{n}")
+        assert statuses(garbage) == [200, 200, 429]
+        # An untrusted socket address is believed as it is.
+        assert statuses(ask_from(app, "10.1.1.1", 3, lambda n: f"10.6.0.{n}")) == [200, 200, 429]
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    with pytest.raises(ValueError, match="'nginx' is not an IP address or network"):
+        Settings(trusted_proxies="10.0.0.0/8, nginx")
 
 
 def test_a_client_over_its_rate_gets_429_with_retry_after_others_do_not(

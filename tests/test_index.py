@@ -1,5 +1,8 @@
+import hashlib
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -8,10 +11,13 @@ import pytest
 from careerbot import CareerbotError
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.index import (
+    DATA_FILES,
     HNSW_SEARCH_DEPTH,
     build_index,
+    clean_up,
     index_kind,
     load_index,
+    load_newest,
     search_vectors,
     searchable,
     sha256,
@@ -32,8 +38,9 @@ def test_build_writes_the_three_files_and_a_manifest(
     assert (summary.documents, summary.speakers, summary.answers) == (1, 2, 9)
     version = served_version(settings.index_dir)
     assert summary.index_dir == version
-    manifest = json.loads((version / "manifest.json").read_text())
-    assert manifest["index_version"] == version.name
+    raw = (version / "manifest.json").read_bytes()
+    manifest = json.loads(raw)
+    assert version.name.endswith("-" + hashlib.sha256(raw).hexdigest()[:24])
     assert manifest["model"] == "fake-model"
     assert manifest["dimension"] == 64
     assert manifest["passages"] == summary.passages > 9
@@ -49,7 +56,7 @@ def test_round_trip_gives_back_every_passage_in_vector_order(
     built: Path, fake_embedder: FakeEmbedder
 ) -> None:
     index = load_index(built.parent.parent, fake_embedder)
-    assert index.vectors.ntotal == len(index.passages) == index.manifest["passages"]
+    assert index.vectors.ntotal == len(index.passages) == index.manifest.passages
     first = index.passages[0]
     assert set(first) >= {"id", "answer_id", "speaker", "question", "text", "source"}
     assert first["speaker"] == {
@@ -156,13 +163,13 @@ DAMAGE = {
     ),
     "manifest not JSON": (
         lambda d: (d / "manifest.json").write_text("{"),
-        r"manifest\.json is not a careerbot manifest",
+        r"manifest\.json does not match the digest in its name",
     ),
     "empty faiss.index": (
         lambda d: (d / "faiss.index").write_bytes(b""),
         r"faiss\.index does not match its checksum",
     ),
-    "no manifest": (lambda d: (d / "manifest.json").unlink(), r"CURRENT names .* no manifest"),
+    "no manifest": (lambda d: (d / "manifest.json").unlink(), r"has no manifest"),
     "no pointer": (lambda d: (d.parent.parent / "CURRENT").unlink(), r"no index at .*build"),
 }
 
@@ -178,11 +185,26 @@ def test_damaged_index_is_refused_with_one_clear_line(
     assert "\n" not in str(error.value)
 
 
-def rehash(index_dir: Path) -> None:
-    """Make the manifest's checksums agree with damaged files, to reach the deeper checks."""
-    manifest = json.loads((index_dir / "manifest.json").read_text())
-    manifest["files"] = {name: sha256(index_dir / name) for name in manifest["files"]}
-    (index_dir / "manifest.json").write_text(json.dumps(manifest))
+def reseal(version_dir: Path, **changes: object) -> Path:
+    """Rewrite a version's manifest (with changes) and rename the folder and the pointer to
+    match, as a forger would, to reach the checks behind the digests."""
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    manifest["files"] = {name: sha256(version_dir / name) for name in DATA_FILES}
+    manifest.update(changes)
+    raw = json.dumps(manifest).encode()
+    (version_dir / "manifest.json").write_bytes(raw)
+    stamp = version_dir.name.split("-")[0]
+    sealed = version_dir.rename(version_dir.parent / f"{stamp}-{sha256_of(raw)[:24]}")
+    (sealed.parent.parent / "CURRENT").write_text(sealed.name)
+    return sealed
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def rehash(version_dir: Path) -> None:
+    reseal(version_dir)
 
 
 def test_passages_one_line_short_is_refused_even_with_matching_checksums(
@@ -220,11 +242,11 @@ def test_small_corpora_get_exact_search_and_hnsw_is_a_setting(
 ) -> None:
     build_index(settings, fake_embedder)
     exact = load_index(settings.index_dir, fake_embedder)
-    assert exact.manifest["index_type"] == "flat"
+    assert exact.manifest.index_type == "flat"
     assert isinstance(exact.vectors, faiss.IndexFlatIP)
     build_index(settings.model_copy(update={"index_type": "hnsw"}), fake_embedder)
     graph = load_index(settings.index_dir, fake_embedder)
-    assert graph.manifest["index_type"] == "hnsw"
+    assert graph.manifest.index_type == "hnsw"
     assert isinstance(graph.vectors, faiss.IndexHNSWFlat)
     assert graph.vectors.hnsw.efSearch == HNSW_SEARCH_DEPTH
     query = fake_embedder.embed(["machine learning engineer interviews"])
@@ -249,3 +271,132 @@ def test_auto_picks_hnsw_for_large_corpora() -> None:
     assert index_kind("auto", HNSW_FROM - 1) == "flat"
     assert index_kind("auto", HNSW_FROM) == "hnsw"
     assert index_kind("flat", 10 * HNSW_FROM) == "flat"
+
+
+def test_an_edited_manifest_is_refused_by_the_digest_in_the_version_name(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    manifest = json.loads((built / "manifest.json").read_text())
+    manifest["synonyms"]["ml"] = ["PWNED"]
+    (built / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    with pytest.raises(CareerbotError, match=r"manifest\.json does not match the digest"):
+        load_index(built.parent.parent, fake_embedder)
+
+
+MANIFESTS = {
+    "speakers as text": ({"speakers": "two"}, r"speakers: Input should be a valid integer"),
+    "documents as a number": ({"documents": 7}, r"documents: Input should be a valid array"),
+    "no files": ({"files": []}, r"files: Input should be an object"),
+    "a file missing": ({"files": {}}, r"files: Value error, must list exactly"),
+    "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
+    "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
+    "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
+    "older format": ({"format": 1}, r"format: Input should be 2"),
+    "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
+}
+
+
+@pytest.mark.parametrize("case", MANIFESTS)
+def test_a_manifest_is_validated_field_by_field_even_when_its_digests_agree(
+    built: Path, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    changes, message = MANIFESTS[case]
+    sealed = reseal(built, **changes)
+    with pytest.raises(CareerbotError, match=message) as error:
+        load_index(sealed.parent.parent, fake_embedder)
+    assert "\n" not in str(error.value)
+
+
+def test_an_index_is_verified_from_the_bytes_it_loads(
+    built: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file swapped for a tampered copy right after it was hashed is not what loads."""
+    passages = built / "passages.jsonl"
+    good = passages.read_bytes()
+    tampered = good.replace(b"Airbnb", b"PWNED!")
+    real_sha256, real_file_digest = hashlib.sha256, hashlib.file_digest
+
+    def digest_of_bytes(*args: Any) -> Any:
+        digest = real_sha256(*args)
+        if args and args[0] == good:
+            passages.write_bytes(tampered)
+        return digest
+
+    def digest_of_file(file: Any, name: str) -> Any:
+        digest = real_file_digest(file, name)
+        if Path(file.name) == passages:
+            passages.write_bytes(tampered)
+        return digest
+
+    monkeypatch.setattr("careerbot.index.hashlib.sha256", digest_of_bytes)
+    monkeypatch.setattr("careerbot.index.hashlib.file_digest", digest_of_file)
+    index = load_index(built.parent.parent, fake_embedder)
+    assert not any("PWNED" in p["text"] for p in index.passages)
+    assert passages.read_bytes() == tampered  # the swap did happen
+
+
+POINTERS = {
+    "bytes that are not text": b"\xff\xfe garbage",
+    "a 300-character name": b"2" * 300,
+    "an absolute path": b"/etc",
+    "a path out of versions": b"../versions/x",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("case", POINTERS)
+def test_current_can_only_name_a_version_folder_inside_versions(
+    built: Path, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    (built.parent.parent / "CURRENT").write_bytes(POINTERS[case])
+    with pytest.raises(CareerbotError, match=r"CURRENT does not name a version in") as error:
+        load_index(built.parent.parent, fake_embedder)
+    assert "\n" not in str(error.value)
+
+
+def test_current_naming_another_index_by_absolute_path_is_refused(
+    built: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    (built.parent.parent / "CURRENT").write_text(str(built))
+    with pytest.raises(CareerbotError, match=r"does not name a version"):
+        load_index(built.parent.parent, fake_embedder)
+
+
+def test_a_damaged_current_version_falls_back_to_the_newest_that_verifies(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    second = build_index(settings, fake_embedder).index_dir
+    third = build_index(settings, fake_embedder).index_dir
+    (third / "faiss.index").write_bytes(b"damaged")
+    index, problems = load_newest(settings.index_dir, fake_embedder)
+    assert index.version == second.name
+    assert "faiss.index does not match its checksum" in problems[0]
+    assert problems[-1] == f"serving {second.name}, the newest version that verifies"
+
+
+def test_with_no_version_that_verifies_loading_says_why_the_current_one_failed(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    (built / "faiss.index").write_bytes(b"damaged")
+    with pytest.raises(CareerbotError, match=r"faiss\.index does not match its checksum"):
+        load_newest(built.parent.parent, fake_embedder)
+
+
+def test_clean_up_keeps_the_served_version_and_the_newest_good_ones_and_drops_refused_ones(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    versions = settings.index_dir / "versions"
+    second, third = (build_index(settings, fake_embedder).index_dir for _ in range(2))
+    (settings.index_dir / "CURRENT").write_text(built.name)  # served: the oldest
+    digest = second.name.split("-")[1]
+    older = [versions / f"{year}0101T000000000000Z-{digest}" for year in (1998, 1999)]
+    for copy in older:  # good versions, older than everything else
+        shutil.copytree(second, copy)
+    (third / "answers.jsonl").write_text("damaged")
+    corrupt = versions / f"29991231T235959999999Z-{'0' * 24}"  # sorts last, never verifies
+    corrupt.mkdir()
+    (corrupt / "manifest.json").write_text("{}")
+    (versions / "not-a-version").mkdir()
+    clean_up(settings.index_dir)
+    kept = sorted(p.name for p in versions.iterdir())
+    assert kept == sorted([built.name, older[1].name, second.name])

@@ -1,8 +1,11 @@
 """Hot index swap and start-up refusals."""
 
+import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +16,7 @@ from careerbot.config import Settings
 from careerbot.index import build_index
 from tests.conftest import FakeEmbedder, served_version
 from tests.test_cli import dirs
+from tests.test_index import reseal
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
@@ -57,6 +61,79 @@ def test_a_new_version_that_fails_verification_is_refused_and_the_old_one_serves
     assert answer.status_code == 200 and answer.json()["answers"]
 
 
+def break_pointer(data: bytes) -> Callable[[Settings, FakeEmbedder], None]:
+    return lambda settings, embedder: (settings.index_dir / "CURRENT").write_bytes(data)
+
+
+def publish_sealed(**changes: object) -> Callable[[Settings, FakeEmbedder], None]:
+    """A new version whose manifest is hostile yet agrees with every digest."""
+    return lambda settings, embedder: reseal(build_index(settings, embedder).index_dir, **changes)
+
+
+WATCH_BREAKERS = {
+    "pointer of bytes that are not text": break_pointer(b"\xff\xfe garbage"),
+    "pointer of 300 characters": break_pointer(b"2" * 300),
+    "pointer to another index": break_pointer(b"/tmp"),
+    "manifest with a synonym that is a number": publish_sealed(synonyms={"ml": 5}),
+    "manifest with no files": publish_sealed(files=[]),
+}
+
+
+@pytest.mark.parametrize("case", WATCH_BREAKERS)
+def test_the_watcher_survives_anything_and_logs_each_refusal_once(
+    live: tuple[TestClient, str],
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+) -> None:
+    client, first = live
+    caplog.set_level(logging.WARNING, logger="careerbot")
+    WATCH_BREAKERS[case](settings, fake_embedder)
+    wait_for(lambda: client.get("/health").json()["refused_reason"] is not None)
+    time.sleep(0.3)  # six more checks of the pointer
+    health = client.get("/health").json()
+    assert (health["status"], health["index_version"]) == ("degraded", first)
+    assert health["pointer_checked_seconds_ago"] < 1
+    refusals = [r for r in caplog.records if r.getMessage().startswith("refused index version")]
+    assert len(refusals) == 1 and health["refused_reason"] in refusals[0].getMessage()
+    assert client.post("/ask", json={"question": "hiring"}).status_code == 200
+    third = build_index(settings, fake_embedder).index_dir.name
+    wait_for(lambda: client.get("/health").json()["index_version"] == third)
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_the_watcher_survives_an_error_nobody_foresaw(
+    live: tuple[TestClient, str],
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, _ = live
+
+    def explode(*args: object) -> None:
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr("careerbot.reload.load_version", explode)
+    second = build_index(settings, fake_embedder).index_dir.name
+    wait_for(lambda: client.get("/health").json()["refused_version"] == second)
+    assert "MemoryError('simulated')" in client.get("/health").json()["refused_reason"]
+    monkeypatch.undo()
+    third = build_index(settings, fake_embedder).index_dir.name
+    wait_for(lambda: client.get("/health").json()["index_version"] == third)
+
+
+def serve(
+    settings: Settings, embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, list[Any]]:
+    """Run `careerbot serve` up to the point of serving: its exit code and the app it
+    would have served, if any."""
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: embedder)
+    apps: list[Any] = []
+    monkeypatch.setattr("careerbot.server.run", lambda app, settings: apps.append(app))
+    return cli.main(["serve", *dirs(settings)]), apps
+
+
 DAMAGE = {
     "truncated faiss.index": lambda d: (d / "faiss.index").write_bytes(
         (d / "faiss.index").read_bytes()[:64]
@@ -70,7 +147,7 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("case", DAMAGE)
-def test_serve_refuses_a_damaged_index_with_one_line_and_exit_2(
+def test_serve_refuses_a_damaged_index_it_cannot_replace_with_one_line_and_exit_2(
     settings: Settings,
     fake_embedder: FakeEmbedder,
     monkeypatch: pytest.MonkeyPatch,
@@ -79,32 +156,89 @@ def test_serve_refuses_a_damaged_index_with_one_line_and_exit_2(
 ) -> None:
     build_index(settings, fake_embedder)
     DAMAGE[case](served_version(settings.index_dir))
-    monkeypatch.setattr(cli, "load_embedder", lambda settings: fake_embedder)
-    started = []
-    monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(a))
-    assert cli.main(["serve", *dirs(settings)]) == 2
+    shutil.rmtree(settings.corpus_dir)  # nothing to rebuild from
+    code, started = serve(settings, fake_embedder, monkeypatch)
+    assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("careerbot: error: ") and "does not match its checksum" in err[-1]
+    assert "does not match its checksum" in err[0]
+    assert err[-1].startswith("careerbot: error: ") and "does not exist" in err[-1]
     assert started == []
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_serve_rebuilds_a_damaged_index_when_no_version_verifies(
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    damaged = build_index(settings, fake_embedder).index_dir
+    DAMAGE[case](damaged)
+    code, started = serve(settings, fake_embedder, monkeypatch)
+    assert code == 0
+    assert "does not match its checksum" in capsys.readouterr().err
+    assert len(started) == 1 and served_version(settings.index_dir) != damaged
+
+
+def test_serve_falls_back_to_the_newest_version_that_verifies(
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good = build_index(settings, fake_embedder).index_dir
+    damaged = build_index(settings, fake_embedder).index_dir
+    (damaged / "faiss.index").write_bytes(b"damaged")
+    code, apps = serve(settings, fake_embedder, monkeypatch)
+    assert code == 0
+    assert f"serving {good.name}, the newest version that verifies" in capsys.readouterr().err
+    with TestClient(apps[0]) as client:
+        health = client.get("/health").json()
+    assert health["index_version"] == good.name
+    assert (health["status"], health["refused_version"]) == ("degraded", damaged.name)
+    assert "faiss.index does not match its checksum" in health["refused_reason"]
+
+
+def test_a_failed_rebuild_at_start_keeps_serving_the_index_on_disk(
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good = build_index(settings, fake_embedder).index_dir
+    (settings.corpus_dir / "broken.txt").write_text("Ada: an answer before any question\n")
+    code, apps = serve(settings, fake_embedder, monkeypatch)
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "careerbot: warning: the rebuild failed (corpus/broken.txt:1: " in err
+    assert f"still serving index version {good.name}" in err
+    with TestClient(apps[0]) as client:
+        health = client.get("/health").json()
+        assert client.post("/ask", json={"question": "hiring"}).status_code == 200
+    assert health["index_version"] == good.name and health["status"] == "degraded"
+    assert "the rebuild failed" in health["warnings"][0]
 
 
 @pytest.mark.parametrize(
     "model, message",
     [("another-model", "built with model 'fake-model'"), ("fake-model", "64-dimensional vectors")],
 )
-def test_serve_refuses_an_index_of_another_model_or_dimension(
+def test_serve_rebuilds_an_index_of_another_model_or_dimension(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     model: str,
     message: str,
 ) -> None:
-    build_index(settings, FakeEmbedder())
+    old = build_index(settings, FakeEmbedder()).index_dir
     other = FakeEmbedder(model_id=model, dimension=32)
-    monkeypatch.setattr(cli, "load_embedder", lambda settings: other)
-    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served a bad index"))
-    assert cli.main(["serve", *dirs(settings)]) == 2
-    assert message in capsys.readouterr().err
+    code, apps = serve(settings, other, monkeypatch)
+    assert code == 0
+    assert f"careerbot: warning: {old}" in capsys.readouterr().err
+    with TestClient(apps[0]) as client:
+        health = client.get("/health").json()
+    assert health["model"] == model and health["dimension"] == 32
 
 
 def test_serve_without_index_or_corpus_says_so(
@@ -114,7 +248,7 @@ def test_serve_without_index_or_corpus_says_so(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(cli, "load_embedder", lambda settings: fake_embedder)
-    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served without an index"))
+    monkeypatch.setattr("careerbot.server.run", lambda *a: pytest.fail("served without"))
     args = ["serve", "--corpus-dir", str(tmp_path / "none"), "--index-dir", str(tmp_path / "ix")]
     assert cli.main(args) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (

@@ -3,11 +3,13 @@
 import asyncio
 import copy
 import logging
+import time
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,14 +17,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder
-from careerbot.guard import DEMO_PAGE_POLICY, SecurityHeaders, Throttle
-from careerbot.index import current_version, load_index
+from careerbot.guard import DEMO_PAGE_POLICY, Busy, SecurityHeaders, Slots, Throttle
+from careerbot.index import current_version, load_newest
+from careerbot.reload import IndexWatch, Refusal
 from careerbot.search import Hit, Searcher, UnknownSpeaker
 
 MAX_BODY_BYTES = 16 * 1024
@@ -127,9 +130,17 @@ class Topic(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: serving other than what CURRENT names, or a start-up problem."
+    )
     version: str
-    index_version: str
+    index_version: str = Field(description="The index version being served.")
+    pointer_checked_seconds_ago: float | None = Field(
+        description="Since the server last read CURRENT; null when it does not watch it."
+    )
+    refused_version: str | None = Field(description="The newest version refused, if any.")
+    refused_reason: str | None
+    warnings: list[str] = Field(description="Start-up problems, such as a failed rebuild.")
     model: str
     dimension: int
     documents: int
@@ -250,27 +261,12 @@ def answer_out(hit: Hit) -> AnswerOut:
     )
 
 
-async def watch_index(app: FastAPI, settings: Settings, model: Embedder) -> None:
-    """Serve each new version the pointer names, once it loads and verifies.
-
-    Requests in flight finish on the searcher they started with; a version that fails
-    verification is refused once and the one being served stays.
-    """
-    refused: str | None = None
-    while True:
-        await asyncio.sleep(settings.reload_seconds)
-        version = current_version(settings.index_dir)
-        if version is None or version.name in (app.state.searcher.index.version, refused):
-            continue
-        try:
-            index = await run_in_threadpool(load_index, settings.index_dir, model)
-            searcher = await run_in_threadpool(Searcher, index, model, settings.min_score)
-        except CareerbotError as error:
-            refused = version.name
-            log.warning("refused index version %s: %s", version.name, error)
-            continue
-        app.state.searcher = searcher
-        log.info("now serving index version %s", index.version)
+def current_version_name(index_dir: Path) -> str | None:
+    try:
+        version = current_version(index_dir)
+    except CareerbotError:
+        return None
+    return version.name if version else None
 
 
 class JavaScriptResponse(Response):
@@ -281,18 +277,32 @@ def static_text(name: str) -> str:
     return files("careerbot").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
-    """The careerbot service; the index and the model load once, when it starts."""
+def create_app(
+    settings: Settings, embedder: Embedder | None = None, warnings: Sequence[str] = ()
+) -> FastAPI:
+    """The careerbot service; the index and the model load once, when it starts.
+    `warnings` are start-up problems for /health to report."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = BatchingEmbedder(embedder or load_embedder(settings))
         app.state.model = model
-        index = load_index(settings.index_dir, model)
-        app.state.searcher = Searcher(index, model, settings.min_score)
+        index, problems = load_newest(settings.index_dir, model)
+        watch = IndexWatch(
+            Searcher(index, model, settings.min_score),
+            settings.index_dir,
+            model,
+            settings.min_score,
+        )
+        if problems:  # CURRENT's version was refused: say so, and do not retry it
+            pointed = current_version_name(settings.index_dir)
+            watch.refused = Refusal(pointed or "CURRENT", problems[0])
+            for problem in problems:
+                log.warning("%s", problem)
+        app.state.watch = watch
         watcher = None
         if settings.reload_seconds > 0:
-            watcher = asyncio.create_task(watch_index(app, settings, model))
+            watcher = asyncio.create_task(watch.run(settings.reload_seconds))
         yield
         if watcher:
             watcher.cancel()
@@ -303,13 +313,12 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         description="Career answers in the words of real practitioners, with attribution.",
         lifespan=lifespan,
     )
-    # The last added runs first: headers and CORS see every response, limits come next.
+    app.state.slots = Slots(settings.max_in_progress)
+    # The last added runs first: the client's address, then headers and CORS see every
+    # response, limits come next.
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(
-        Throttle,
-        per_minute=settings.rate_limit_per_minute,
-        burst=settings.rate_limit_burst,
-        max_in_progress=settings.max_in_progress,
+        Throttle, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )
     app.add_middleware(
         CORSMiddleware,
@@ -318,6 +327,8 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         allow_headers=["Content-Type"],
     )
     app.add_middleware(SecurityHeaders, allowed_origins=settings.cors_origin_list)
+    if settings.trusted_proxy_list:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     demo_page, widget, demo_css = (static_text(n) for n in ("index.html", "widget.js", "demo.css"))
 
     base_schema: dict[str, Any] = {}
@@ -334,9 +345,10 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
                 )
             )
         schema = copy.deepcopy(base_schema)
-        searcher = getattr(app.state, "searcher", None)
-        if searcher is not None:
-            names = sorted({n for s in searcher.speakers.values() for n in (s["id"], s["name"])})
+        watch = getattr(app.state, "watch", None)
+        if watch is not None:
+            speakers = watch.searcher.speakers.values()
+            names = sorted({n for s in speakers for n in (s["id"], s["name"])})
             speaker = schema["components"]["schemas"]["AskRequest"]["properties"]["speaker"]
             speaker["anyOf"] = [{"type": "string", "enum": names}, {"type": "null"}]
         return schema
@@ -354,8 +366,14 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         message = str(error).encode("utf-8", "replace").decode()
         return error_response(422, message, [ErrorField(field="speaker", message=message)])
 
+    @app.exception_handler(Busy)
+    async def busy(request: Request, error: Busy) -> Response:
+        response = error_response(503, "careerbot is busy; try again in a moment")
+        response.headers["Retry-After"] = "1"
+        return response
+
     def searcher(request: Request) -> Searcher:
-        found: Searcher = request.app.state.searcher
+        found: Searcher = request.app.state.watch.searcher
         return found
 
     @app.post("/ask", response_model=AskResponse, responses=ERRORS)
@@ -365,11 +383,13 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         if body.speaker:
             chosen.resolve_speaker(body.speaker)  # an unknown speaker: 422 before encoding
         # The encoder thread embeds the question (batched with others); the event loop
-        # only waits for it. Scoring the passages takes well under a millisecond.
-        text = chosen.query_text(body.question)
-        model: BatchingEmbedder = request.app.state.model
-        query = await asyncio.wrap_future(model.submit(text))
-        result = chosen.ask(body.question, body.top_k, body.speaker, query=query)
+        # only waits for it. Scoring the passages takes well under a millisecond. Only a
+        # complete, valid question takes one of the slots.
+        with request.app.state.slots.take():
+            text = chosen.query_text(body.question)
+            model: BatchingEmbedder = request.app.state.model
+            query = await asyncio.wrap_future(model.submit(text))
+            result = chosen.ask(body.question, body.top_k, body.speaker, query=query)
         return AskResponse(
             question=result.question,
             answered=result.answered,
@@ -379,20 +399,26 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
 
     @app.get("/health", response_model=Health)
     async def health(request: Request) -> Health:
-        """Service status and the figures of the index being served."""
-        index = searcher(request).index
+        """Service status, the index version served and any refused, and the index's figures."""
+        watch: IndexWatch = request.app.state.watch
+        index, refused = watch.searcher.index, watch.refused
         manifest = index.manifest
+        checked = None if watch.checked_at is None else time.time() - watch.checked_at
         return Health(
-            status="ok",
+            status="degraded" if refused or warnings else "ok",
             version=__version__,
             index_version=index.version,
-            model=manifest["model"],
-            dimension=manifest["dimension"],
-            documents=len(manifest["documents"]),
-            speakers=manifest["speakers"],
-            answers=manifest["answers"],
-            passages=manifest["passages"],
-            built_at=manifest["built_at"],
+            pointer_checked_seconds_ago=None if checked is None else round(checked, 1),
+            refused_version=refused.version if refused else None,
+            refused_reason=refused.reason if refused else None,
+            warnings=list(warnings),
+            model=manifest.model,
+            dimension=manifest.dimension,
+            documents=len(manifest.documents),
+            speakers=manifest.speakers,
+            answers=manifest.answers,
+            passages=manifest.passages,
+            built_at=manifest.built_at,
         )
 
     @app.get("/speakers", response_model=list[SpeakerInfo])

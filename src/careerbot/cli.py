@@ -13,7 +13,14 @@ from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases
-from careerbot.index import LoadedIndex, build_index, corpus_sha256, current_version, load_index
+from careerbot.index import (
+    LoadedIndex,
+    NoIndex,
+    build_index,
+    corpus_sha256,
+    load_index,
+    load_newest,
+)
 from careerbot.search import Result, Searcher
 
 
@@ -56,22 +63,46 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def build(settings: Settings, embedder: Embedder) -> None:
     print(f"Building the index from {settings.corpus_dir} ...", file=sys.stderr)
-    print(build_index(settings, embedder, progress=True), file=sys.stderr)
+    summary = build_index(settings, embedder, progress=True)
+    for problem in summary.warnings:
+        warn(problem)
+    print(summary, file=sys.stderr)
 
 
-def ensure_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
-    """Load the index, building it first when it is missing or older than the corpus."""
-    if current_version(settings.index_dir) is None:
+def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, list[str]]:
+    """Load the index, building it first when it is missing or older than the corpus, with
+    the problems met on the way. A good index on disk is never given up: when CURRENT's
+    version is damaged the newest version that verifies serves, and when a rebuild fails
+    the index that loaded keeps serving."""
+    try:
+        index, problems = load_newest(settings.index_dir, embedder)
+    except NoIndex:
+        index, problems = None, []
         print(f"No index at {settings.index_dir} yet.", file=sys.stderr)
-        build(settings, embedder)
-    index = load_index(settings.index_dir, embedder)
-    if settings.corpus_dir.is_dir() and index.manifest.get("corpus_sha256") != corpus_sha256(
-        settings.corpus_dir
+    except CareerbotError as error:
+        index, problems = None, [str(error)]
+    for problem in problems:
+        warn(problem)
+    if index is not None and (
+        not settings.corpus_dir.is_dir()  # an index served without its corpus
+        or index.manifest.corpus_sha256 == corpus_sha256(settings.corpus_dir)
     ):
+        return index, problems
+    if index is not None:
         print(f"{settings.corpus_dir} changed since the index was built.", file=sys.stderr)
+    try:
         build(settings, embedder)
-        index = load_index(settings.index_dir, embedder)
-    return index
+        return load_index(settings.index_dir, embedder), []
+    except CareerbotError as error:
+        if index is None:
+            raise
+        problem = f"the rebuild failed ({error}); still serving index version {index.version}"
+        warn(problem)
+        return index, [*problems, problem]
+
+
+def warn(problem: str) -> None:
+    print(f"careerbot: warning: {problem}", file=sys.stderr)
 
 
 def show(result: Result) -> None:
@@ -96,12 +127,12 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "build":
         build(settings, embedder)
     elif args.command == "ask":
-        searcher = Searcher(ensure_index(settings, embedder), embedder, settings.min_score)
+        searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
         show(searcher.ask(args.question, settings.top_k, args.speaker))
     elif args.command == "serve":
         serve(settings, embedder)
     elif args.command == "eval":
-        searcher = Searcher(ensure_index(settings, embedder), embedder, settings.min_score)
+        searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
         report_quality(searcher, args.files)
 
 
@@ -118,21 +149,20 @@ def report_quality(searcher: Searcher, files: list[Path]) -> None:
 
 
 def serve(settings: Settings, embedder: Embedder) -> None:
-    import uvicorn
-
+    from careerbot import server
     from careerbot.api import create_app
 
-    ensure_index(settings, embedder)
+    _, problems = ensure_index(settings, embedder)
     # careerbot's own log lines (index swaps), in uvicorn's style; other libraries' stay quiet.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     careerbot: %(message)s"))
     logger = logging.getLogger("careerbot")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    app = create_app(settings, embedder)
+    app = create_app(settings, embedder, warnings=problems)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"careerbot: serving on http://{host}:{settings.port}/ (API docs at /docs)")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    server.run(app, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,10 @@
 """Settings, read from CAREERBOT_* environment variables or passed in."""
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -35,10 +36,40 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=20, ge=1)
     # Questions in progress at once; more get an immediate 503.
     max_in_progress: int = Field(default=64, ge=1)
+    # Seconds a client has to send a whole request (line, headers, body) from its first
+    # byte; slower ones get 408. Header bytes beyond max_header_bytes get 431.
+    request_seconds: float = Field(default=10.0, gt=0, le=3600)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # Addresses or networks of proxies whose X-Forwarded-For is believed, comma-separated;
+    # none by default, so a client is the address of its socket.
+    trusted_proxies: str = ""
+    # A transcript larger than this is refused up front.
+    max_transcript_mb: float = Field(default=10.0, gt=0, le=1024)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.
     cors_origins: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def proxy_addresses(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item.strip()[:60]!r} is not an IP address or network"
+                    ) from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
+
+    @property
+    def max_transcript_bytes(self) -> int:
+        return int(self.max_transcript_mb * 1024 * 1024)
 
     @property
     def encoder_dir(self) -> Path:

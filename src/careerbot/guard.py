@@ -1,9 +1,12 @@
 """ASGI middleware that treats every request as hostile: headers, rate limits, overload."""
 
+import contextlib
+import ipaddress
 import json
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,18 +60,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class Throttle:
-    """Per-client token buckets and a bound on questions in progress, for POST /ask.
+def client_of(scope: Scope) -> str:
+    """Who is asking, for rate limits: the socket's address (or, from a trusted proxy, the
+    address it forwarded). Anything that is not an IP address shares one bucket."""
+    host = scope["client"][0] if scope.get("client") else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"
 
-    A client over its rate gets 429 with Retry-After; when the bound is reached, further
-    questions get an immediate 503 instead of waiting until they time out.
-    """
+
+class Throttle:
+    """Per-client token buckets for POST /ask: a client over its rate gets 429 with
+    Retry-After, before its body is read."""
 
     MAX_CLIENTS = 10_000
 
-    def __init__(self, app: ASGIApp, per_minute: int, burst: int, max_in_progress: int) -> None:
+    def __init__(self, app: ASGIApp, per_minute: int, burst: int) -> None:
         self.app, self.per_minute, self.burst = app, per_minute, burst
-        self.max_in_progress, self.in_progress = max_in_progress, 0
         self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def wait_for_token(self, client: str) -> float:
@@ -88,19 +97,31 @@ class Throttle:
         return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (scope["type"] == "http" and scope["path"] == "/ask" and scope["method"] == "POST"):
-            await self.app(scope, receive, send)
-            return
-        client = scope["client"][0] if scope.get("client") else "unknown"
-        if self.per_minute > 0 and (wait := self.wait_for_token(client)) > 0:
+        asking = scope["type"] == "http" and scope["path"] == "/ask" and scope["method"] == "POST"
+        if asking and self.per_minute > 0 and (wait := self.wait_for_token(client_of(scope))) > 0:
             limit = f"too many questions: at most {self.per_minute} a minute; try again shortly"
             await refuse(send, 429, limit, math.ceil(wait))
             return
-        if self.in_progress >= self.max_in_progress:
-            await refuse(send, 503, "careerbot is busy; try again in a moment", 1)
-            return
-        self.in_progress += 1
+        await self.app(scope, receive, send)
+
+
+class Busy(Exception):
+    """Too many questions are being answered at once."""
+
+
+class Slots:
+    """A bound on questions being answered at once. A question takes a slot only once its
+    body is complete and valid, so a client that stalls mid-body holds none."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        if self.used >= self.limit:
+            raise Busy
+        self.used += 1
         try:
-            await self.app(scope, receive, send)
+            yield
         finally:
-            self.in_progress -= 1
+            self.used -= 1

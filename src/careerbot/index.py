@@ -3,31 +3,87 @@
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import faiss
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from careerbot import CareerbotError, __version__
+from careerbot import CareerbotError, __version__, alive
 from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
 from careerbot.lexical import SYNONYMS_FILE, Synonyms
 from careerbot.transcript import Speaker, parse_corpus
 
-FORMAT = 1
+# 2: the version folder's name carries its manifest's digest.
+FORMAT = 2
 DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl")
 # index_dir/versions/<version>/ holds each build; index_dir/CURRENT names the one served.
 POINTER = "CURRENT"
 VERSIONS = "versions"
 BUILDING = ".building-"
 KEEP_VERSIONS = 3
+# A version's name: its build time, then the first 24 hex digits of its manifest's SHA-256,
+# so the pointer (which holds the name) vouches for the manifest, and the manifest for
+# every other file. Nothing else is a version: no path, no dot, no separator.
+VERSION_NAME = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{24}")
+MANIFEST_DIGEST = 24
+REBUILD = "rebuild it with: careerbot build"
 Record = dict[str, Any]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Chunking(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    passage_tokens: Annotated[int, Field(ge=1)]
+    window: Annotated[int, Field(ge=1)]
+
+
+class Manifest(BaseModel):
+    """What a version holds and how it was built; every field checked when it loads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    format: Literal[2]
+    model: Annotated[str, Field(min_length=1, max_length=1000)]
+    dimension: Annotated[int, Field(ge=1, le=65_536)]
+    passages: Count
+    index_type: Literal["flat", "hnsw"]
+    answers: Count
+    speakers: Count
+    documents: list[str]
+    corpus_sha256: Digest
+    chunking: Chunking
+    synonyms: dict[str, list[str]]
+    careerbot_version: str
+    built_at: str
+    files: dict[str, Digest]
+
+    @field_validator("files")
+    @classmethod
+    def every_data_file(cls, files: dict[str, str]) -> dict[str, str]:
+        if sorted(files) != sorted(DATA_FILES):
+            raise ValueError(f"must list exactly {', '.join(DATA_FILES)}")
+        return files
+
+    @field_validator("synonyms")
+    @classmethod
+    def valid_synonyms(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
+        Synonyms.checked(table, "synonyms")
+        return table
+
+
+class NoIndex(CareerbotError):
+    """There is no index yet."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +94,7 @@ class BuildSummary:
     answers: int
     passages: int
     seconds: float
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return (
@@ -49,7 +106,7 @@ class BuildSummary:
 @dataclass(frozen=True)
 class LoadedIndex:
     version: str
-    manifest: Record
+    manifest: Manifest
     vectors: faiss.Index
     passages: list[Record]
     answers: dict[str, Record]
@@ -58,6 +115,11 @@ class LoadedIndex:
 def sha256(path: Path) -> str:
     with path.open("rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def version_name(built: datetime, manifest: bytes) -> str:
+    digest = hashlib.sha256(manifest).hexdigest()[:MANIFEST_DIGEST]
+    return f"{built.strftime('%Y%m%dT%H%M%S%fZ')}-{digest}"
 
 
 def corpus_sha256(corpus_dir: Path) -> str:
@@ -114,35 +176,59 @@ def jsonl(records: list[Record]) -> bytes:
 
 
 def current_version(index_dir: Path) -> Path | None:
-    """The version folder the pointer names, if there is a pointer."""
+    """The version folder the pointer names, if there is a pointer; a pointer that names
+    anything but a folder directly inside versions/ is refused."""
     pointer = index_dir / POINTER
     if not pointer.is_file():
         return None
-    return index_dir / VERSIONS / pointer.read_text(encoding="utf-8").strip()
+    with pointer.open("rb") as file:
+        raw = file.read(200)
+    name = raw.decode("ascii", "replace").strip()
+    if not VERSION_NAME.fullmatch(name):
+        raise CareerbotError(
+            f"{pointer} does not name a version in {index_dir / VERSIONS} "
+            f"(it holds {raw[:60]!r}); {REBUILD}"
+        )
+    return index_dir / VERSIONS / name
 
 
-def alive(pid: int) -> bool:
+def verifies(version_dir: Path) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        read_version(version_dir)
+    except CareerbotError:
         return False
-    except PermissionError:
-        return True
     return True
 
 
 def clean_up(index_dir: Path) -> None:
-    """Remove what killed builds left behind, and versions older than the last few."""
+    """Remove what killed builds left behind, folders that are not good versions, and good
+    versions older than the last few; never the one CURRENT names."""
     versions = index_dir / VERSIONS
     for leftover in versions.glob(f"{BUILDING}*"):
         pid = leftover.name.removeprefix(BUILDING).split("-")[0]
         if not (pid.isdigit() and alive(int(pid))):
             shutil.rmtree(leftover, ignore_errors=True)
-    current = current_version(index_dir)
-    finished = sorted(p for p in versions.iterdir() if not p.name.startswith("."))
-    for old in finished[:-KEEP_VERSIONS]:
-        if old != current:
-            shutil.rmtree(old, ignore_errors=True)
+    try:
+        current = current_version(index_dir)
+    except CareerbotError:
+        current = None
+    good = []
+    for folder in sorted(p for p in versions.iterdir() if not p.name.startswith(".")):
+        if folder == current:
+            continue
+        if folder.is_dir() and not folder.is_symlink() and verifies(folder):
+            good.append(folder)
+        else:
+            remove(folder)
+    for old in good[: max(0, len(good) - (KEEP_VERSIONS - (current is not None)))]:
+        remove(old)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 # HNSW: links per vector, and how widely building and searching look; chosen at 100,000
@@ -179,8 +265,8 @@ def write_index(
     """
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
-    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    staging = versions / f"{BUILDING}{os.getpid()}-{version}"
+    built = datetime.now(UTC)
+    staging = versions / f"{BUILDING}{os.getpid()}-{built.strftime('%Y%m%dT%H%M%S%fZ')}"
     staging.mkdir()
     try:
         write_file(
@@ -190,8 +276,9 @@ def write_index(
         write_file(staging / "passages.jsonl", jsonl(passages))
         write_file(staging / "answers.jsonl", jsonl(answers))
         files = {name: sha256(staging / name) for name in DATA_FILES}
-        manifest = {**facts, "index_version": version, "files": files}
-        write_file(staging / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+        manifest = (json.dumps({**facts, "files": files}, indent=2) + "\n").encode()
+        write_file(staging / "manifest.json", manifest)
+        version = version_name(built, manifest)
         staging.rename(versions / version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -206,7 +293,7 @@ def write_index(
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
     """Parse, chunk and embed the whole corpus into settings.index_dir."""
     started = time.perf_counter()
-    transcripts = parse_corpus(settings.corpus_dir)
+    transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     synonyms = Synonyms.read(settings.corpus_dir)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
     passages = [
@@ -247,63 +334,111 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         len(answers),
         len(passages),
         time.perf_counter() - started,
+        tuple(warning for transcript in transcripts for warning in transcript.warnings),
     )
 
 
-def read_jsonl(path: Path) -> list[Record]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+def read_jsonl(data: bytes) -> list[Record]:
+    return [json.loads(line) for line in data.decode("utf-8").splitlines()]
+
+
+def read_version(version_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
+    """A version's manifest and data files, each read once and verified from the bytes
+    read: the manifest against the digest in the folder's name, the files against the
+    manifest. Raises CareerbotError with one line that says what is wrong."""
+    name = version_dir.name
+    if not VERSION_NAME.fullmatch(name):
+        raise CareerbotError(f"{version_dir} is not a version made by this careerbot; {REBUILD}")
+    manifest_path = version_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise CareerbotError(f"{version_dir} has no manifest; {REBUILD}")
+    raw = manifest_path.read_bytes()
+    if not name.endswith("-" + hashlib.sha256(raw).hexdigest()[:MANIFEST_DIGEST]):
+        raise CareerbotError(f"{manifest_path} does not match the digest in its name; {REBUILD}")
+    try:
+        manifest = Manifest.model_validate_json(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "manifest"
+        raise CareerbotError(
+            f"{manifest_path} is not a careerbot manifest of format {FORMAT} "
+            f"({where}: {first['msg']}); {REBUILD}"
+        ) from None
+    data = {}
+    for file_name in DATA_FILES:
+        path = version_dir / file_name
+        if not path.is_file():
+            raise CareerbotError(f"{path} is missing; {REBUILD}")
+        data[file_name] = path.read_bytes()
+        if hashlib.sha256(data[file_name]).hexdigest() != manifest.files[file_name]:
+            raise CareerbotError(f"{path} does not match its checksum in the manifest; {REBUILD}")
+    return manifest, data
 
 
 def load_index(index_dir: Path, embedder: Embedder) -> LoadedIndex:
-    """Load the current version, refusing it with one line that says what is wrong unless
-    all agrees."""
+    """Load the version CURRENT names, refusing it with one line that says what is wrong
+    unless all agrees."""
     version_dir = current_version(index_dir)
     if version_dir is None:
-        raise CareerbotError(f"no index at {index_dir} (run: careerbot build)")
-    manifest_path = version_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise CareerbotError(f"{index_dir}/{POINTER} names {version_dir}, which has no manifest")
-    index_dir = version_dir
-    rebuild = "rebuild it with: careerbot build"
+        raise NoIndex(f"no index at {index_dir} (run: careerbot build)")
+    if not version_dir.is_dir():
+        raise CareerbotError(f"{index_dir}/{POINTER} names {version_dir}, which is missing")
+    return load_version(version_dir, embedder)
+
+
+def load_newest(index_dir: Path, embedder: Embedder) -> tuple[LoadedIndex, list[str]]:
+    """The version CURRENT names, or when that one is refused, the newest that verifies;
+    with a line for each version refused on the way. Raises when none loads."""
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files, count, dimension = manifest["files"], manifest["passages"], manifest["dimension"]
-    except (ValueError, KeyError, TypeError):
-        raise CareerbotError(f"{manifest_path} is not a careerbot manifest; {rebuild}") from None
-    for name in DATA_FILES:
-        path = index_dir / name
-        if not path.is_file():
-            raise CareerbotError(f"{path} is missing; {rebuild}")
-        if sha256(path) != files.get(name):
-            raise CareerbotError(f"{path} does not match its checksum in the manifest; {rebuild}")
-    if manifest.get("model") != embedder.model_id:
+        return load_index(index_dir, embedder), []
+    except CareerbotError as error:
+        refusal, problems = error, [str(error)]
+    versions = index_dir / VERSIONS
+    folders = sorted(versions.iterdir(), reverse=True) if versions.is_dir() else []
+    for folder in folders:
+        if not VERSION_NAME.fullmatch(folder.name) or folder.is_symlink():
+            continue
+        try:
+            index = load_version(folder, embedder)
+        except CareerbotError as error:
+            problems.append(str(error))
+            continue
+        problems.append(f"serving {folder.name}, the newest version that verifies")
+        return index, problems
+    raise refusal
+
+
+def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
+    """Load one version folder, once it verifies and agrees with the model."""
+    manifest, data = read_version(version_dir)
+    if manifest.model != embedder.model_id:
         raise CareerbotError(
-            f"{index_dir} was built with model {manifest.get('model')!r}, not the configured "
-            f"{embedder.model_id!r}; {rebuild}"
+            f"{version_dir} was built with model {manifest.model!r}, not the configured "
+            f"{embedder.model_id!r}; {REBUILD}"
         )
-    if dimension != embedder.dimension:
+    if manifest.dimension != embedder.dimension:
         raise CareerbotError(
-            f"{index_dir} holds {dimension}-dimensional vectors but the model makes "
-            f"{embedder.dimension}-dimensional ones; {rebuild}"
+            f"{version_dir} holds {manifest.dimension}-dimensional vectors but the model makes "
+            f"{embedder.dimension}-dimensional ones; {REBUILD}"
         )
     try:
-        vectors = faiss.read_index(str(index_dir / "faiss.index"))
-        passages = read_jsonl(index_dir / "passages.jsonl")
-        answers = {record["id"]: record for record in read_jsonl(index_dir / "answers.jsonl")}
+        vectors = faiss.deserialize_index(np.frombuffer(data["faiss.index"], dtype=np.uint8))
+        passages = read_jsonl(data["passages.jsonl"])
+        answers = {record["id"]: record for record in read_jsonl(data["answers.jsonl"])}
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
-        raise CareerbotError(f"{index_dir} cannot be read ({error}); {rebuild}") from None
-    if vectors.d != dimension:
+        raise CareerbotError(f"{version_dir} cannot be read ({error}); {REBUILD}") from None
+    if vectors.d != manifest.dimension:
         raise CareerbotError(
-            f"{index_dir}/faiss.index holds {vectors.d}-dimensional vectors, "
-            f"the manifest says {dimension}; {rebuild}"
+            f"{version_dir}/faiss.index holds {vectors.d}-dimensional vectors, "
+            f"the manifest says {manifest.dimension}; {REBUILD}"
         )
-    if not vectors.ntotal == len(passages) == count:
+    if not vectors.ntotal == len(passages) == manifest.passages:
         raise CareerbotError(
-            f"{index_dir} is inconsistent: {vectors.ntotal} vectors, {len(passages)} passages, "
-            f"manifest says {count}; {rebuild}"
+            f"{version_dir} is inconsistent: {vectors.ntotal} vectors, {len(passages)} passages, "
+            f"manifest says {manifest.passages}; {REBUILD}"
         )
-    if any(p.get("answer_id") not in answers for p in passages):
-        raise CareerbotError(f"{index_dir}: a passage names an unknown answer; {rebuild}")
+    if any(not isinstance(p, dict) or p.get("answer_id") not in answers for p in passages):
+        raise CareerbotError(f"{version_dir}: a passage names an unknown answer; {REBUILD}")
     return LoadedIndex(version_dir.name, manifest, vectors, passages, answers)
 
 

@@ -115,7 +115,7 @@ class Searcher:
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = np.array([topic_of[p["question"]] for p in index.passages])
         self.passage_speaker = np.array([p["speaker"]["id"] for p in index.passages])
-        self.synonyms = Synonyms(index.manifest.get("synonyms", {}))
+        self.synonyms = Synonyms(index.manifest.synonyms)
         self.lexicon = Lexicon(
             [f"{p['question']} {p['text']}" for p in index.passages], self.synonyms
         )

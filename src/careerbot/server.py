@@ -1,0 +1,138 @@
+"""Serving over HTTP: uvicorn, with time and size limits on what a client sends."""
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from careerbot.config import Settings
+
+
+class HeadersTooLarge(Exception):
+    """The request's headers are over the limit."""
+
+
+class LimitedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline on each request and a cap on its headers.
+
+    uvicorn closes idle keep-alive connections but waits for ever on a request that
+    arrives slowly, and httptools buffers headers of any size. Here a request's line,
+    headers and body must all arrive within `request_seconds` of its first byte (or of
+    the connection opening), else the client gets 408 and the connection closes; headers
+    over `max_header_bytes` get 431. The application never sees either request.
+    """
+
+    request_seconds = 10.0
+    max_header_bytes = 16 * 1024
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.deadline: asyncio.TimerHandle | None = None
+        self.in_headers, self.header_bytes, self.oversized = True, 0, False
+        super().connection_made(transport)
+        self.arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disarm()
+        super().connection_lost(exc)
+
+    def arm(self) -> None:
+        self.disarm()
+        self.deadline = self.loop.call_later(self.request_seconds, self.too_slow)
+
+    def disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Headers still unfinished after a whole chunk: all of it was header bytes. This
+        # catches huge headers as they trickle in, before httptools has buffered them.
+        if self.in_headers and not self.transport.is_closing():
+            self.header_bytes += len(data)
+            if self.header_bytes > self.max_header_bytes:
+                self.reply(431, "Request headers too large.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_headers, self.header_bytes = True, 0
+        self.arm()
+
+    def on_url(self, url: bytes) -> None:
+        self.count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.count(len(name) + len(value))
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.in_headers = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.disarm()
+        self.in_headers, self.header_bytes = True, 0
+        super().on_message_complete()
+
+    def count(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > self.max_header_bytes:
+            self.oversized = True
+            raise HeadersTooLarge  # httptools stops parsing; uvicorn answers via send_400
+
+    def send_400_response(self, msg: str) -> None:
+        if self.oversized:
+            self.reply(431, "Request headers too large.")
+        else:
+            super().send_400_response(msg)
+
+    def too_slow(self) -> None:
+        self.deadline = None
+        cycle = self.cycle
+        answering = cycle is not None and cycle.response_started and not cycle.response_complete
+        if answering:
+            self.transport.close()
+        else:
+            self.reply(408, "Request not received in time.")
+
+    def reply(self, status: int, message: str) -> None:
+        """Answer with a short plain-text error and close the connection."""
+        if self.transport.is_closing():
+            return
+        body = message.encode("ascii")
+        self.transport.write(
+            STATUS_LINE[status]
+            + b"content-type: text/plain; charset=utf-8\r\n"
+            + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+            + body
+        )
+        self.transport.close()
+
+
+def limited_http(settings: Settings) -> type[LimitedHttp]:
+    """The protocol class with the limits the settings give."""
+    limits = {
+        "request_seconds": settings.request_seconds,
+        "max_header_bytes": settings.max_header_bytes,
+    }
+    return type("LimitedHttp", (LimitedHttp,), limits)
+
+
+def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for careerbot. Forwarded addresses are believed only from the
+    trusted proxies, which the app's own middleware handles, so uvicorn's is off."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=limited_http(settings),
+        proxy_headers=False,
+        **options,
+    )
+
+
+def run(app: Any, settings: Settings) -> None:
+    """Serve the app until interrupted."""
+    uvicorn.Server(server_config(app, settings, log_level="info")).run()

@@ -1,0 +1,123 @@
+"""The HTTP server's own limits, on a real socket: slow and oversized requests."""
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from careerbot.api import create_app
+from careerbot.config import Settings
+from careerbot.index import build_index
+from careerbot.server import server_config
+from tests.conftest import FakeEmbedder
+
+DEADLINE = 0.5
+ASK = b'{"question": "hiring"}'
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[str]:
+    """careerbot on a loopback port, with a short request deadline and two question slots."""
+    build_index(settings, fake_embedder)
+    limited = settings.model_copy(
+        update={"request_seconds": DEADLINE, "max_in_progress": 2, "port": free_port()}
+    )
+    running = uvicorn.Server(
+        server_config(create_app(limited, fake_embedder), limited, log_level="warning")
+    )
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    yield f"127.0.0.1:{limited.port}"
+    running.should_exit = True
+    thread.join(10)
+
+
+def connect(address: str) -> socket.socket:
+    host, port = address.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def reply_of(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def stalled_ask(address: str) -> socket.socket:
+    """A question whose body says 100 bytes and stops after 12."""
+    sock = connect(address)
+    head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(head + b"Content-Length: 100\r\n\r\n" + ASK[:12])
+    return sock
+
+
+def test_stalled_bodies_hold_no_slot_and_are_cut_off_with_408(server: str) -> None:
+    stalled = [stalled_ask(server) for _ in range(5)]  # more than the two slots
+    time.sleep(0.1)
+    started = time.monotonic()
+    with httpx.Client(base_url=f"http://{server}") as http:
+        answers = [http.post("/ask", json={"question": "hiring"}) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    for sock in stalled:
+        assert reply_of(sock).startswith(b"HTTP/1.1 408 ")
+        sock.close()
+    assert time.monotonic() - started < DEADLINE + 2
+
+
+def test_headers_that_never_finish_get_408(server: str) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"POST /ask HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        started = time.monotonic()
+        assert reply_of(sock).startswith(b"HTTP/1.1 408 ")
+    assert DEADLINE * 0.8 < time.monotonic() - started < DEADLINE + 2
+
+
+def test_a_connection_that_sends_nothing_is_closed(server: str) -> None:
+    with connect(server) as sock:
+        started = time.monotonic()
+        reply_of(sock)
+    assert time.monotonic() - started < DEADLINE + 2
+
+
+def test_headers_over_the_limit_get_431_at_once(server: str) -> None:
+    big = b"X-Big: " + b"a" * 50_000 + b"\r\n"
+    with connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
+        assert reply_of(sock).startswith(b"HTTP/1.1 431 ")
+
+
+def test_headers_trickled_past_the_limit_get_431(server: str) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: ")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(40):  # 40 KiB of one header value, 1 KiB at a time
+                sock.sendall(b"a" * 1024)
+                time.sleep(0.005)
+        assert reply_of(sock).startswith(b"HTTP/1.1 431 ")
+
+
+def test_keep_alive_requests_are_not_cut_off_by_the_deadline(server: str) -> None:
+    with httpx.Client(base_url=f"http://{server}") as http:
+        for _ in range(3):
+            assert http.get("/health").status_code == 200
+            time.sleep(DEADLINE * 0.8)  # the deadline runs per request, not per connection
+        assert http.post("/ask", json={"question": "hiring"}).status_code == 200
