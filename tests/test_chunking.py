@@ -126,6 +126,40 @@ def test_a_passages_lines_are_found_without_scanning_every_paragraph(tmp_path: P
     assert CountingStarts.looked <= 2 * 14 * len(passages)  # 2 lookups of log2(4096) + 1
 
 
+def test_a_window_is_tokenized_a_few_times_not_once_per_sentence_it_could_take(
+    tmp_path: Path,
+) -> None:
+    """Growing each window a sentence at a time tokenized it dozens of times: 4 minutes for 9 MB."""
+    calls = 0
+
+    def count(text: str) -> int:
+        nonlocal calls
+        calls += 1
+        return len(text.split()) + 2
+
+    answer = long_answer(tmp_path, 1000)
+    sentences = len(list(sentence_spans(answer.text)))
+    split_passages(answer, count, 256, 128)
+    assert calls <= 8 * sentences  # it was 62 a sentence here
+
+
+@pytest.mark.parametrize("budget", [12, 40, 100])
+def test_each_window_is_the_longest_that_fits_even_when_counts_do_not_add_up(
+    tmp_path: Path, budget: int
+) -> None:
+    def count(text: str) -> int:  # neither additive nor exact: characters, not words
+        return len(text) // 7 + 2
+
+    answer = long_answer(tmp_path, 60)
+    ends = [end for _, end in sentence_spans(answer.text)]
+    passages = split_passages(answer, count, 256, budget)
+    for passage in passages:
+        assert count(passage.text) <= budget
+        later = [end for end in ends if end > passage.end]
+        if later:
+            assert count(answer.text[passage.start : later[0]]) > budget
+
+
 @pytest.mark.model
 def test_every_passage_fits_the_real_tokenizer_window(
     real_embedder: OnnxEmbedder,

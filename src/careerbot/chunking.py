@@ -130,11 +130,26 @@ def split_passages(
                 run = (word.start(), word.end())
         if run:
             pieces.append(run)
+    # Word pieces add up across whitespace, so a window's size is first estimated from
+    # each piece's count (special tokens aside) and only the window's ends are tokenized.
+    special = count_tokens("")
+    sizes = [count_tokens(answer.text[start:end]) - special for start, end in pieces]
     found: list[tuple[int, int]] = []
+    last = total = 0  # pieces[first..last] make up the window; total is their estimate
     for first in range(len(pieces)):
-        last = first
+        if last < first:
+            last, total = first, sizes[first]
+        elif first:
+            total -= sizes[first - 1]
+        while last + 1 < len(pieces) and special + total + sizes[last + 1] <= passage_tokens:
+            last += 1
+            total += sizes[last]
+        while last > first and not fits(pieces[first][0], pieces[last][1]):
+            total -= sizes[last]
+            last -= 1
         while last + 1 < len(pieces) and fits(pieces[first][0], pieces[last + 1][1]):
             last += 1
+            total += sizes[last]
         if not found or found[-1][1] < pieces[last][1]:
             found.append((pieces[first][0], pieces[last][1]))
     return [

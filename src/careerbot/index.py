@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from tqdm import tqdm
 
 from careerbot import CareerbotError, __version__, alive
 from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
@@ -296,13 +297,19 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     synonyms = Synonyms.read(settings.corpus_dir)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
-    passages = [
-        passage
-        for answer in answers
-        for passage in split_passages(
-            answer, embedder.count_tokens, embedder.window, settings.passage_tokens
-        )
-    ]
+    passages: list[Passage] = []
+    with tqdm(
+        total=sum(len(answer.text) for answer in answers),
+        desc="Splitting",
+        unit="char",
+        unit_scale=True,
+        disable=not progress,
+    ) as bar:
+        for answer in answers:
+            passages += split_passages(
+                answer, embedder.count_tokens, embedder.window, settings.passage_tokens
+            )
+            bar.update(len(answer.text))
     vectors = embedder.embed([embedding_text(p.answer, p.text) for p in passages], progress)
     speakers = {answer.speaker.id for answer in answers}
     facts = {
