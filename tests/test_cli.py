@@ -1,10 +1,12 @@
 import json
+import os
 import runpy
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -65,6 +67,33 @@ def test_build_refuses_a_transcript_over_the_size_setting(
     err = capsys.readouterr().err.strip().splitlines()
     assert "over the limit of 5,242 bytes for one transcript" in err[-1]
     assert current_version(settings.index_dir) is None
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: os.mkfifo(path / "waiting.txt"), "waiting.txt: not a regular file"),
+        (lambda path: (path / "folder.txt").mkdir(), "folder.txt: not a regular file"),
+        (
+            lambda path: (
+                (path / "ml-engineer-career-qa.speakers.toml").unlink()
+                or (path / "ml-engineer-career-qa.speakers.toml").symlink_to("/dev/zero")
+            ),
+            "not a regular file",
+        ),
+    ],
+)
+def test_a_corpus_entry_that_is_not_a_file_is_one_line_not_a_hang(
+    settings: Settings,
+    use_fake: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], None],
+    message: str,
+) -> None:
+    make(settings.corpus_dir)
+    for command in (["build"], ["ask", "hiring"]):
+        assert cli.main([*command, *dirs(settings)]) == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_build_script_is_the_same_command(

@@ -119,6 +119,37 @@ def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(
         assert statuses(ask_from(app, "10.1.1.1", 3, lambda n: f"10.6.0.{n}")) == [200, 200, 429]
 
 
+def test_a_trusted_network_written_with_host_bits_is_trusted(
+    built: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    behind = built.model_copy(
+        update={"rate_limit_per_minute": 6, "rate_limit_burst": 2}
+    ).model_copy(
+        update={"trusted_proxies": Settings(trusted_proxies="127.0.0.1/8").trusted_proxies}
+    )
+    assert behind.trusted_proxy_list == ["127.0.0.0/8"]
+    app = create_app(behind, fake_embedder)
+    with TestClient(app):
+        assert statuses(ask_from(app, "127.0.0.9", 4, lambda n: f"10.9.0.{n}")) == [200] * 4
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        ["10.4.0.1", "::ffff:10.4.0.1", "::ffff:a04:1"],  # one IPv4 client, three spellings
+        ["2001:db8::1", "2001:db8::2", "2001:db8::ffff:1"],  # one IPv6 host's /64
+    ],
+)
+def test_one_client_written_several_ways_is_one_client(
+    built: Settings, fake_embedder: FakeEmbedder, written: list[str]
+) -> None:
+    limited = built.model_copy(update={"rate_limit_per_minute": 6, "rate_limit_burst": 2})
+    app = create_app(limited, fake_embedder)
+    with TestClient(app):
+        got = [statuses(ask_from(app, address, 1))[0] for address in written]
+    assert got == [200, 200, 429]
+
+
 def test_trusted_proxies_must_be_addresses_or_networks() -> None:
     with pytest.raises(ValueError, match="'nginx' is not an IP address or network"):
         Settings(trusted_proxies="10.0.0.0/8, nginx")

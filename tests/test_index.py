@@ -1,6 +1,8 @@
 import hashlib
 import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +354,70 @@ def test_current_can_only_name_a_version_folder_inside_versions(
     with pytest.raises(CareerbotError, match=r"CURRENT does not name a version in") as error:
         load_index(built.parent.parent, fake_embedder)
     assert "\n" not in str(error.value)
+
+
+def fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+NOT_FILES: dict[str, Callable[[Path], None]] = {
+    "a FIFO": fifo,
+    "a directory": lambda path: (path.unlink(), path.mkdir()),
+    "a device": lambda path: (path.unlink(), path.symlink_to("/dev/zero")),
+}
+
+
+@pytest.mark.parametrize("case", NOT_FILES)
+def test_current_that_is_not_a_file_is_refused_without_reading_it(
+    built: Path, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    NOT_FILES[case](built.parent.parent / "CURRENT")
+    with pytest.raises(CareerbotError, match=r"CURRENT: not a regular file; rebuild"):
+        load_index(built.parent.parent, fake_embedder)
+
+
+@pytest.mark.parametrize("case", NOT_FILES)
+def test_a_data_file_that_is_not_a_file_is_refused_without_reading_it(
+    built: Path, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    NOT_FILES[case](built / "faiss.index")  # a FIFO blocked the reader for good
+    with pytest.raises(CareerbotError, match=r"faiss\.index: not a regular file; rebuild"):
+        load_index(built.parent.parent, fake_embedder)
+
+
+def test_a_data_file_larger_than_the_manifest_says_is_refused_before_it_is_read(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    with (built / "passages.jsonl").open("r+b") as file:
+        file.truncate(8 * 1024**3)  # 8 GiB, sparse: reading it would take all memory
+    with pytest.raises(CareerbotError, match=r"passages\.jsonl: 8,589,934,592 bytes, over the"):
+        load_index(built.parent.parent, fake_embedder)
+
+
+def test_a_build_that_cannot_swap_the_pointer_says_so_and_leaves_no_temporary_file(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    pointer = settings.index_dir / "CURRENT"
+    pointer.unlink()
+    pointer.mkdir()
+    with pytest.raises(CareerbotError, match=r"cannot point .*CURRENT at the new version"):
+        build_index(settings, fake_embedder)
+    assert not list(settings.index_dir.glob(".CURRENT-*"))
+
+
+def test_what_clean_up_cannot_remove_is_a_warning_not_a_failed_build(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (settings.index_dir / "versions" / "stray").mkdir()
+
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("careerbot.index.remove", refuse)
+    summary = build_index(settings, fake_embedder)
+    assert summary.warnings == (f"could not remove {built.parent / 'stray'} (Permission denied)",)
+    assert served_version(settings.index_dir) == summary.index_dir
 
 
 def test_current_naming_another_index_by_absolute_path_is_refused(

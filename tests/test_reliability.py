@@ -2,6 +2,7 @@
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from careerbot import cli
+from careerbot import CareerbotError, cli
 from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.index import build_index
@@ -101,6 +102,60 @@ def test_the_watcher_survives_anything_and_logs_each_refusal_once(
     third = build_index(settings, fake_embedder).index_dir.name
     wait_for(lambda: client.get("/health").json()["index_version"] == third)
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_a_refused_version_is_tried_again_once_its_folder_changes(
+    live: tuple[TestClient, str], settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    client, _ = live
+    second = build_index(settings, fake_embedder).index_dir
+    aside = second.with_name("aside")
+    second.rename(aside)  # CURRENT names a folder still being copied in
+    wait_for(lambda: client.get("/health").json()["refused_version"] == second.name)
+    aside.rename(second)
+    wait_for(lambda: client.get("/health").json()["index_version"] == second.name)
+    assert client.get("/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("gone", ["CURRENT", "the served version's folder"])
+def test_health_says_degraded_when_a_restart_could_not_serve_what_is_served(
+    live: tuple[TestClient, str], settings: Settings, gone: str
+) -> None:
+    client, first = live
+    if gone == "CURRENT":
+        (settings.index_dir / "CURRENT").unlink()
+    else:
+        served_version(settings.index_dir).rename(settings.index_dir / "moved-away")
+    wait_for(lambda: client.get("/health").json()["status"] == "degraded")
+    health = client.get("/health").json()
+    assert health["index_version"] == first
+    assert ("missing" if gone == "CURRENT" else "folder is gone") in health["refused_reason"]
+    assert client.post("/ask", json={"question": "hiring"}).status_code == 200
+
+
+def test_health_says_degraded_when_the_watcher_is_stuck_on_a_version(
+    live: tuple[TestClient, str],
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, _ = live
+    loading, release = threading.Event(), threading.Event()
+
+    def stuck(*args: object) -> None:  # as a read of a file that never ends would be
+        loading.set()
+        release.wait(10)
+        raise CareerbotError("released")
+
+    monkeypatch.setattr("careerbot.reload.load_version", stuck)
+    build_index(settings, fake_embedder)
+    assert loading.wait(10)
+    watch = client.app.state.watch  # type: ignore[attr-defined]
+    watch.checked_at -= 600  # as if stuck for ten minutes
+    health = client.get("/health").json()
+    release.set()
+    assert health["status"] == "degraded"
+    assert "new versions are not being followed" in health["warnings"][-1]
 
 
 def test_the_watcher_survives_an_error_nobody_foresaw(

@@ -17,6 +17,7 @@ from careerbot.server import server_config
 from tests.conftest import FakeEmbedder
 
 DEADLINE = 0.5
+HEADER_LIMIT = 1024
 ASK = b'{"question": "hiring"}'
 
 
@@ -32,7 +33,12 @@ def server(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[str]:
     """careerbot on a loopback port, with a short request deadline and two question slots."""
     build_index(settings, fake_embedder)
     limited = settings.model_copy(
-        update={"request_seconds": DEADLINE, "max_in_progress": 2, "port": free_port()}
+        update={
+            "request_seconds": DEADLINE,
+            "max_in_progress": 2,
+            "max_header_bytes": HEADER_LIMIT,
+            "port": free_port(),
+        }
     )
     running = uvicorn.Server(
         server_config(create_app(limited, fake_embedder), limited, log_level="warning")
@@ -121,3 +127,15 @@ def test_keep_alive_requests_are_not_cut_off_by_the_deadline(server: str) -> Non
             assert http.get("/health").status_code == 200
             time.sleep(DEADLINE * 0.8)  # the deadline runs per request, not per connection
         assert http.post("/ask", json={"question": "hiring"}).status_code == 200
+
+
+def test_a_body_and_pipelined_requests_do_not_count_as_header_bytes(server: str) -> None:
+    question = b'{"question": "' + b"how do I get hired " * 50 + b'"}'  # 950 bytes of body
+    head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    one = head + b"Content-Length: %d\r\n\r\n" % len(question) + question
+    health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with connect(server) as sock:
+        sock.sendall(one * 2 + health * 40 + last)  # 3.7 KiB in one write, limit 1 KiB
+        replies = reply_of(sock)
+    assert replies.count(b"HTTP/1.1 200 ") == 43 and b" 431 " not in replies

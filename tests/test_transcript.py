@@ -241,3 +241,29 @@ def test_a_folder_named_like_a_transcript_is_refused(tmp_path: Path) -> None:
 def test_empty_corpus_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CareerbotError, match="no transcripts"):
         parse_corpus(tmp_path)
+
+
+def test_questions_and_answers_after_the_end_marker_are_warned_of(tmp_path: Path) -> None:
+    path = tmp_path / "early.txt"
+    long = "I do, and I have for years, since my first job on a small data team. " * 3
+    path.write_text(f"Why?\n\nAda: {long}\n\n---\n\nHow?\n\nAda: I learn.\n\nEdited.\n")
+    transcript = parse_transcript(path, "corpus/early.txt")
+    assert len(transcript.turns) == 1
+    assert transcript.warnings == (
+        "corpus/early.txt:5: the line '---' ends the interview, yet questions and answers "
+        "follow it (lines 7-11 left out); move it after the last answer",
+    )
+
+
+def test_an_editors_note_after_the_end_marker_is_no_warning(tmp_path: Path) -> None:
+    path = tmp_path / "note.txt"
+    long = "I do, and I have for years, since my first job on a small data team. " * 3
+    path.write_text(f"Why?\n\nAda: {long}\n\n---\n\nNote: edited for length. Subscribe?\n")
+    assert parse_transcript(path).warnings == ()
+
+
+def test_line_numbers_count_newlines_only(tmp_path: Path) -> None:
+    path = tmp_path / "odd.txt"
+    path.write_text("Intro\u2028with a separator\x0c and a form feed.\r\n\r\nWhy?\n\nAda: I do.\n")
+    (turn,) = parse_transcript(path).turns
+    assert (turn.question.line, turn.paragraphs[0].first_line) == (3, 5)

@@ -1,7 +1,9 @@
 """careerbot: career answers in the words of real practitioners."""
 
 import os
+import stat
 from importlib.metadata import version
+from pathlib import Path
 
 __version__ = version("careerbot")
 
@@ -19,3 +21,35 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Small files careerbot reads (speakers, synonyms, a manifest) are refused past this size.
+SMALL_FILE_BYTES = 4 * 1024 * 1024
+
+
+def read_limited(path: Path, max_bytes: int, name: str = "", advice: str = "") -> bytes:
+    """A regular file's bytes, refused with one line, before any is read, when it is
+    something else (a FIFO would block, a device never ends) or larger than max_bytes;
+    `advice` follows the size in that refusal."""
+    name = name or str(path)
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        raise CareerbotError(f"{name}: cannot be read ({error.strerror})") from None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise CareerbotError(f"{name}: not a regular file")
+        if info.st_size > max_bytes:
+            raise CareerbotError(
+                f"{name}: {info.st_size:,} bytes, over the limit of {max_bytes:,} bytes{advice}"
+            )
+        with os.fdopen(os.dup(handle), "rb") as file:
+            data = file.read(max_bytes + 1)
+    except OSError as error:
+        raise CareerbotError(f"{name}: cannot be read ({error.strerror})") from None
+    finally:
+        os.close(handle)
+    if len(data) > max_bytes:  # it grew while being read
+        raise CareerbotError(f"{name}: over the limit of {max_bytes:,} bytes{advice}")
+    return data

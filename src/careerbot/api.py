@@ -294,7 +294,7 @@ def create_app(
             model,
             settings.min_score,
         )
-        if problems:  # CURRENT's version was refused: say so, and do not retry it
+        if problems:  # CURRENT's version was refused: say so (the watcher retries it later)
             pointed = current_version_name(settings.index_dir)
             watch.refused = Refusal(pointed or "CURRENT", problems[0])
             for problem in problems:
@@ -404,14 +404,16 @@ def create_app(
         index, refused = watch.searcher.index, watch.refused
         manifest = index.manifest
         checked = None if watch.checked_at is None else time.time() - watch.checked_at
+        stuck = watch.overdue(settings.reload_seconds) if settings.reload_seconds else None
+        problems = [*warnings, stuck] if stuck else list(warnings)
         return Health(
-            status="degraded" if refused or warnings else "ok",
+            status="degraded" if refused or problems else "ok",
             version=__version__,
             index_version=index.version,
             pointer_checked_seconds_ago=None if checked is None else round(checked, 1),
             refused_version=refused.version if refused else None,
             refused_reason=refused.reason if refused else None,
-            warnings=list(warnings),
+            warnings=problems,
             model=manifest.model,
             dimension=manifest.dimension,
             documents=len(manifest.documents),

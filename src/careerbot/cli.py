@@ -83,10 +83,7 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
         index, problems = None, [str(error)]
     for problem in problems:
         warn(problem)
-    if index is not None and (
-        not settings.corpus_dir.is_dir()  # an index served without its corpus
-        or index.manifest.corpus_sha256 == corpus_sha256(settings.corpus_dir)
-    ):
+    if index is not None and not corpus_changed(settings, index):
         return index, problems
     if index is not None:
         print(f"{settings.corpus_dir} changed since the index was built.", file=sys.stderr)
@@ -99,6 +96,18 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
         problem = f"the rebuild failed ({error}); still serving index version {index.version}"
         warn(problem)
         return index, [*problems, problem]
+
+
+def corpus_changed(settings: Settings, index: LoadedIndex) -> bool:
+    """Whether the corpus differs from the one the index was built from; an index served
+    without its corpus has not changed, one that cannot be read has (the rebuild says why)."""
+    if not settings.corpus_dir.is_dir():
+        return False
+    try:
+        digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
+    except CareerbotError:
+        return True
+    return digest != index.manifest.corpus_sha256
 
 
 def warn(problem: str) -> None:
@@ -170,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args)
     except CareerbotError as error:
+        print(f"careerbot: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the file system refused something: say what, not where
         print(f"careerbot: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -53,15 +53,20 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def proxy_addresses(cls, value: str) -> str:
+        """Each address or network, written the way uvicorn reads it (host bits cleared:
+        uvicorn takes "127.0.0.1/8" for a host name and trusts nothing)."""
+        networks = []
         for item in value.split(","):
             if item.strip():
                 try:
-                    ipaddress.ip_network(item.strip(), strict=False)
+                    network = ipaddress.ip_network(item.strip(), strict=False)
                 except ValueError:
                     raise ValueError(
                         f"{item.strip()[:60]!r} is not an IP address or network"
                     ) from None
-        return value
+                single = network.num_addresses == 1
+                networks.append(str(network.network_address) if single else str(network))
+        return ", ".join(networks)
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -62,12 +62,19 @@ class SecurityHeaders:
 
 def client_of(scope: Scope) -> str:
     """Who is asking, for rate limits: the socket's address (or, from a trusted proxy, the
-    address it forwarded). Anything that is not an IP address shares one bucket."""
+    address it forwarded). An IPv4 address written as IPv6 is the IPv4 address; an IPv6
+    client is its /64, the block one host is given. Anything that is not an IP address
+    shares one bucket."""
     host = scope["client"][0] if scope.get("client") else ""
     try:
-        return str(ipaddress.ip_address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class Throttle:

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
-from careerbot import CareerbotError, __version__, alive
+from careerbot import SMALL_FILE_BYTES, CareerbotError, __version__, alive, read_limited
 from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
@@ -68,10 +68,11 @@ class Manifest(BaseModel):
     careerbot_version: str
     built_at: str
     files: dict[str, Digest]
+    sizes: dict[str, Count]
 
-    @field_validator("files")
+    @field_validator("files", "sizes")
     @classmethod
-    def every_data_file(cls, files: dict[str, str]) -> dict[str, str]:
+    def every_data_file(cls, files: dict[str, Any]) -> dict[str, Any]:
         if sorted(files) != sorted(DATA_FILES):
             raise ValueError(f"must list exactly {', '.join(DATA_FILES)}")
         return files
@@ -123,12 +124,14 @@ def version_name(built: datetime, manifest: bytes) -> str:
     return f"{built.strftime('%Y%m%dT%H%M%S%fZ')}-{digest}"
 
 
-def corpus_sha256(corpus_dir: Path) -> str:
-    """One digest over every transcript and speakers file, so any edit shows."""
+def corpus_sha256(corpus_dir: Path, max_bytes: int) -> str:
+    """One digest over every transcript and speakers file, so any edit shows; each file
+    read as parsing reads it, so one that could not be parsed is refused alike."""
     digest = hashlib.sha256()
     paths = [*corpus_dir.glob("*.txt"), *corpus_dir.glob("*.speakers.toml")]
     for path in sorted([*paths, *corpus_dir.glob(SYNONYMS_FILE)]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        limit = max_bytes if path.suffix == ".txt" else SMALL_FILE_BYTES
+        digest.update(path.name.encode() + b"\0" + read_limited(path, limit) + b"\0")
     return digest.hexdigest()
 
 
@@ -180,10 +183,12 @@ def current_version(index_dir: Path) -> Path | None:
     """The version folder the pointer names, if there is a pointer; a pointer that names
     anything but a folder directly inside versions/ is refused."""
     pointer = index_dir / POINTER
-    if not pointer.is_file():
+    if not os.path.lexists(pointer):
         return None
-    with pointer.open("rb") as file:
-        raw = file.read(200)
+    try:
+        raw = read_limited(pointer, 4096)
+    except CareerbotError as error:
+        raise CareerbotError(f"{error}; {REBUILD}") from None
     name = raw.decode("ascii", "replace").strip()
     if not VERSION_NAME.fullmatch(name):
         raise CareerbotError(
@@ -201,33 +206,44 @@ def verifies(version_dir: Path) -> bool:
     return True
 
 
-def clean_up(index_dir: Path) -> None:
+def clean_up(index_dir: Path) -> list[str]:
     """Remove what killed builds left behind, folders that are not good versions, and good
-    versions older than the last few; never the one CURRENT names."""
+    versions older than the last few; never the one CURRENT names. Returns what could
+    not be removed: the index itself is fine either way."""
     versions = index_dir / VERSIONS
-    for leftover in versions.glob(f"{BUILDING}*"):
-        pid = leftover.name.removeprefix(BUILDING).split("-")[0]
-        if not (pid.isdigit() and alive(int(pid))):
-            shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        folders = sorted(versions.iterdir())
+    except OSError as error:
+        return [f"could not clean up {versions} ({error.strerror})"]
     try:
         current = current_version(index_dir)
     except CareerbotError:
         current = None
-    good = []
-    for folder in sorted(p for p in versions.iterdir() if not p.name.startswith(".")):
-        if folder == current:
+    good, doomed = [], []
+    for folder in folders:
+        if folder.name.startswith(BUILDING):
+            pid = folder.name.removeprefix(BUILDING).split("-")[0]
+            if not (pid.isdigit() and alive(int(pid))):
+                doomed.append(folder)
+        elif folder.name.startswith(".") or folder == current:
             continue
-        if folder.is_dir() and not folder.is_symlink() and verifies(folder):
+        elif folder.is_dir() and not folder.is_symlink() and verifies(folder):
             good.append(folder)
         else:
+            doomed.append(folder)
+    doomed += good[: max(0, len(good) - (KEEP_VERSIONS - (current is not None)))]
+    problems = []
+    for folder in doomed:
+        try:
             remove(folder)
-    for old in good[: max(0, len(good) - (KEEP_VERSIONS - (current is not None)))]:
-        remove(old)
+        except OSError as error:
+            problems.append(f"could not remove {folder} ({error.strerror})")
+    return problems
 
 
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
 
@@ -260,6 +276,7 @@ def write_index(
     index_dir: Path, vectors: Vectors, passages: list[Record], answers: list[Record], facts: Record
 ) -> str:
     """Write a new version folder, then point CURRENT at it; return the version's name.
+    (Old versions are then for clean_up to remove.)
 
     Until the pointer is swapped (os.replace, atomic) readers see the old version; a
     build that fails or is killed never changes it.
@@ -277,17 +294,24 @@ def write_index(
         write_file(staging / "passages.jsonl", jsonl(passages))
         write_file(staging / "answers.jsonl", jsonl(answers))
         files = {name: sha256(staging / name) for name in DATA_FILES}
-        manifest = (json.dumps({**facts, "files": files}, indent=2) + "\n").encode()
-        write_file(staging / "manifest.json", manifest)
-        version = version_name(built, manifest)
+        sizes = {name: (staging / name).stat().st_size for name in DATA_FILES}
+        manifest = json.dumps({**facts, "files": files, "sizes": sizes}, indent=2) + "\n"
+        write_file(staging / "manifest.json", manifest.encode())
+        version = version_name(built, manifest.encode())
         staging.rename(versions / version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     pointer = index_dir / f".{POINTER}-{os.getpid()}"
-    write_file(pointer, version.encode())
-    os.replace(pointer, index_dir / POINTER)
-    clean_up(index_dir)
+    try:
+        write_file(pointer, version.encode())
+        os.replace(pointer, index_dir / POINTER)
+    except OSError as error:
+        pointer.unlink(missing_ok=True)
+        raise CareerbotError(
+            f"cannot point {index_dir / POINTER} at the new version ({error.strerror}); "
+            f"it stays in {versions}"
+        ) from None
     return version
 
 
@@ -295,6 +319,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     """Parse, chunk and embed the whole corpus into settings.index_dir."""
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
+    corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
     synonyms = Synonyms.read(settings.corpus_dir)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
     passages: list[Passage] = []
@@ -321,7 +346,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "answers": len(answers),
         "speakers": len(speakers),
         "documents": [transcript.document for transcript in transcripts],
-        "corpus_sha256": corpus_sha256(settings.corpus_dir),
+        "corpus_sha256": corpus_digest,
         "chunking": {"passage_tokens": settings.passage_tokens, "window": embedder.window},
         "synonyms": synonyms.table,
         "careerbot_version": __version__,
@@ -341,12 +366,22 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         len(answers),
         len(passages),
         time.perf_counter() - started,
-        tuple(warning for transcript in transcripts for warning in transcript.warnings),
+        (
+            *(warning for transcript in transcripts for warning in transcript.warnings),
+            *clean_up(settings.index_dir),
+        ),
     )
 
 
 def read_jsonl(data: bytes) -> list[Record]:
     return [json.loads(line) for line in data.decode("utf-8").splitlines()]
+
+
+def read_data(path: Path, max_bytes: int) -> bytes:
+    try:
+        return read_limited(path, max_bytes)
+    except CareerbotError as error:
+        raise CareerbotError(f"{error}; {REBUILD}") from None
 
 
 def read_version(version_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
@@ -357,9 +392,9 @@ def read_version(version_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
     if not VERSION_NAME.fullmatch(name):
         raise CareerbotError(f"{version_dir} is not a version made by this careerbot; {REBUILD}")
     manifest_path = version_dir / "manifest.json"
-    if not manifest_path.is_file():
+    if not os.path.lexists(manifest_path):
         raise CareerbotError(f"{version_dir} has no manifest; {REBUILD}")
-    raw = manifest_path.read_bytes()
+    raw = read_data(manifest_path, SMALL_FILE_BYTES)
     if not name.endswith("-" + hashlib.sha256(raw).hexdigest()[:MANIFEST_DIGEST]):
         raise CareerbotError(f"{manifest_path} does not match the digest in its name; {REBUILD}")
     try:
@@ -374,9 +409,10 @@ def read_version(version_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
     data = {}
     for file_name in DATA_FILES:
         path = version_dir / file_name
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise CareerbotError(f"{path} is missing; {REBUILD}")
-        data[file_name] = path.read_bytes()
+        # A file larger than the manifest says is refused before it is read.
+        data[file_name] = read_data(path, manifest.sizes[file_name])
         if hashlib.sha256(data[file_name]).hexdigest() != manifest.files[file_name]:
             raise CareerbotError(f"{path} does not match its checksum in the manifest; {REBUILD}")
     return manifest, data

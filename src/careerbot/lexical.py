@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 from spellchecker import SpellChecker
 
-from careerbot import CareerbotError
+from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 
 SYNONYMS_FILE = "synonyms.toml"
 # Words people add when chatting that say nothing about the topic.
@@ -87,7 +87,7 @@ class Synonyms:
         if not path.exists():
             return cls({})
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise CareerbotError(f"{path}: {error}") from None
         return cls.checked(data.get("synonyms", {}), str(path))

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +16,35 @@ from careerbot.search import Searcher
 
 log = logging.getLogger("careerbot")
 
+# A refused version is tried again when its folder changes, or after this long (the
+# trouble may have been passing: a copy still under way, too many open files).
+RETRY_SECONDS = 30.0
+
+FolderState = tuple[tuple[str, int, int], ...] | None
+
+
+def folder_state(folder: Path) -> FolderState:
+    """Each entry's name, size and modification time: what changes when a folder does."""
+    try:
+        entries = [(e.name, e.stat(follow_symlinks=False)) for e in os.scandir(folder)]
+    except OSError:
+        return None
+    return tuple(sorted((name, info.st_size, info.st_mtime_ns) for name, info in entries))
+
 
 @dataclass(frozen=True)
 class Refusal:
-    """A version the server would not serve, and why."""
+    """A version the server would not serve, why, and what its folder looked like."""
 
     version: str
     reason: str
-    at: float = field(default_factory=time.time)
+    state: FolderState = None
+    at: float = field(default_factory=time.monotonic)
+
+    def stands(self, version: str, state: FolderState) -> bool:
+        """Whether looking at this version again would be wasted."""
+        recent = time.monotonic() - self.at < RETRY_SECONDS
+        return recent and (self.version, self.state) == (version, state)
 
 
 class IndexWatch:
@@ -47,30 +69,48 @@ class IndexWatch:
             await self.check()
 
     async def check(self) -> None:
-        """Look at the pointer once; serve what it names if that is new and loads."""
+        """Look at the pointer once; serve what it names if that is new and loads. A
+        pointer a restart could not serve is reported too, though nothing is swapped."""
         self.checked_at = time.time()
-        name = POINTER
+        name, state = POINTER, None
         try:
             target = current_version(self.index_dir)
-            if target is None or target.name == self.searcher.index.version:
-                self.refused = None
+            if target is None:
+                self.refuse(name, f"{self.index_dir / POINTER} is missing; a restart would rebuild")
                 return
             name = target.name
-            if self.refused is not None and self.refused.version == name:
+            if name == self.searcher.index.version:
+                if target.is_dir():
+                    self.refused = None
+                else:
+                    self.refuse(name, "the served version's folder is gone from the index")
+                return
+            state = folder_state(target)
+            if self.refused is not None and self.refused.stands(name, state):
                 return
             index = await run_in_threadpool(load_version, target, self.model)
             searcher = await run_in_threadpool(Searcher, index, self.model, self.min_score)
         except Exception as error:  # the watcher must outlive anything a version holds
             reason = str(error) if isinstance(error, CareerbotError) else repr(error)
-            self.refuse(name, reason[:500])
+            self.refuse(name, reason[:500], state)
             return
         self.searcher, self.refused = searcher, None
         log.info("now serving index version %s", searcher.index.version)
 
-    def refuse(self, version: str, reason: str) -> None:
+    def refuse(self, version: str, reason: str, state: FolderState = None) -> None:
         if self.refused is None or (self.refused.version, self.refused.reason) != (
             version,
             reason,
         ):
             log.warning("refused index version %s: %s", version, reason)
-        self.refused = Refusal(version, reason)
+        self.refused = Refusal(version, reason, state)
+
+    def overdue(self, seconds: float) -> str | None:
+        """A warning when CURRENT has not been read for much longer than `seconds`, the
+        interval between checks: the watcher is stuck on something."""
+        if self.checked_at is None:
+            return None
+        late = time.time() - self.checked_at
+        if late <= 3 * seconds + 60:
+            return None
+        return f"CURRENT was last read {late:.0f} s ago; new versions are not being followed"

@@ -28,7 +28,12 @@ class LimitedHttp(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.deadline: asyncio.TimerHandle | None = None
-        self.in_headers, self.header_bytes, self.oversized = True, 0, False
+        # Header bytes of the request being received, two ways, each never more than the
+        # truth: as parsed (name and value of each header, the URL) and as received in
+        # whole chunks while its headers were unfinished (a header that trickles in never
+        # reaches the parser's callbacks). `requests` tells one request from the next.
+        self.in_headers, self.requests, self.parsed, self.received = False, 0, 0, 0
+        self.oversized = False
         super().connection_made(transport)
         self.arm()
 
@@ -46,17 +51,18 @@ class LimitedHttp(HttpToolsProtocol):
             self.deadline = None
 
     def data_received(self, data: bytes) -> None:
+        unfinished, request = self.in_headers, self.requests
         super().data_received(data)
-        # Headers still unfinished after a whole chunk: all of it was header bytes. This
-        # catches huge headers as they trickle in, before httptools has buffered them.
-        if self.in_headers and not self.transport.is_closing():
-            self.header_bytes += len(data)
-            if self.header_bytes > self.max_header_bytes:
+        # The same request's headers unfinished before and after: the chunk was all headers.
+        if unfinished and self.in_headers and self.requests == request:
+            self.received += len(data)
+            if self.received > self.max_header_bytes and not self.transport.is_closing():
                 self.reply(431, "Request headers too large.")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.in_headers, self.header_bytes = True, 0
+        self.in_headers, self.parsed, self.received = True, 0, 0
+        self.requests += 1
         self.arm()
 
     def on_url(self, url: bytes) -> None:
@@ -73,12 +79,11 @@ class LimitedHttp(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self.disarm()
-        self.in_headers, self.header_bytes = True, 0
         super().on_message_complete()
 
     def count(self, size: int) -> None:
-        self.header_bytes += size
-        if self.header_bytes > self.max_header_bytes:
+        self.parsed += size
+        if self.parsed > self.max_header_bytes:
             self.oversized = True
             raise HeadersTooLarge  # httptools stops parsing; uvicorn answers via send_400
 

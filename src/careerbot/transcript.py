@@ -1,12 +1,11 @@
 """Parse one interview transcript into speakers, questions and turns, keeping line numbers."""
 
 import re
-import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from careerbot import CareerbotError
+from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 
 END_MARKER = "---"
 # Without an end marker, at most this many trailing paragraphs can be an editor's outro.
@@ -92,7 +91,7 @@ def speakers_file(path: Path) -> Path:
 def read_speakers(path: Path) -> dict[str, Speaker]:
     """Map every accepted label (key, full name, first name) to its speaker."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise CareerbotError(f"{path}: {error}") from None
     entries = data.get("speakers")
@@ -113,15 +112,8 @@ def read_speakers(path: Path) -> dict[str, Speaker]:
 
 def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
     """The file's lines, refusing before reading it a file too large to be a transcript."""
-    info = path.stat()
-    if not stat.S_ISREG(info.st_mode):
-        raise CareerbotError(f"{document}: not a regular file")
-    if info.st_size > max_bytes:
-        raise CareerbotError(
-            f"{document}: {info.st_size:,} bytes, over the limit of {max_bytes:,} bytes for one "
-            "transcript; split it, or raise CAREERBOT_MAX_TRANSCRIPT_MB"
-        )
-    raw = path.read_bytes()
+    advice = " for one transcript; split it, or raise CAREERBOT_MAX_TRANSCRIPT_MB"
+    raw = read_limited(path, max_bytes, document, advice)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -129,26 +121,33 @@ def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
         raise CareerbotError(
             f"{document}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})"
         ) from None
-    return text.removeprefix("\ufeff").splitlines()
+    # Lines end at "\n" only, as editors and grep count them: splitlines() would also
+    # break at form feeds and Unicode separators and shift every line number after.
+    return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
 
 
-def interview_paragraphs(text_lines: list[str]) -> tuple[list[Paragraph], list[Paragraph]]:
-    """The paragraphs up to the end marker or, without one, up to the outro; and the
-    paragraphs taken to be the outro (none when there is an end marker)."""
+def interview_paragraphs(text_lines: list[str]) -> tuple[list[Paragraph], list[Paragraph], int]:
+    """The paragraphs up to the end marker or, without one, up to the outro; the
+    paragraphs left out after them; and the end marker's line (0 when there is none)."""
     paragraphs: list[Paragraph] = []
     lines: list[str] = []
+    marker = 0
     for number, content in enumerate([*text_lines, ""], start=1):
-        if content.strip() == END_MARKER:
+        if content.strip() == END_MARKER and not marker:
             if lines:
                 paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
-            return paragraphs, []
+            marker, lines = number, []
+            continue
         if content.strip():
             lines.append(content.strip())
         elif lines:
             paragraphs.append(Paragraph(" ".join(lines), number - len(lines), number - 1))
             lines = []
-    end = outro_start(paragraphs)
-    return paragraphs[:end], paragraphs[end:]
+    if marker:
+        end = next((n for n, p in enumerate(paragraphs) if p.first_line > marker), len(paragraphs))
+    else:
+        end = outro_start(paragraphs)
+    return paragraphs[:end], paragraphs[end:], marker
 
 
 def outro_start(paragraphs: list[Paragraph]) -> int:
@@ -183,16 +182,26 @@ def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
     )
 
 
-def guessed_outro(document: str, outro: list[Paragraph]) -> list[str]:
-    """A warning naming the closing paragraphs left out for want of an end marker: they
-    may be the end of the last answer."""
-    if not outro:
+def after_the_end(document: str, after: list[Paragraph], marker: int) -> list[str]:
+    """A warning naming what was left out at the end when it may hold answers: closing
+    paragraphs taken for a note for want of an end marker, or questions with answers
+    after one."""
+    if not after:
         return []
-    lines = f"lines {outro[0].first_line}-{outro[-1].last_line}"
-    return [
-        f"{document}: {lines}, at the end with no 'I' or 'we', are taken as a closing note and "
-        "left out; put a line '---' after the last answer to say where the interview ends"
-    ]
+    lines = f"lines {after[0].first_line}-{after[-1].last_line}"
+    if not marker:
+        return [
+            f"{document}: {lines}, at the end with no 'I' or 'we', are taken as a closing "
+            "note and left out; put a line '---' after the last answer to say where the "
+            "interview ends"
+        ]
+    following = [*after[1:], None]
+    if any(is_question(p, next_one) for p, next_one in zip(after, following, strict=True)):
+        return [
+            f"{document}:{marker}: the line '---' ends the interview, yet questions and "
+            f"answers follow it ({lines} left out); move it after the last answer"
+        ]
+    return []
 
 
 def left_out(document: str, lines: list[str], used: list[Paragraph]) -> list[str]:
@@ -232,7 +241,7 @@ def parse_transcript(
     document = document or str(path)
     known = read_speakers(speakers_file(path)) if speakers_file(path).exists() else None
     lines = read_lines(path, document, max_bytes)
-    paragraphs, outro = interview_paragraphs(lines)
+    paragraphs, after, marker = interview_paragraphs(lines)
     used: list[Paragraph] = []  # the paragraphs of questions and answers, labels included
     questions: list[Question] = []
     turns: dict[tuple[int, str], list[Paragraph]] = {}
@@ -288,7 +297,11 @@ def parse_transcript(
             Turn(questions[number - 1], speakers[speaker_id], tuple(parts))
             for (number, speaker_id), parts in turns.items()
         ),
-        warnings=(*silent, *guessed_outro(document, outro), *left_out(document, lines, used)),
+        warnings=(
+            *silent,
+            *after_the_end(document, after, marker),
+            *left_out(document, lines, used),
+        ),
     )
 
 
