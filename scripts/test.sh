@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Set up Chromium and .venv with careerbot and its test tools, then run every check:
-# format, lint, types, tests (unit, API, real model, browser).
+# format, lint, types, tests (unit, API, real model, browser, PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A throwaway PostgreSQL (scripts/postgres.sh) for the tests, removed on any exit.
+source scripts/postgres.sh
+trap postgres_stop EXIT
 # Browser tests drive Debian's Chromium (Playwright's own browser download fails offline).
 if ! [ -x /usr/bin/chromium ]; then
     sudo=$([ "$(id -u)" = 0 ] || echo sudo)
@@ -14,4 +17,5 @@ fi
 .venv/bin/ruff format --check src tests scripts
 .venv/bin/ruff check src tests scripts
 .venv/bin/mypy
+postgres_start  # exports CAREERBOT_TEST_POSTGRES_URL
 .venv/bin/python -m pytest "$@"

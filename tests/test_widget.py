@@ -7,8 +7,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -21,6 +23,7 @@ from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index
+from careerbot.store import asks, picks, votes
 from tests.conftest import CORPUS, ROOT, FakeEmbedder
 
 CHROMIUM = "/usr/bin/chromium"
@@ -105,8 +108,24 @@ def api(
     )
     build_index(settings, embedder)
     served = Served(create_app(settings, embedder))
+    served.database = settings.database  # type: ignore[attr-defined]
     yield served
     served.stop()
+
+
+def logged(api: Served, table: sa.Table) -> list[Any]:
+    """The rows of a question log table, waiting a little for the writer."""
+    engine = sa.create_engine(api.database)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            with engine.connect() as connection:
+                rows = list(connection.execute(sa.select(table)))
+            if rows or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +199,34 @@ def test_no_answer_offers_suggestions_and_topics_that_ask_when_clicked(
     suggestion.click()
     expect(page.locator(".asked").last).to_have_text(question)
     expect(page.locator("article.card").first).to_be_visible()
+
+
+def test_a_vote_by_keyboard_thanks_the_reader_and_is_recorded(page: Page, api: Served) -> None:
+    page.goto(api.url + "/")
+    ask(page, "core values interviews at Airbnb")
+    card = page.locator("article.card").first
+    answer_question = card.locator(".question").inner_text().removeprefix("Asked: ")
+    helpful = card.get_by_role("button", name="Yes, helpful")
+    expect(card.get_by_role("group", name="Was this answer helpful?")).to_be_visible()
+    helpful.focus()
+    page.keyboard.press("Enter")
+    expect(card.get_by_role("status")).to_have_text("Thanks for your feedback.")
+    expect(card.get_by_role("button", name="Yes, helpful")).to_have_count(0)
+    rows = [row for row in logged(api, votes) if row.helpful]
+    assert rows, "no vote was written"
+    answers = {row.id: row for row in logged(api, asks)}
+    assert rows[-1].ask_id in answers and answer_question
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_suggestion_picked_after_no_answer_is_reported(page: Page, api: Served) -> None:
+    page.goto(api.url + "/")
+    ask(page, "how do i bake rye bread at home")
+    suggestion = page.locator(".choices button").first
+    picked = suggestion.inner_text()
+    suggestion.click()
+    expect(page.locator(".asked").last).to_have_text(picked)
+    assert picked in {row.suggestion for row in logged(api, picks)}
 
 
 def test_speaker_filter_is_filled_from_the_api(page: Page, api: Served) -> None:

@@ -4,9 +4,10 @@ import asyncio
 import copy
 import logging
 import time
-import unicodedata
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -15,36 +16,34 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder
+from careerbot.errors import (
+    ERRORS,
+    MAX_BODY_BYTES,
+    QUESTION_PATTERN,
+    BodyLimit,
+    ErrorField,
+    describe,
+    error_response,
+    valid_unicode,
+)
+from careerbot.feedback import FEEDBACK_FIELDS
+from careerbot.feedback import router as feedback_router
 from careerbot.guard import DEMO_PAGE_POLICY, Busy, SecurityHeaders, Slots, Throttle
 from careerbot.index import current_version, load_newest
+from careerbot.questionlog import Ask, QuestionLog
 from careerbot.reload import IndexWatch, Refusal
 from careerbot.search import Hit, Searcher, UnknownSpeaker
+from careerbot.store import connect
 
-MAX_BODY_BYTES = 16 * 1024
-# Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
-# pattern says "at least one visible character, no controls" for the OpenAPI schema.
-CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
-QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}][^{CONTROLS}]*$"
 log = logging.getLogger("careerbot")
 MAX_QUESTION_CHARS = 1000
-
-
-def valid_unicode(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains characters that are not valid Unicode text") from None
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
-        raise ValueError("must not contain control characters such as NUL")
-    return value
 
 
 class AskRequest(BaseModel):
@@ -109,10 +108,14 @@ class AnswerOut(BaseModel):
 
 
 class AskResponse(BaseModel):
+    id: str = Field(description="This question's log record, for POST /feedback.")
     question: str
     answered: bool
     answers: list[AnswerOut]
     suggestions: list[str] = Field(description="Interview questions to try when unanswered.")
+    uncovered: str | None = Field(
+        default=None, description="The topic the interviews do not cover that it looked like."
+    )
 
 
 class SpeakerInfo(SpeakerOut):
@@ -141,6 +144,7 @@ class Health(BaseModel):
     refused_version: str | None = Field(description="The newest version refused, if any.")
     refused_reason: str | None
     warnings: list[str] = Field(description="Start-up problems, such as a failed rebuild.")
+    question_log: "LogStats"
     model: str
     dimension: int
     documents: int
@@ -148,99 +152,6 @@ class Health(BaseModel):
     answers: int
     passages: int
     built_at: str
-
-
-class ErrorField(BaseModel):
-    field: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    detail: str
-    errors: list[ErrorField] = []
-
-
-def error_response(status: int, detail: str, errors: list[ErrorField] | None = None) -> Response:
-    body = ErrorResponse(detail=detail, errors=errors or [])
-    return JSONResponse(body.model_dump(), status_code=status)
-
-
-MESSAGES = {
-    "missing": "is required",
-    "int_type": "must be a whole number (not text, a fraction or true/false)",
-    "string_type": "must be text",
-    "model_attributes_type": 'must be a JSON object such as {"question": "..."}',
-    "dict_type": 'must be a JSON object such as {"question": "..."}',
-}
-
-
-def describe(error: dict[str, Any]) -> ErrorField:
-    """A validation error as a field and a message a person can act on, echoing no input."""
-    kind = error["type"]
-    path = [str(part) for part in error["loc"] if part != "body"]
-    field = "body" if kind == "json_invalid" else ".".join(path) or "body"
-    if kind == "extra_forbidden":
-        message = f"unknown field; the fields are {', '.join(AskRequest.model_fields)}"
-    elif kind == "json_invalid":
-        reason = error.get("ctx", {}).get("error", "decode error")
-        message = f"is not valid JSON ({reason} at character {path[0] if path else 0})"
-    elif kind == "value_error":
-        message = str(error["ctx"]["error"])
-    else:
-        message = MESSAGES.get(kind, str(error["msg"]))
-    # Lone surrogates cannot be encoded in a response: replace them.
-    safe = message[:200].encode("utf-8", "replace").decode()
-    return ErrorField(field=field[:100].encode("utf-8", "replace").decode(), message=safe)
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The body could not be read."},
-    413: {"model": ErrorResponse, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
-    422: {"model": ErrorResponse, "description": "The request breaks a rule; detail says which."},
-    429: {"model": ErrorResponse, "description": "Too many questions; see Retry-After."},
-    503: {"model": ErrorResponse, "description": "Too busy right now; see Retry-After."},
-}
-
-
-class BodyLimit:
-    """Refuse a body over the limit with 413 before anything parses it."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_big = error_response(413, f"request body is over {self.limit} bytes")
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await error_response(400, "bad Content-Length header")(scope, receive, send)
-                return
-            if int(declared) > self.limit:
-                await too_big(scope, receive, send)
-                return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await too_big(scope, receive, send)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
 
 
 def answer_out(hit: Hit) -> AnswerOut:
@@ -277,6 +188,21 @@ def static_text(name: str) -> str:
     return files("careerbot").joinpath("static", name).read_text(encoding="utf-8")
 
 
+class LogStats(BaseModel):
+    mode: str = Field(description="full, redacted or off.")
+    written: int = Field(description="Records written since start.")
+    dropped: int = Field(description="Records dropped because the queue was full.")
+    failed: int = Field(description="Records the database refused (see the log).")
+
+
+Health.model_rebuild()
+
+BODY_FIELDS = {
+    "/ask": list(AskRequest.model_fields),
+    "/feedback": FEEDBACK_FIELDS,
+}
+
+
 def create_app(
     settings: Settings, embedder: Embedder | None = None, warnings: Sequence[str] = ()
 ) -> FastAPI:
@@ -300,12 +226,19 @@ def create_app(
             for problem in problems:
                 log.warning("%s", problem)
         app.state.watch = watch
+        engine = None if settings.question_log == "off" else connect(settings.database)
+        questions = QuestionLog(engine, settings.question_log, settings.log_retention_days)
+        questions.start()
+        app.state.questions = questions
         watcher = None
         if settings.reload_seconds > 0:
             watcher = asyncio.create_task(watch.run(settings.reload_seconds))
         yield
         if watcher:
             watcher.cancel()
+        questions.stop()
+        if engine is not None:
+            engine.dispose()
 
     app = FastAPI(
         title="careerbot",
@@ -357,7 +290,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
-        fields = [describe(e) for e in error.errors()]
+        known = BODY_FIELDS.get(request.url.path, [])
+        fields = [describe(e, known) for e in error.errors()]
         detail = "; ".join(f"{f.field}: {f.message}" for f in fields)
         return error_response(422, detail, fields)
 
@@ -379,6 +313,7 @@ def create_app(
     @app.post("/ask", response_model=AskResponse, responses=ERRORS)
     async def ask(body: AskRequest, request: Request) -> AskResponse:
         """Answer a career question with the closest attributed answers from the interviews."""
+        started = time.perf_counter()
         chosen = searcher(request)
         if body.speaker:
             chosen.resolve_speaker(body.speaker)  # an unknown speaker: 422 before encoding
@@ -390,17 +325,33 @@ def create_app(
             model: BatchingEmbedder = request.app.state.model
             query = await asyncio.wrap_future(model.submit(text))
             result = chosen.ask(body.question, body.top_k, body.speaker, query=query)
-        return AskResponse(
+        response = AskResponse(
+            id=uuid.uuid4().hex,
             question=result.question,
             answered=result.answered,
             answers=[answer_out(hit) for hit in result.answers],
             suggestions=result.suggestions,
         )
+        request.app.state.questions.ask(
+            Ask(
+                id=response.id,
+                asked_at=datetime.now(UTC),
+                question=body.question,
+                answered=response.answered,
+                uncovered=response.uncovered,
+                answers=tuple((a.id, a.score) for a in response.answers),
+                suggestions=tuple(response.suggestions),
+                index_version=chosen.index.version,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+        )
+        return response
 
     @app.get("/health", response_model=Health)
     async def health(request: Request) -> Health:
         """Service status, the index version served and any refused, and the index's figures."""
         watch: IndexWatch = request.app.state.watch
+        questions: QuestionLog = request.app.state.questions
         index, refused = watch.searcher.index, watch.refused
         manifest = index.manifest
         checked = None if watch.checked_at is None else time.time() - watch.checked_at
@@ -414,6 +365,12 @@ def create_app(
             refused_version=refused.version if refused else None,
             refused_reason=refused.reason if refused else None,
             warnings=problems,
+            question_log=LogStats(
+                mode=settings.question_log,
+                written=questions.written,
+                dropped=questions.dropped,
+                failed=questions.failed,
+            ),
             model=manifest.model,
             dimension=manifest.dimension,
             documents=len(manifest.documents),
@@ -422,6 +379,8 @@ def create_app(
             passages=manifest.passages,
             built_at=manifest.built_at,
         )
+
+    app.include_router(feedback_router)
 
     @app.get("/speakers", response_model=list[SpeakerInfo])
     async def speakers(request: Request) -> list[SpeakerInfo]:

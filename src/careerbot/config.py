@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # A transcript larger than this is refused up front.
     max_transcript_mb: float = Field(default=10.0, gt=0, le=1024)
+    # The question log: a SQLAlchemy URL (default: an SQLite file in index_dir; for
+    # several servers, postgresql+psycopg://...), what it keeps of each question (full,
+    # redacted: e-mail addresses, phone numbers and URLs replaced; off: nothing is
+    # written), and for how many days.
+    database_url: str = ""
+    question_log: Literal["full", "redacted", "off"] = "redacted"
+    log_retention_days: int = Field(default=90, ge=1, le=3650)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.
@@ -75,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def max_transcript_bytes(self) -> int:
         return int(self.max_transcript_mb * 1024 * 1024)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.index_dir / 'questions.sqlite'}"
 
     @property
     def encoder_dir(self) -> Path:

@@ -77,9 +77,12 @@ def client_of(scope: Scope) -> str:
     return str(address)
 
 
+LIMITED = {"/ask", "/feedback"}
+
+
 class Throttle:
-    """Per-client token buckets for POST /ask: a client over its rate gets 429 with
-    Retry-After, before its body is read."""
+    """Per-client token buckets for POST /ask and /feedback (one bucket for both): a
+    client over its rate gets 429 with Retry-After, before its body is read."""
 
     MAX_CLIENTS = 10_000
 
@@ -104,7 +107,7 @@ class Throttle:
         return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        asking = scope["type"] == "http" and scope["path"] == "/ask" and scope["method"] == "POST"
+        asking = scope["type"] == "http" and scope["path"] in LIMITED and scope["method"] == "POST"
         if asking and self.per_minute > 0 and (wait := self.wait_for_token(client_of(scope))) > 0:
             limit = f"too many questions: at most {self.per_minute} a minute; try again shortly"
             await refuse(send, 429, limit, math.ceil(wait))

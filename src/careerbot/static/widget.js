@@ -56,6 +56,9 @@
     input, select { font: inherit; color: inherit; background: #fff; width: 100%;
       padding: .45rem .6rem; border: 1px solid #8c959f; border-radius: 8px; }
     .status { min-height: 1.2em; margin: 0; font-size: .85rem; color: #57606a; }
+    .votes { display: flex; align-items: center; gap: .4rem; margin: .5rem 0 0;
+      font-size: .85rem; color: #57606a; }
+    .votes button { padding: .15rem .5rem; }
   `;
 
   // Build an element; strings among the children become text nodes, never markup.
@@ -97,7 +100,30 @@
     return node;
   }
 
-  function card(answer) {
+  // "Was this helpful?" with 👍/👎; `vote(helpful)` sends it and resolves true when stored.
+  function votes(vote) {
+    const group = el("div", { class: "votes", role: "group", "aria-label": "Was this answer helpful?" },
+      el("span", { "aria-hidden": "true" }, "Helpful?"));
+    const note = el("span", { role: "status" });
+    for (const [helpful, face, label] of [[true, "👍", "Yes, helpful"], [false, "👎", "Not helpful"]]) {
+      const button = el("button", { type: "button", "aria-label": label, title: label }, face);
+      button.addEventListener("click", async () => {
+        for (const b of group.querySelectorAll("button")) b.disabled = true;
+        note.textContent = "";
+        if (await vote(helpful)) {
+          group.replaceChildren(el("span", { role: "status" }, "Thanks for your feedback."));
+        } else {
+          for (const b of group.querySelectorAll("button")) b.disabled = false;
+          note.textContent = "Your feedback could not be sent; try again.";
+        }
+      });
+      group.append(button);
+    }
+    group.append(note);
+    return group;
+  }
+
+  function card(answer, vote) {
     const speaker = answer.speaker;
     const long = answer.text.length > LONG_ANSWER && answer.passage !== answer.text;
     let text = answerText(answer, long);
@@ -127,6 +153,7 @@
       el("span", { class: "confidence" }, `${confidence(answer.score)} (${answer.score.toFixed(2)})`),
       matched,
       el("span", {}, `Source: ${answer.source.document}, ${where}`)));
+    if (vote) article.append(votes(vote));
     return article;
   }
 
@@ -164,11 +191,23 @@
         .finally(() => clearTimeout(timer));
     }
 
-    function choices(questions) {
+    // Feedback is a courtesy: its failure never gets in the way of asking.
+    function feedback(body) {
+      return request("/feedback", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+        .then((response) => response.ok)
+        .catch(() => false);
+    }
+
+    // Buttons that ask a question; with an ask id, picking one is reported as feedback.
+    function choices(questions, askId) {
       const list = el("ul", { class: "choices" });
       for (const question of questions) {
         const button = el("button", { type: "button" }, question);
-        button.addEventListener("click", () => ask(question));
+        button.addEventListener("click", () => {
+          if (askId) feedback({ ask_id: askId, suggestion: question });
+          ask(question);
+        });
         list.append(el("li", {}, button));
       }
       return list;
@@ -182,9 +221,9 @@
       return topics;
     }
 
-    async function noAnswer(entry, suggestions) {
+    async function noAnswer(entry, suggestions, askId) {
       entry.append(el("p", { class: "notice" },
-        "The interviews don't cover that. Try one of these questions:"), choices(suggestions));
+        "The interviews don't cover that. Try one of these questions:"), choices(suggestions, askId));
       const others = (await loadTopics()).filter((topic) => !suggestions.includes(topic));
       if (others.length) {
         entry.append(el("p", { class: "notice" }, "Or pick a topic the interviews cover:"),
@@ -217,9 +256,13 @@
         if (!response.ok) {
           failed(entry, `careerbot could not answer: ${result.detail || response.statusText}`, retry);
         } else if (result.answered) {
-          for (const answer of result.answers) entry.append(card(answer));
+          for (const answer of result.answers) {
+            const vote = result.id ? (helpful) => feedback({ ask_id: result.id,
+              answer_id: answer.id, helpful }) : null;
+            entry.append(card(answer, vote));
+          }
         } else {
-          await noAnswer(entry, result.suggestions || []);
+          await noAnswer(entry, result.suggestions || [], result.id);
         }
       } catch (error) {
         failed(entry, "careerbot cannot be reached right now. Check your connection and try again.", retry);

@@ -1,0 +1,120 @@
+"""What every route shares in refusing bad input: the error body, the messages for
+validation errors, text checks, and the body size limit."""
+
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 16 * 1024
+# Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
+# pattern says "at least one visible character, no controls" for the OpenAPI schema.
+CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}][^{CONTROLS}]*$"
+
+
+def valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains characters that are not valid Unicode text") from None
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
+        raise ValueError("must not contain control characters such as NUL")
+    return value
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    errors: list[ErrorField] = []
+
+
+def error_response(status: int, detail: str, errors: list[ErrorField] | None = None) -> Response:
+    body = ErrorResponse(detail=detail, errors=errors or [])
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+MESSAGES = {
+    "missing": "is required",
+    "int_type": "must be a whole number (not text, a fraction or true/false)",
+    "string_type": "must be text",
+    "model_attributes_type": 'must be a JSON object such as {"question": "..."}',
+    "dict_type": 'must be a JSON object such as {"question": "..."}',
+}
+
+
+def describe(error: dict[str, Any], fields: Iterable[str]) -> ErrorField:
+    """A validation error as a field and a message a person can act on, echoing no input;
+    `fields` are the fields the body may have."""
+    kind = error["type"]
+    path = [str(part) for part in error["loc"] if part != "body"]
+    field = "body" if kind == "json_invalid" else ".".join(path) or "body"
+    if kind == "extra_forbidden":
+        message = f"unknown field; the fields are {', '.join(fields)}"
+    elif kind == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "decode error")
+        message = f"is not valid JSON ({reason} at character {path[0] if path else 0})"
+    elif kind == "value_error":
+        message = str(error["ctx"]["error"])
+    else:
+        message = MESSAGES.get(kind, str(error["msg"]))
+    # Lone surrogates cannot be encoded in a response: replace them.
+    safe = message[:200].encode("utf-8", "replace").decode()
+    return ErrorField(field=field[:100].encode("utf-8", "replace").decode(), message=safe)
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body could not be read."},
+    413: {"model": ErrorResponse, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
+    422: {"model": ErrorResponse, "description": "The request breaks a rule; detail says which."},
+    429: {"model": ErrorResponse, "description": "Too many questions; see Retry-After."},
+    503: {"model": ErrorResponse, "description": "Too busy right now; see Retry-After."},
+}
+
+
+class BodyLimit:
+    """Refuse a body over the limit with 413 before anything parses it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_big = error_response(413, f"request body is over {self.limit} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await error_response(400, "bad Content-Length header")(scope, receive, send)
+                return
+            if int(declared) > self.limit:
+                await too_big(scope, receive, send)
+                return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await too_big(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)

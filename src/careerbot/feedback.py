@@ -1,0 +1,115 @@
+"""POST /feedback: whether an answer helped, or which suggested question was picked."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from starlette.concurrency import run_in_threadpool
+
+from careerbot.errors import (
+    CONTROLS,
+    ERRORS,
+    QUESTION_PATTERN,
+    ErrorField,
+    ErrorResponse,
+    error_response,
+    valid_unicode,
+)
+from careerbot.questionlog import Pick, QuestionLog, Vote
+
+MAX_COMMENT_CHARS = 500
+
+
+def text(value: str | None) -> str | None:
+    return None if value is None else valid_unicode(value)
+
+
+ASK_ID = Field(pattern="^[0-9a-f]{32}$", description="The id /ask returned.")
+
+
+class VoteRequest(BaseModel):
+    """Whether one of the answers an ask returned helped."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    ask_id: str = ASK_ID
+    answer_id: str = Field(
+        min_length=1,
+        max_length=300,
+        description="One of its answers' id.",
+        json_schema_extra={"pattern": QUESTION_PATTERN},
+    )
+    helpful: bool
+    comment: str | None = Field(
+        default=None,
+        max_length=MAX_COMMENT_CHARS,
+        description="What was missing, say.",
+        json_schema_extra={"pattern": f"^[^{CONTROLS}]*$"},
+    )
+
+    checked = field_validator("answer_id", "comment")(text)
+
+
+class PickRequest(BaseModel):
+    """A suggestion picked after an ask got no answer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    ask_id: str = ASK_ID
+    suggestion: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="One of that ask's suggestions, verbatim.",
+        json_schema_extra={"pattern": QUESTION_PATTERN},
+    )
+
+    checked = field_validator("suggestion")(text)
+
+
+def shape(body: Any) -> str:
+    return "pick" if isinstance(body, dict) and "suggestion" in body else "vote"
+
+
+FeedbackRequest = Annotated[
+    Annotated[VoteRequest, Tag("vote")] | Annotated[PickRequest, Tag("pick")],
+    Discriminator(shape),
+]
+FEEDBACK_FIELDS = [*VoteRequest.model_fields, "suggestion"]
+
+
+def not_returned(field: str, what: str) -> Response:
+    message = f"not one of the {what} that ask returned"
+    return error_response(422, f"{field}: {message}", [ErrorField(field=field, message=message)])
+
+
+MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No logged ask has that id."},
+}
+
+router = APIRouter()
+
+
+@router.post("/feedback", status_code=204, responses={**ERRORS, **MISSING})
+async def feedback(body: FeedbackRequest, request: Request) -> Response:
+    """Say whether an answer helped, or which suggested question was picked after no answer."""
+    questions: QuestionLog = request.app.state.questions
+    asked = await run_in_threadpool(questions.facts, body.ask_id)
+    if asked is None:
+        return error_response(404, "no ask with that ask_id was logged")
+    now = datetime.now(UTC)
+    record: Vote | Pick
+    if isinstance(body, PickRequest):
+        if body.suggestion not in asked.suggestions:
+            return not_returned("suggestion", "suggestions")
+        record = Pick(asked.id, body.suggestion, now)
+    else:
+        if body.answer_id not in {answer_id for answer_id, _ in asked.answers}:
+            return not_returned("answer_id", "answers")
+        record = Vote(asked.id, body.answer_id, body.helpful, body.comment or None, now)
+    if not questions.feedback(record):
+        response = error_response(503, "careerbot is busy; try again in a moment")
+        response.headers["Retry-After"] = "1"
+        return response
+    return Response(status_code=204)

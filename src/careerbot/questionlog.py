@@ -1,0 +1,244 @@
+"""The question log: every /ask, and what people said of its answers, written off the
+request path by one writer thread.
+
+/ask hands its record to a bounded queue and goes on; when the queue is full the record
+is dropped and counted, so logging never slows or fails an answer. Feedback goes through
+the same queue, after the ask it is about.
+"""
+
+import dataclasses
+import logging
+import queue
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from careerbot.store import asks, picks, upsert, votes
+
+log = logging.getLogger("careerbot")
+
+LogMode = Literal["full", "redacted", "off"]
+
+# What `redacted` replaces before anything is written.
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io)(?:/\S*)?\b")
+# Seven or more digits, with the separators phone numbers are written with.
+PHONE = re.compile(r"(?<![\w.])\+?\d(?:[\s().-]{0,3}\d){6,}(?![\w.])")
+
+
+def redact(text: str) -> str:
+    """The text with e-mail addresses, URLs and phone numbers replaced by a placeholder."""
+    text = EMAIL.sub("[email]", text)
+    text = URL.sub("[url]", text)
+    return PHONE.sub("[phone]", text)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question asked, and what it was given."""
+
+    id: str
+    asked_at: datetime
+    question: str
+    answered: bool
+    uncovered: str | None
+    answers: tuple[tuple[str, float], ...]  # (answer id, score), best first
+    suggestions: tuple[str, ...]
+    index_version: str
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Vote:
+    ask_id: str
+    answer_id: str
+    helpful: bool
+    comment: str | None
+    voted_at: datetime
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A suggested interview question picked after an ask got no answer."""
+
+    ask_id: str
+    suggestion: str
+    picked_at: datetime
+
+
+Record = Ask | Vote | Pick
+STOP = object()
+
+
+class QuestionLog:
+    """The writer thread and its queue; `facts` tells feedback what an ask returned."""
+
+    RECENT = 10_000  # asks remembered in memory, so feedback need not wait for the writer
+    BATCH = 500
+    PURGE_EVERY = 3600.0
+
+    def __init__(
+        self, engine: Engine | None, mode: LogMode, retention_days: int, capacity: int = 10_000
+    ) -> None:
+        self.engine, self.mode, self.retention = engine, mode, timedelta(days=retention_days)
+        self.queue: queue.Queue[object] = queue.Queue(capacity)
+        self.recent: OrderedDict[str, Ask] = OrderedDict()
+        self.lock = threading.Lock()
+        self.written = self.dropped = self.failed = 0
+        self.purged_at = 0.0
+        self.thread: threading.Thread | None = None
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off" and self.engine is not None
+
+    def start(self) -> None:
+        if self.on:
+            self.thread = threading.Thread(target=self.work, name="question-log", daemon=True)
+            self.thread.start()
+
+    def stop(self, seconds: float = 10.0) -> None:
+        """Write what is queued (for at most `seconds`), then stop the writer."""
+        if self.thread is not None:
+            try:
+                self.queue.put(STOP, timeout=seconds)
+            except queue.Full:
+                return
+            self.thread.join(seconds)
+            self.thread = None
+
+    def ask(self, record: Ask) -> None:
+        """Queue an ask; never blocks. A full queue drops it, and counts it."""
+        if not self.on:
+            return
+        if self.mode == "redacted":
+            record = dataclasses.replace(record, question=redact(record.question))
+        with self.lock:
+            self.recent[record.id] = record
+            while len(self.recent) > self.RECENT:
+                self.recent.popitem(last=False)
+        self.offer(record)
+
+    def feedback(self, record: Vote | Pick) -> bool:
+        """Queue a vote or a pick; False when the queue is full."""
+        if self.mode == "redacted" and isinstance(record, Vote) and record.comment:
+            record = dataclasses.replace(record, comment=redact(record.comment))
+        return self.offer(record)
+
+    def offer(self, record: Record) -> bool:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            with self.lock:
+                self.dropped += 1
+            return False
+        return True
+
+    def facts(self, ask_id: str) -> Ask | None:
+        """What the ask returned: from memory when recent, else from the database."""
+        with self.lock:
+            found = self.recent.get(ask_id)
+        if found is not None or not self.on or self.engine is None:
+            return found
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(asks).where(asks.c.id == ask_id)).first()
+        if row is None:
+            return None
+        return Ask(
+            id=row.id,
+            asked_at=row.asked_at,
+            question=row.question,
+            answered=row.answered,
+            uncovered=row.uncovered,
+            answers=tuple((a["id"], a["score"]) for a in row.answers),
+            suggestions=tuple(row.suggestions),
+            index_version=row.index_version,
+            latency_ms=row.latency_ms,
+        )
+
+    def work(self) -> None:
+        """Purge at start and every PURGE_EVERY seconds; write what comes, in batches."""
+        self.purge()
+        while True:
+            wait = self.PURGE_EVERY - (time.monotonic() - self.purged_at)
+            try:
+                batch = [self.queue.get(timeout=max(1.0, wait))]
+            except queue.Empty:
+                self.purge()
+                continue
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.write([r for r in batch if r is not STOP])  # type: ignore[misc]
+            if STOP in batch:
+                return
+
+    def write(self, batch: Sequence[Record]) -> None:
+        if not batch or self.engine is None:
+            return
+        try:
+            with self.engine.begin() as connection:
+                for table, rows in rows_of(batch):
+                    if table is asks:
+                        connection.execute(sa.insert(asks), rows)
+                        continue
+                    # One at a time: a repeat vote in the same batch replaces the first.
+                    keys = ["ask_id", "answer_id" if table is votes else "suggestion"]
+                    for row in rows:
+                        connection.execute(upsert(self.engine, table, keys), row)
+        except Exception as error:  # the writer outlives a database that is down
+            with self.lock:
+                self.failed += len(batch)
+            log.warning("question log: %d records not written (%s)", len(batch), error)
+            return
+        with self.lock:
+            self.written += len(batch)
+
+    def purge(self) -> None:
+        """Remove asks (and their feedback) older than the retention period."""
+        self.purged_at = time.monotonic()
+        if self.engine is None:
+            return
+        cutoff = datetime.now(UTC) - self.retention
+        old = sa.select(asks.c.id).where(asks.c.asked_at < cutoff)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(sa.delete(votes).where(votes.c.ask_id.in_(old)))
+                connection.execute(sa.delete(picks).where(picks.c.ask_id.in_(old)))
+                connection.execute(sa.delete(asks).where(asks.c.asked_at < cutoff))
+        except Exception as error:
+            log.warning("question log: old records not purged (%s)", error)
+
+
+def rows_of(batch: Sequence[Record]) -> list[tuple[sa.Table, list[dict[str, object]]]]:
+    """The batch as runs of rows per table, in order: an ask before the feedback on it."""
+    runs: list[tuple[sa.Table, list[dict[str, object]]]] = []
+    for record in batch:
+        if isinstance(record, Ask):
+            table, row = (
+                asks,
+                {
+                    **record.__dict__,
+                    "answers": [{"id": i, "score": s} for i, s in record.answers],
+                    "suggestions": list(record.suggestions),
+                },
+            )
+        elif isinstance(record, Vote):
+            table, row = votes, dict(record.__dict__)
+        else:
+            table, row = picks, dict(record.__dict__)
+        if runs and runs[-1][0] is table:
+            runs[-1][1].append(row)
+        else:
+            runs.append((table, [row]))
+    return runs

@@ -1,0 +1,101 @@
+"""The question log's database: its tables, the engine for a URL, and migrations.
+
+SQLite (one file, WAL, for one server) or PostgreSQL (several servers sharing one log).
+The schema is made and upgraded only by the Alembic migrations in careerbot/migrations,
+run at start-up; the tables below are what the code reads and writes.
+"""
+
+from importlib.resources import files
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from careerbot import CareerbotError
+
+metadata = sa.MetaData()
+
+asks = sa.Table(
+    "asks",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("asked_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("answered", sa.Boolean, nullable=False),
+    sa.Column("uncovered", sa.String(200)),
+    # [{"id": answer id, "score": 0-1}, ...], best first; and the suggestions shown.
+    sa.Column("answers", sa.JSON, nullable=False),
+    sa.Column("suggestions", sa.JSON, nullable=False),
+    sa.Column("index_version", sa.String(100), nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+)
+
+votes = sa.Table(
+    "votes",
+    metadata,
+    sa.Column("ask_id", sa.String(32), sa.ForeignKey("asks.id", ondelete="CASCADE")),
+    sa.Column("answer_id", sa.String(300)),
+    sa.Column("helpful", sa.Boolean, nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("voted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("ask_id", "answer_id"),
+)
+
+picks = sa.Table(
+    "picks",
+    metadata,
+    sa.Column("ask_id", sa.String(32), sa.ForeignKey("asks.id", ondelete="CASCADE")),
+    sa.Column("suggestion", sa.Text),
+    sa.Column("picked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("ask_id", "suggestion"),
+)
+
+
+def on_sqlite_connect(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    # WAL: readers (report, feedback checks) never wait for the writer; foreign keys are
+    # off in SQLite unless asked for; a busy file is waited on, not failed.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def connect(url: str) -> Engine:
+    """An engine for the URL, its schema brought up to date."""
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as error:
+        raise CareerbotError(f"CAREERBOT_DATABASE_URL is not usable ({error})") from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", on_sqlite_connect)
+    elif engine.dialect.name != "postgresql":
+        raise CareerbotError(
+            f"CAREERBOT_DATABASE_URL names {engine.dialect.name}; use sqlite or postgresql"
+        )
+    try:
+        migrate(engine)
+    except sa.exc.OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise CareerbotError(f"cannot open the question log ({reason})") from None
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Run every migration not yet run (servers starting at once take turns)."""
+    config = Config()
+    config.set_main_option("script_location", str(files("careerbot") / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def upsert(engine: Engine, table: sa.Table, keys: list[str]) -> Any:
+    """An INSERT that replaces the row with the same keys, in the engine's dialect."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=others)

@@ -1,0 +1,228 @@
+"""The question log and feedback, on SQLite and on a real PostgreSQL."""
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from careerbot.api import create_app
+from careerbot.config import Settings
+from careerbot.index import build_index
+from careerbot.questionlog import Ask, QuestionLog, Vote, redact
+from careerbot.store import asks, connect, picks, votes
+from tests.conftest import FakeEmbedder
+
+POSTGRES = os.environ.get("CAREERBOT_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """An empty database of each kind; PostgreSQL is the throwaway one scripts/test.sh runs."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'log.sqlite'}"
+    if not POSTGRES:
+        pytest.skip("no PostgreSQL: run the suite with scripts/test.sh")
+    engine = sa.create_engine(POSTGRES)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE IF EXISTS picks, votes, asks, alembic_version"))
+    engine.dispose()
+    return POSTGRES
+
+
+def rows(url: str, table: sa.Table) -> list[Any]:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        found = list(connection.execute(sa.select(table)))
+    engine.dispose()
+    return found
+
+
+@pytest.fixture
+def logged(settings: Settings, fake_embedder: FakeEmbedder, database_url: str) -> Settings:
+    build_index(settings, fake_embedder)
+    return settings.model_copy(update={"database_url": database_url})
+
+
+@pytest.fixture
+def client(logged: Settings, fake_embedder: FakeEmbedder) -> Iterator[TestClient]:
+    with TestClient(create_app(logged, fake_embedder)) as client:
+        yield client
+
+
+def test_every_ask_is_logged_once_with_what_it_returned(
+    logged: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    with TestClient(create_app(logged, fake_embedder)) as client:
+        given = [client.post("/ask", json={"question": f"hiring {n}"}).json() for n in range(5)]
+    # Leaving the app drains the queue.
+    logged_asks = {row.id: row for row in rows(logged.database, asks)}
+    assert set(logged_asks) == {body["id"] for body in given}
+    for body in given:
+        row = logged_asks[body["id"]]
+        assert row.question == body["question"] and row.answered is True
+        assert [a["id"] for a in row.answers] == [a["id"] for a in body["answers"]]
+        assert row.index_version and row.latency_ms > 0
+
+
+def test_questions_are_redacted_by_default_kept_in_full_or_not_at_all(
+    logged: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    question = "I am ada@example.org, +1 (415) 555-0100, see https://ada.dev/cv: how to get hired?"
+    for mode, stored in [
+        ("redacted", "I am [email], [phone], see [url] how to get hired?"),
+        ("full", question),
+    ]:
+        settings = logged.model_copy(update={"question_log": mode})
+        with TestClient(create_app(settings, fake_embedder)) as client:
+            ask_id = client.post("/ask", json={"question": question}).json()["id"]
+        (row,) = [row for row in rows(logged.database, asks) if row.id == ask_id]
+        assert row.question == stored
+    before = len(rows(logged.database, asks))
+    off = logged.model_copy(update={"question_log": "off"})
+    with TestClient(create_app(off, fake_embedder)) as client:
+        body = client.post("/ask", json={"question": question}).json()
+        vote = {"ask_id": body["id"], "answer_id": body["answers"][0]["id"], "helpful": True}
+        assert client.post("/feedback", json=vote).status_code == 404
+        assert client.get("/health").json()["question_log"]["mode"] == "off"
+    assert len(rows(logged.database, asks)) == before
+
+
+def vote_on(client: TestClient, **extra: Any) -> tuple[dict[str, Any], int]:
+    body = client.post("/ask", json={"question": "core values interviews"}).json()
+    vote = {"ask_id": body["id"], "answer_id": body["answers"][0]["id"], "helpful": True}
+    return body, client.post("/feedback", json={**vote, **extra}).status_code
+
+
+def test_a_vote_is_recorded_and_a_repeat_replaces_it(
+    logged: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    with TestClient(create_app(logged, fake_embedder)) as client:
+        body, status = vote_on(client, comment="clear, thanks")
+        assert status == 204
+        again = {"ask_id": body["id"], "answer_id": body["answers"][0]["id"], "helpful": False}
+        assert client.post("/feedback", json=again).status_code == 204
+    (row,) = rows(logged.database, votes)
+    assert (row.ask_id, row.answer_id, row.helpful, row.comment) == (
+        body["id"],
+        body["answers"][0]["id"],
+        False,
+        None,
+    )
+
+
+def test_a_suggestion_picked_after_no_answer_is_recorded(
+    logged: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    strict = logged.model_copy(update={"min_score": 1.0})  # nothing clears it
+    with TestClient(create_app(strict, fake_embedder)) as client:
+        body = client.post("/ask", json={"question": "what is the weather"}).json()
+        assert body["answered"] is False and body["suggestions"]
+        pick = {"ask_id": body["id"], "suggestion": body["suggestions"][0]}
+        assert client.post("/feedback", json=pick).status_code == 204
+        other = {"ask_id": body["id"], "suggestion": "How do I get rich quickly?"}
+        refused = client.post("/feedback", json=other)
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == (
+            "suggestion: not one of the suggestions that ask returned"
+        )
+    (row,) = rows(logged.database, picks)
+    assert (row.ask_id, row.suggestion) == (body["id"], body["suggestions"][0])
+
+
+BAD_FEEDBACK = {
+    "unknown ask": ({"ask_id": "0" * 32}, 404, "no ask with that ask_id was logged"),
+    "malformed ask id": ({"ask_id": "'; DROP TABLE asks; --"}, 422, "ask_id: String should"),
+    "another ask's answer": ({"answer_id": "somebody-else/1/x"}, 422, "answer_id: not one of"),
+    "oversized comment": ({"comment": "x" * 501}, 422, "comment: String should have at most"),
+    "a vote and a pick at once": ({"suggestion": "How?"}, 422, "unknown field"),
+    "helpful as text": ({"helpful": "yes"}, 422, "helpful: Input should be a valid boolean"),
+    "control characters": ({"comment": "a\x00b"}, 422, "must not contain control characters"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FEEDBACK)
+def test_bad_feedback_gets_a_clear_4xx_and_writes_nothing(
+    logged: Settings, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    change, status, message = BAD_FEEDBACK[case]
+    with TestClient(create_app(logged, fake_embedder)) as client:
+        body = client.post("/ask", json={"question": "hiring"}).json()
+        vote = {"ask_id": body["id"], "answer_id": body["answers"][0]["id"], "helpful": True}
+        response = client.post("/feedback", json={**vote, **change})
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+    assert rows(logged.database, votes) == [] and rows(logged.database, picks) == []
+    assert len(rows(logged.database, asks)) == 1  # the tables are all there, untouched
+
+
+def test_sql_looking_text_is_stored_as_text(logged: Settings, fake_embedder: FakeEmbedder) -> None:
+    sql = "x'); DELETE FROM asks; --"
+    with TestClient(create_app(logged, fake_embedder)) as client:
+        body = client.post("/ask", json={"question": f"hiring {sql}"}).json()
+        _, status = vote_on(client, comment=sql)
+    assert status == 204
+    assert {row.comment for row in rows(logged.database, votes)} == {sql}
+    assert len(rows(logged.database, asks)) == 2 and body["id"]
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = connect(database_url)
+    yield engine
+    engine.dispose()
+
+
+def an_ask(ask_id: str, when: datetime) -> Ask:
+    return Ask(ask_id, when, "how?", True, None, (("a/1/x", 0.5),), (), "v1", 1.0)
+
+
+def test_a_full_queue_drops_and_counts_instead_of_waiting(
+    engine: sa.Engine, database_url: str
+) -> None:
+    questions = QuestionLog(engine, "full", 90, capacity=2)  # writer not started
+    for n in range(5):
+        questions.ask(an_ask(f"{n:032x}", datetime.now(UTC)))
+    assert (questions.dropped, questions.queue.qsize()) == (3, 2)
+    questions.start()
+    questions.stop()
+    assert questions.written == 2 and len(rows(database_url, asks)) == 2
+
+
+def test_records_past_the_retention_period_are_purged_with_their_feedback(
+    engine: sa.Engine, database_url: str
+) -> None:
+    questions = QuestionLog(engine, "full", 30)
+    old, new = datetime.now(UTC) - timedelta(days=31), datetime.now(UTC)
+    questions.write([an_ask("a" * 32, old), an_ask("b" * 32, new)])
+    questions.write([Vote("a" * 32, "a/1/x", True, None, old)])
+    questions.purge()
+    assert [row.id for row in rows(database_url, asks)] == ["b" * 32]
+    assert rows(database_url, votes) == []
+
+
+def test_migrations_run_once_and_again_without_harm(database_url: str) -> None:
+    for _ in range(2):
+        engine = connect(database_url)
+        with engine.connect() as connection:
+            version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            assert [row[0] for row in version] == ["0001"]
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("write to a.b+c@d.co.uk today", "write to [email] today"),
+        ("call 415-555-0100 or +44 20 7946 0958", "call [phone] or [phone]"),
+        ("my site www.ada.dev and http://x.io/a?b=1", "my site [url] and [url]"),
+        ("10 years in 2019, 3 offers, 120k", "10 years in 2019, 3 offers, 120k"),
+    ],
+)
+def test_redaction_replaces_contacts_and_keeps_numbers_that_are_not(
+    text: str, expected: str
+) -> None:
+    assert redact(text) == expected
