@@ -8,6 +8,11 @@ question, in this process. careerbot: `/ask` over HTTP on loopback against a
 the ratios to the baseline, the server's peak RSS, cold start (process start to a healthy
 /health, index already built) and index build time. Every question is asked once, so no
 cache helps either side.
+
+    python scripts/bench.py --log-modes [--postgres-url postgresql+psycopg://...]
+
+compares /ask with the question log off, on SQLite and on PostgreSQL instead, in
+alternating rounds: p50 at 1 client and throughput at 16, as ratios to "off".
 """
 
 import argparse
@@ -99,31 +104,16 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--corpus-dir", type=Path, default=Path("corpus"))
-    args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="careerbot-bench-"))
-    index_dir = scratch / "index"
-    dirs = ["--corpus-dir", str(args.corpus_dir), "--index-dir", str(index_dir)]
-    careerbot = [sys.executable, "-m", "careerbot"]
-
-    # The first build also exports the model to ONNX (once per index directory).
-    build_seconds = []
-    for _ in range(2):
-        begin = time.perf_counter()
-        subprocess.run([*careerbot, "build", *dirs], check=True, capture_output=True)
-        build_seconds.append(time.perf_counter() - begin)
-    version = (index_dir / "CURRENT").read_text().strip()
-
-    base = baseline(index_dir / "versions" / version / "faiss.index", args.requests)
-
+def serve_and_measure(
+    careerbot: list[str], dirs: list[str], count: int, extra: dict[str, str], offset: int
+) -> tuple[dict[str, float], dict[str, float], float, float]:
+    """Start `careerbot serve` with the extra environment, and time /ask at 1 and 16
+    clients: (1 client, 16 clients, peak RSS in MB, seconds to a healthy /health)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0"}
+    env = {**os.environ, "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0", **extra}
     begin = time.perf_counter()
     server = subprocess.Popen(
         [*careerbot, "serve", "--port", str(port), *dirs],
@@ -141,12 +131,68 @@ def main() -> None:
             time.sleep(0.02)
         cold_start = time.perf_counter() - begin
         asyncio.run(over_http(url, ["warm up"], 1))
-        one = asyncio.run(over_http(url, questions(args.requests, 10_000), 1))
-        many = asyncio.run(over_http(url, questions(args.requests * 2, 20_000), 16))
+        one = asyncio.run(over_http(url, questions(count, 10_000 + offset), 1))
+        many = asyncio.run(over_http(url, questions(count * 2, 20_000 + offset), 16))
         rss = peak_rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(30)
+    return one, many, rss, cold_start
+
+
+def compare_logging(args: argparse.Namespace, careerbot: list[str], dirs: list[str]) -> None:
+    """/ask with the question log off and on (SQLite, and PostgreSQL when given), in
+    alternating rounds so that the machine's noise falls on each alike."""
+    modes = {"off": {"CAREERBOT_QUESTION_LOG": "off"}, "sqlite": {}}
+    if args.postgres_url:
+        modes["postgresql"] = {"CAREERBOT_DATABASE_URL": args.postgres_url}
+    results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
+    for round_ in range(args.log_rounds):
+        for number, (mode, extra) in enumerate(modes.items()):
+            offset = (round_ * len(modes) + number) * 100_000
+            one, many, _, _ = serve_and_measure(careerbot, dirs, args.requests, extra, offset)
+            results[mode].append((one["p50"], many["per_s"]))
+    off_p50 = float(np.median([p50 for p50, _ in results["off"]]))
+    off_rate = float(np.median([rate for _, rate in results["off"]]))
+    print(f"{args.log_rounds} rounds of {args.requests} questions at 1 client, twice that at 16")
+    for mode, runs in results.items():
+        p50 = float(np.median([p for p, _ in runs]))
+        rate = float(np.median([r for _, r in runs]))
+        print(
+            f"log {mode:10s} p50 {p50 * 1000:6.1f} ms ({p50 / off_p50:.3f} of off), "
+            f"16 clients {rate:6.1f}/s ({rate / off_rate:.3f} of off)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--corpus-dir", type=Path, default=Path("corpus"))
+    parser.add_argument(
+        "--log-modes", action="store_true", help="compare /ask with the question log off and on"
+    )
+    parser.add_argument("--log-rounds", type=int, default=3)
+    parser.add_argument("--postgres-url", help="also log to this PostgreSQL (with --log-modes)")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="careerbot-bench-"))
+    index_dir = scratch / "index"
+    dirs = ["--corpus-dir", str(args.corpus_dir), "--index-dir", str(index_dir)]
+    careerbot = [sys.executable, "-m", "careerbot"]
+
+    # The first build also exports the model to ONNX (once per index directory).
+    build_seconds = []
+    for _ in range(2):
+        begin = time.perf_counter()
+        subprocess.run([*careerbot, "build", *dirs], check=True, capture_output=True)
+        build_seconds.append(time.perf_counter() - begin)
+    version = (index_dir / "CURRENT").read_text().strip()
+
+    base = baseline(index_dir / "versions" / version / "faiss.index", args.requests)
+
+    if args.log_modes:
+        compare_logging(args, careerbot, dirs)
+        return
+    one, many, rss, cold_start = serve_and_measure(careerbot, dirs, args.requests, {}, 0)
 
     cpus = os.cpu_count()
     print(f"machine: {cpus} CPUs, Python {sys.version.split()[0]}, {args.requests} questions each")

@@ -1,6 +1,7 @@
 """The question log and feedback, on SQLite and on a real PostgreSQL."""
 
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -220,9 +221,89 @@ def test_migrations_run_once_and_again_without_harm(database_url: str) -> None:
         ("call 415-555-0100 or +44 20 7946 0958", "call [phone] or [phone]"),
         ("my site www.ada.dev and http://x.io/a?b=1", "my site [url] and [url]"),
         ("10 years in 2019, 3 offers, 120k", "10 years in 2019, 3 offers, 120k"),
+        ("my number is 07911 123456.", "my number is [phone]."),
+        ("see HTTPS://EXAMPLE.COM/Profile or JaneDoe.COM", "see [url] or [url]"),
+        ("worked 2015-2023 for 120000-150000", "worked 2015-2023 for 120000-150000"),
+        (
+            "a budget of 100 000 000 in ticket #123456789",
+            "a budget of 100 000 000 in ticket #123456789",
+        ),
     ],
 )
 def test_redaction_replaces_contacts_and_keeps_numbers_that_are_not(
     text: str, expected: str
 ) -> None:
     assert redact(text) == expected
+
+
+def test_a_record_the_database_refuses_costs_only_itself(
+    engine: sa.Engine, database_url: str
+) -> None:
+    questions = QuestionLog(engine, "full", 90)
+    now = datetime.now(UTC)
+    orphan = Vote("f" * 32, "a/1/x", True, None, now)  # its ask was never written
+    questions.write([an_ask("a" * 32, now), orphan, an_ask("b" * 32, now)])
+    assert sorted(row.id for row in rows(database_url, asks)) == ["a" * 32, "b" * 32]
+    assert (questions.written, questions.failed) == (2, 1)
+
+
+def test_old_records_are_purged_under_steady_traffic(engine: sa.Engine, database_url: str) -> None:
+    questions = QuestionLog(engine, "full", 30)
+    questions.PURGE_EVERY = 0.0  # every batch is "an hour later"
+    questions.write([an_ask("a" * 32, datetime.now(UTC) - timedelta(days=31))])
+    questions.start()
+    questions.ask(an_ask("b" * 32, datetime.now(UTC)))
+    questions.stop()
+    assert [row.id for row in rows(database_url, asks)] == ["b" * 32]
+
+
+def test_servers_starting_at_once_on_a_new_sqlite_file_take_turns_migrating(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    errors: list[Exception] = []
+
+    def start() -> None:
+        try:
+            connect(url).dispose()
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+
+
+def test_a_log_that_cannot_be_opened_leaves_answers_running_and_says_so(
+    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Any
+) -> None:
+    build_index(settings, fake_embedder)
+    broken = settings.model_copy(
+        update={"database_url": f"sqlite:///{tmp_path / 'missing' / 'dir' / 'log.sqlite'}"}
+    )
+    with TestClient(create_app(broken, fake_embedder)) as client:
+        body = client.post("/ask", json={"question": "hiring"}).json()
+        health = client.get("/health").json()
+        vote = {"ask_id": body["id"], "answer_id": body["answers"][0]["id"], "helpful": True}
+        refused = client.post("/feedback", json=vote)
+    assert body["answered"] is True
+    assert (
+        health["status"] == "degraded" and "cannot open the question log" in health["warnings"][-1]
+    )
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+
+
+def test_feedback_when_the_database_cannot_be_read_is_503_not_500(
+    logged: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: object) -> None:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    with TestClient(create_app(logged, fake_embedder)) as client:
+        monkeypatch.setattr(QuestionLog, "facts", down)
+        response = client.post(
+            "/feedback", json={"ask_id": "0" * 32, "answer_id": "x", "helpful": True}
+        )
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("the question log cannot be read right now")

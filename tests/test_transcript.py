@@ -22,6 +22,7 @@ def test_default_transcript_matches_golden_file() -> None:
     """Regenerate after a reviewed parser change with CAREERBOT_UPDATE_GOLDEN=1."""
     parsed = as_golden(DEFAULT)
     assert parsed.pop("warnings") == []
+    parsed.pop("curation")  # a curator's to edit; checked below
     if os.environ.get("CAREERBOT_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(parsed, indent=2, ensure_ascii=False) + "\n")
     assert parsed == json.loads(GOLDEN.read_text(encoding="utf-8"))
@@ -267,3 +268,40 @@ def test_line_numbers_count_newlines_only(tmp_path: Path) -> None:
     path.write_text("Intro\u2028with a separator\x0c and a form feed.\r\n\r\nWhy?\n\nAda: I do.\n")
     (turn,) = parse_transcript(path).turns
     assert (turn.question.line, turn.paragraphs[0].first_line) == (3, 5)
+
+
+def test_the_metadata_file_gives_phrasings_and_uncovered_topics() -> None:
+    transcript = parse_transcript(DEFAULT)
+    questions = {question.text for question in transcript.questions}
+    phrasings = transcript.curation.phrasings
+    assert phrasings and set(phrasings) <= questions
+    assert all(texts and all(t.strip() == t for t in texts) for texts in phrasings.values())
+    assert "pay" in transcript.curation.uncovered
+
+
+BAD_METADATA = {
+    "a question not in the transcript": (
+        '[questions."What is love?"]\nphrasings = ["baby don\'t hurt me"]',
+        "[questions] 'What is love?' is not a question in corpus/qa.txt",
+    ),
+    "phrasings not a list": (
+        '[questions."Why?"]\nphrasings = "because"',
+        "[questions] 'Why?': expected phrasings = a list of one or more texts",
+    ),
+    "an empty phrasing": ('[uncovered.pay]\nphrasings = [" "]', "[uncovered] 'pay': expected"),
+    "an unknown key": ('[uncovered.pay]\nphrasing = ["x"]', "[uncovered] 'pay': expected"),
+    "a topic name with spaces": (
+        '[uncovered."work life"]\nphrasings = ["x"]',
+        "a topic's name is lowercase words joined by hyphens",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_METADATA)
+def test_bad_curation_in_the_metadata_file_is_one_clear_error(tmp_path: Path, case: str) -> None:
+    table, message = BAD_METADATA[case]
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text(f'[speakers.Ada]\nname = "Ada"\n\n{table}\n')
+    with pytest.raises(CareerbotError) as error:
+        parse_transcript(tmp_path / "qa.txt", "corpus/qa.txt")
+    assert message in str(error.value)

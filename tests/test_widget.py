@@ -24,7 +24,7 @@ from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index
 from careerbot.store import asks, picks, votes
-from tests.conftest import CORPUS, ROOT, FakeEmbedder
+from tests.conftest import CORPUS, ROOT, FakeEmbedder, without_uncovered_topics
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -98,6 +98,7 @@ def api(
 ) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("widget")
     shutil.copytree(CORPUS, root / "corpus")
+    without_uncovered_topics(root / "corpus")
     (root / "corpus" / "hostile.txt").write_text(HOSTILE)
     embedder = FakeEmbedder()
     settings = Settings(

@@ -18,9 +18,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.engine import Engine
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from careerbot import CareerbotError, __version__
+from careerbot.admin import admin_router
 from careerbot.config import Settings
 from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder
 from careerbot.errors import (
@@ -203,6 +205,17 @@ BODY_FIELDS = {
 }
 
 
+def open_log(settings: Settings) -> tuple[Engine | None, str | None]:
+    """The question log's database, or why it cannot be opened: answers do not wait on it."""
+    if settings.question_log == "off":
+        return None, None
+    try:
+        return connect(settings.database), None
+    except CareerbotError as error:
+        log.warning("%s; answering without a question log", error)
+        return None, f"{error}; answering without a question log"
+
+
 def create_app(
     settings: Settings, embedder: Embedder | None = None, warnings: Sequence[str] = ()
 ) -> FastAPI:
@@ -226,8 +239,11 @@ def create_app(
             for problem in problems:
                 log.warning("%s", problem)
         app.state.watch = watch
-        engine = None if settings.question_log == "off" else connect(settings.database)
-        questions = QuestionLog(engine, settings.question_log, settings.log_retention_days)
+        engine, unavailable = open_log(settings)
+        app.state.engine = engine  # for /admin/report; None when the log is off
+        questions = QuestionLog(
+            engine, settings.question_log, settings.log_retention_days, problem=unavailable
+        )
         questions.start()
         app.state.questions = questions
         watcher = None
@@ -331,6 +347,7 @@ def create_app(
             answered=result.answered,
             answers=[answer_out(hit) for hit in result.answers],
             suggestions=result.suggestions,
+            uncovered=result.uncovered,
         )
         request.app.state.questions.ask(
             Ask(
@@ -356,7 +373,7 @@ def create_app(
         manifest = index.manifest
         checked = None if watch.checked_at is None else time.time() - watch.checked_at
         stuck = watch.overdue(settings.reload_seconds) if settings.reload_seconds else None
-        problems = [*warnings, stuck] if stuck else list(warnings)
+        problems = [*warnings, *(p for p in (stuck, questions.problem) if p)]
         return Health(
             status="degraded" if refused or problems else "ok",
             version=__version__,
@@ -381,6 +398,8 @@ def create_app(
         )
 
     app.include_router(feedback_router)
+    if settings.admin_token.get_secret_value():  # no token: no admin route at all
+        app.include_router(admin_router(settings.admin_token.get_secret_value()))
 
     @app.get("/speakers", response_model=list[SpeakerInfo])
     async def speakers(request: Request) -> list[SpeakerInfo]:

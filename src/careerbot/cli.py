@@ -1,16 +1,20 @@
 """The careerbot command: build the index, ask a question."""
 
 import argparse
+import json
 import logging
 import sys
 import textwrap
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
+from careerbot.curation import Section, add_phrasing, curated, metadata_files, topic_name
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import (
@@ -20,6 +24,15 @@ from careerbot.index import (
     corpus_sha256,
     load_index,
     load_newest,
+)
+from careerbot.report import (
+    Candidate,
+    answer_facts,
+    build_report,
+    existing_log,
+    parse_since,
+    proposals,
+    render,
 )
 from careerbot.search import Result, Searcher
 
@@ -43,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API and widget")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    report = commands.add_parser("report", parents=[common], help="what the question log says")
+    report.add_argument("--since", default="7d", help="how far back: Nd or Nh (default: 7d)")
+    report.add_argument("--json", action="store_true", help="as JSON, as GET /admin/report")
+    review = commands.add_parser(
+        "review", parents=[common], help="accept proposed phrasings into the corpus metadata"
+    )
+    review.add_argument("--since", default="7d", help="how far back: Nd or Nh (default: 7d)")
     return main
 
 
@@ -115,7 +135,9 @@ def warn(problem: str) -> None:
 
 
 def show(result: Result) -> None:
-    if not result.answered:
+    if result.uncovered:
+        print(f"The interviews do not talk about that ({result.uncovered}).")
+    elif not result.answered:
         print("No answer in the interviews for that question.")
     for rank, hit in enumerate(result.answers, start=1):
         speaker = hit.answer["speaker"]
@@ -132,6 +154,8 @@ def show(result: Result) -> None:
 
 def run(args: argparse.Namespace) -> None:
     settings = settings_from(args)
+    # A bad --since is refused before the model loads.
+    since = parse_since(args.since) if args.command in ("report", "review") else None
     embedder = load_embedder(settings)
     if args.command == "build":
         build(settings, embedder)
@@ -143,6 +167,8 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "eval":
         searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
         report_quality(searcher, args.files)
+    elif since is not None:
+        curate(args.command, settings, embedder, since, getattr(args, "json", False))
 
 
 def report_quality(searcher: Searcher, files: list[Path]) -> None:
@@ -155,6 +181,82 @@ def report_quality(searcher: Searcher, files: list[Path]) -> None:
             print(f"  {miss}")
     if len(files) > 1:
         print(f"all: {Report(everything)}")
+
+
+def curate(
+    command: str, settings: Settings, embedder: Embedder, since: datetime, as_json: bool
+) -> None:
+    """`report` or `review`, on the question log and the answers of the index on disk."""
+    index, problems = load_newest(settings.index_dir, embedder)  # never built here
+    for problem in problems:
+        warn(problem)
+    answers = answer_facts(index.answers)
+    engine = existing_log(settings.database)
+    try:
+        if command == "review":
+            review(settings, proposals(engine, since, answers))
+            return
+        made = build_report(engine, embedder, since, answers)
+    finally:
+        engine.dispose()
+    print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
+
+
+def review(settings: Settings, candidates: Sequence[Candidate]) -> None:
+    """Offer each proposed phrasing not decided on before; write down what is accepted."""
+    files = metadata_files(settings.corpus_dir, settings.max_transcript_bytes)
+    pending = []
+    for candidate in candidates:
+        path = files.get(candidate.question)
+        if path is None:
+            warn(f"no transcript asks {candidate.question[:80]!r} any more; skipped")
+        elif not curated(path, candidate.question, candidate.phrasing):
+            pending.append((candidate, path))
+    if not pending:
+        print("Nothing to review.")
+        return
+    added = 0
+    for number, (candidate, path) in enumerate(pending, start=1):
+        if curated(path, candidate.question, candidate.phrasing):  # accepted just now
+            continue
+        print(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
+        print(f"  proposed as a way to ask: {candidate.question!r}  ({path})")
+        decision = decide(candidate.question)
+        if decision is None:
+            break
+        if decision != "skip" and add_phrasing(path, *decision, candidate.phrasing):
+            added += 1
+            print(f"  added to {path}")
+    print(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")
+
+
+def decide(question: str) -> tuple[Section, str] | Literal["skip"] | None:
+    """The curator's choice: where the phrasing goes (the interview question, or an
+    uncovered topic they name), "skip", or None to stop (q, or the end of input)."""
+    try:
+        while True:
+            answer = input("Accept [y], skip [n], an uncovered topic [u], quit [q]? ")
+            answer = answer.strip().lower()
+            if answer == "y":
+                return "questions", question
+            if answer in ("n", "q"):
+                return "skip" if answer == "n" else None
+            if answer == "u" and (topic := ask_topic()) is not None:
+                return "uncovered", topic
+    except EOFError:
+        return None
+
+
+def ask_topic() -> str | None:
+    """A valid topic name, asked for until one is given; None (back) for none."""
+    while True:
+        name = input("Topic name (lowercase letters, digits, hyphens; empty: back): ").strip()
+        if not name:
+            return None
+        try:
+            return topic_name(name)
+        except CareerbotError as error:
+            print(f"  {error}")
 
 
 def serve(settings: Settings, embedder: Embedder) -> None:

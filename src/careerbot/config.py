@@ -1,14 +1,16 @@
 """Settings, read from CAREERBOT_* environment variables or passed in."""
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 HNSW_FROM = 50_000
+MIN_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -22,13 +24,13 @@ class Settings(BaseSettings):
     # index_dir/encoders), "onnx-int8" (the same with int8 weights) or "torch".
     encoder: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     # Word pieces of answer text per passage; question and speaker are embedded on top.
-    passage_tokens: int = Field(default=128, ge=16, le=200)
+    passage_tokens: int = Field(default=96, ge=16, le=200)
     top_k: int = Field(default=3, ge=1, le=10)
     # The FAISS index: exact ("flat"), approximate ("hnsw"), or chosen by size ("auto":
     # hnsw from HNSW_FROM passages on, where exact search starts to cost milliseconds).
     index_type: Literal["auto", "flat", "hnsw"] = "auto"
     # Answers scoring below this are left out; none left means "no answer" and suggestions.
-    min_score: float = Field(default=0.26, ge=0.0, le=1.0)
+    min_score: float = Field(default=0.30, ge=0.0, le=1.0)
     # How often the server checks for a new index version (0: never).
     reload_seconds: float = Field(default=2.0, ge=0)
     # Questions a client may ask a minute (0: no limit), and how many at once in a burst.
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     question_log: Literal["full", "redacted", "off"] = "redacted"
     log_retention_days: int = Field(default=90, ge=1, le=3650)
+    # The bearer token GET /admin/report asks for; empty (the default): no such route.
+    # A SecretStr, so printing the settings never shows it.
+    admin_token: SecretStr = SecretStr("")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.
@@ -74,6 +79,18 @@ class Settings(BaseSettings):
                 single = network.num_addresses == 1
                 networks.append(str(network.network_address) if single else str(network))
         return ", ".join(networks)
+
+    @field_validator("admin_token")
+    @classmethod
+    def strong_token(cls, value: SecretStr) -> SecretStr:
+        """Empty, or long enough not to be guessed, in characters a header carries as is."""
+        token = value.get_secret_value()
+        if token and (len(token) < MIN_TOKEN_CHARS or not re.fullmatch(r"[!-~]+", token)):
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} visible ASCII characters, no spaces "
+                "(e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
 
     @property
     def trusted_proxy_list(self) -> list[str]:

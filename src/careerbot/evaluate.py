@@ -117,12 +117,16 @@ class Report:
         return lines
 
     def __str__(self) -> str:
-        f = self.figures()
+        f = {k: f"{v:.3f}" for k, v in self.figures().items()}
+        if not self.in_domain:  # a set of off-topic questions only: in-domain figures are moot
+            f.update(top1="-", mrr3="-", evidence1="-", false_rejection="-")
+        if not self.off_topic:
+            f["offtopic_rejected"] = "-"
         return (
             f"in-domain {len(self.in_domain)}, off-topic {len(self.off_topic)}: "
-            f"top-1 {f['top1']:.3f}  MRR@3 {f['mrr3']:.3f}  evidence@1 {f['evidence1']:.3f}  "
-            f"off-topic rejected {f['offtopic_rejected']:.3f}  "
-            f"in-domain falsely rejected {f['false_rejection']:.3f}"
+            f"top-1 {f['top1']}  MRR@3 {f['mrr3']}  evidence@1 {f['evidence1']}  "
+            f"off-topic rejected {f['offtopic_rejected']}  "
+            f"in-domain falsely rejected {f['false_rejection']}"
         )
 
 

@@ -1,8 +1,10 @@
 """POST /feedback: whether an answer helped, or which suggested question was picked."""
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
@@ -17,7 +19,7 @@ from careerbot.errors import (
     error_response,
     valid_unicode,
 )
-from careerbot.questionlog import Pick, QuestionLog, Vote
+from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
 
 MAX_COMMENT_CHARS = 500
 
@@ -95,7 +97,12 @@ router = APIRouter()
 async def feedback(body: FeedbackRequest, request: Request) -> Response:
     """Say whether an answer helped, or which suggested question was picked after no answer."""
     questions: QuestionLog = request.app.state.questions
-    asked = await run_in_threadpool(questions.facts, body.ask_id)
+    if questions.problem:
+        return busy("the question log is unavailable")
+    try:
+        asked = await find(questions, body.ask_id)
+    except sa.exc.SQLAlchemyError:
+        return busy("the question log cannot be read right now")
     if asked is None:
         return error_response(404, "no ask with that ask_id was logged")
     now = datetime.now(UTC)
@@ -109,7 +116,27 @@ async def feedback(body: FeedbackRequest, request: Request) -> Response:
             return not_returned("answer_id", "answers")
         record = Vote(asked.id, body.answer_id, body.helpful, body.comment or None, now)
     if not questions.feedback(record):
-        response = error_response(503, "careerbot is busy; try again in a moment")
-        response.headers["Retry-After"] = "1"
-        return response
+        return busy("careerbot is busy")
     return Response(status_code=204)
+
+
+def busy(reason: str) -> Response:
+    response = error_response(503, f"{reason}; try again in a moment")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+# With several servers on one PostgreSQL, an ask answered by one may not be written yet
+# when its feedback reaches another: look again a few times before saying it is unknown.
+# (SQLite serves one server, which remembers its recent asks.)
+LOOKS = (0.0, 0.25, 0.5, 1.0)
+
+
+async def find(questions: QuestionLog, ask_id: str) -> Ask | None:
+    shared = questions.engine is not None and questions.engine.dialect.name == "postgresql"
+    for pause in LOOKS if shared else LOOKS[:1]:
+        await asyncio.sleep(pause)
+        asked = await run_in_threadpool(questions.facts, ask_id)
+        if asked is not None or not questions.on:
+            return asked
+    return None

@@ -21,6 +21,7 @@ from careerbot.chunking import Answer, Passage, answers_of, embedding_text, spli
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
 from careerbot.lexical import SYNONYMS_FILE, Synonyms
+from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME
 from careerbot.transcript import Speaker, parse_corpus
 
 # 2: the version folder's name carries its manifest's digest.
@@ -40,6 +41,7 @@ REBUILD = "rebuild it with: careerbot build"
 Record = dict[str, Any]
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Count = Annotated[int, Field(ge=0)]
+Phrasing = Annotated[str, Field(min_length=1, max_length=MAX_PHRASING_CHARS)]
 
 
 class Chunking(BaseModel):
@@ -65,6 +67,9 @@ class Manifest(BaseModel):
     corpus_sha256: Digest
     chunking: Chunking
     synonyms: dict[str, list[str]]
+    # Other ways people ask each interview question, and topics the corpus does not cover.
+    phrasings: dict[str, list[Phrasing]] = {}
+    uncovered: dict[Annotated[str, Field(pattern=TOPIC_NAME.pattern)], list[Phrasing]] = {}
     careerbot_version: str
     built_at: str
     files: dict[str, Digest]
@@ -82,6 +87,15 @@ class Manifest(BaseModel):
     def valid_synonyms(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
         Synonyms.checked(table, "synonyms")
         return table
+
+
+def merged(tables: list[dict[str, tuple[str, ...]]]) -> dict[str, list[str]]:
+    """Tables of phrasings from several transcripts as one, each phrasing once."""
+    found: dict[str, list[str]] = {}
+    for table in tables:
+        for key, texts in table.items():
+            found[key] = list(dict.fromkeys([*found.get(key, []), *texts]))
+    return found
 
 
 class NoIndex(CareerbotError):
@@ -349,6 +363,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "corpus_sha256": corpus_digest,
         "chunking": {"passage_tokens": settings.passage_tokens, "window": embedder.window},
         "synonyms": synonyms.table,
+        "phrasings": merged([t.curation.phrasings for t in transcripts]),
+        "uncovered": merged([t.curation.uncovered for t in transcripts]),
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

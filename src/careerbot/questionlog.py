@@ -6,6 +6,7 @@ is dropped and counted, so logging never slows or fails an answer. Feedback goes
 the same queue, after the ask it is about.
 """
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -27,18 +28,35 @@ log = logging.getLogger("careerbot")
 
 LogMode = Literal["full", "redacted", "off"]
 
-# What `redacted` replaces before anything is written.
+# What `redacted` replaces before anything is written. Privacy comes first: a bare domain
+# with a common ending is taken for a URL even when it names a technology (socket.io).
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io)(?:/\S*)?\b")
-# Seven or more digits, with the separators phone numbers are written with.
-PHONE = re.compile(r"(?<![\w.])\+?\d(?:[\s().-]{0,3}\d){6,}(?![\w.])")
+URL = re.compile(
+    r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\."
+    r"(?:com|org|net|io|dev|ai|app|me|co|uk|de|fr|in|info|biz|xyz)\b(?:/\S*)?",
+    re.IGNORECASE,
+)
+# Runs of digits with the separators phone numbers are written with; which of them are
+# phone numbers is for phone_like to say.
+DIGITS = re.compile(r"(?<![\w.#])\+?(?:\(\d+\)|\d)(?:[\s().-]{0,2}\d)+(?!\w)")
+
+
+def phone_like(text: str) -> bool:
+    """Seven to fifteen digits that are not a range of years or amounts, nor a number
+    grouped in thousands ("100 000 000")."""
+    digits = sum(c.isdigit() for c in text)
+    if not 7 <= digits <= 15:
+        return False
+    if re.fullmatch(r"[1-9]\d*\s?-\s?[1-9]\d*", text):  # 2015-2023, 120000-150000
+        return False
+    return not re.fullmatch(r"[1-9]\d{0,2}(?:[ ,]\d{3})+", text)
 
 
 def redact(text: str) -> str:
     """The text with e-mail addresses, URLs and phone numbers replaced by a placeholder."""
     text = EMAIL.sub("[email]", text)
     text = URL.sub("[url]", text)
-    return PHONE.sub("[phone]", text)
+    return DIGITS.sub(lambda m: "[phone]" if phone_like(m[0]) else m[0], text)
 
 
 @dataclass(frozen=True)
@@ -86,9 +104,16 @@ class QuestionLog:
     PURGE_EVERY = 3600.0
 
     def __init__(
-        self, engine: Engine | None, mode: LogMode, retention_days: int, capacity: int = 10_000
+        self,
+        engine: Engine | None,
+        mode: LogMode,
+        retention_days: int,
+        capacity: int = 10_000,
+        problem: str | None = None,
     ) -> None:
+        """`problem`: why the database could not be opened; answers go on unlogged."""
         self.engine, self.mode, self.retention = engine, mode, timedelta(days=retention_days)
+        self.problem = problem
         self.queue: queue.Queue[object] = queue.Queue(capacity)
         self.recent: OrderedDict[str, Ask] = OrderedDict()
         self.lock = threading.Lock()
@@ -108,11 +133,14 @@ class QuestionLog:
     def stop(self, seconds: float = 10.0) -> None:
         """Write what is queued (for at most `seconds`), then stop the writer."""
         if self.thread is not None:
-            try:
+            with contextlib.suppress(queue.Full):
                 self.queue.put(STOP, timeout=seconds)
-            except queue.Full:
-                return
             self.thread.join(seconds)
+            if self.thread.is_alive():  # the database is stuck: say what is lost
+                left = self.queue.qsize()
+                with self.lock:
+                    self.failed += left
+                log.warning("question log: stopped with %d records not written", left)
             self.thread = None
 
     def ask(self, record: Ask) -> None:
@@ -143,7 +171,8 @@ class QuestionLog:
         return True
 
     def facts(self, ask_id: str) -> Ask | None:
-        """What the ask returned: from memory when recent, else from the database."""
+        """What the ask returned: from memory when recent, else from the database (which
+        raises sqlalchemy's errors when it is down)."""
         with self.lock:
             found = self.recent.get(ask_id)
         if found is not None or not self.on or self.engine is None:
@@ -182,27 +211,47 @@ class QuestionLog:
             self.write([r for r in batch if r is not STOP])  # type: ignore[misc]
             if STOP in batch:
                 return
+            if time.monotonic() - self.purged_at >= self.PURGE_EVERY:  # steady traffic
+                self.purge()
 
     def write(self, batch: Sequence[Record]) -> None:
+        """Write a batch in one transaction; when that fails, each record in its own, so
+        one bad record (a vote whose ask was never written) costs only itself."""
         if not batch or self.engine is None:
             return
         try:
-            with self.engine.begin() as connection:
-                for table, rows in rows_of(batch):
-                    if table is asks:
-                        connection.execute(sa.insert(asks), rows)
-                        continue
-                    # One at a time: a repeat vote in the same batch replaces the first.
-                    keys = ["ask_id", "answer_id" if table is votes else "suggestion"]
-                    for row in rows:
-                        connection.execute(upsert(self.engine, table, keys), row)
-        except Exception as error:  # the writer outlives a database that is down
-            with self.lock:
-                self.failed += len(batch)
-            log.warning("question log: %d records not written (%s)", len(batch), error)
+            self.insert(batch)
+        except Exception:  # the writer outlives a database that is down
+            if len(batch) > 1:
+                for record in batch:
+                    self.write([record])
+                return
+            self.failed_one(batch[0])
             return
         with self.lock:
             self.written += len(batch)
+
+    def insert(self, batch: Sequence[Record]) -> None:
+        assert self.engine is not None
+        with self.engine.begin() as connection:
+            for table, rows in rows_of(batch):
+                if table is asks:
+                    connection.execute(sa.insert(asks), rows)
+                    continue
+                # One at a time: a repeat vote in the same batch replaces the first.
+                keys = ["ask_id", "answer_id" if table is votes else "suggestion"]
+                for row in rows:
+                    connection.execute(upsert(self.engine, table, keys), row)
+
+    def failed_one(self, record: Record) -> None:
+        with self.lock:
+            self.failed += 1
+            if isinstance(record, Ask):  # feedback on it would be refused by the database
+                self.recent.pop(record.id, None)
+            failed = self.failed
+        # Once, then every 1,000th: a database that is down must not flood the log.
+        if failed == 1 or failed % 1000 == 0:
+            log.warning("question log: %d records not written so far", failed)
 
     def purge(self) -> None:
         """Remove asks (and their feedback) older than the retention period."""

@@ -26,14 +26,18 @@ class UnknownSpeaker(CareerbotError):
 class Weights:
     """How the signals add up to a score in [0, 1]; chosen on the tuning questions."""
 
-    semantic: float = 0.7  # the question against the passage (with its context)
+    semantic: float = 0.5  # the question against the passage (with its context)
     lexical: float = 0.2  # BM25 of the question's words in the passage
-    topic: float = 0.1  # the question against the interview question alone
+    topic: float = 0.3  # the question against the interview question and its phrasings
     # An answer by someone other than the speaker a question names is worth this much less.
     other_speaker: float = 0.25
     # Scores are scaled by coverage ** this: the share of the question's information in
     # words the corpus uses at all. Off-topic questions use words the corpus never does.
     coverage: float = 0.5
+    # A question is about an uncovered topic when one of its phrasings is nearer than any
+    # interview question or phrasing by this margin, and at least this near.
+    uncovered_margin: float = 0.0
+    uncovered_floor: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Result:
     question: str
     answers: list[Hit]
     suggestions: list[str] = field(default_factory=list)
+    uncovered: str | None = None  # the uncovered topic the question looked like
 
     @property
     def answered(self) -> bool:
@@ -110,12 +115,30 @@ class Searcher:
         for answer in answers:
             speaker = {key: answer["speaker"][key] for key in ("id", "name")}
             self.topics.setdefault(answer["question"], []).append(speaker)
-        self.topic_vectors = embedder.embed(list(self.topics))
+        self.synonyms = Synonyms(index.manifest.synonyms)
+        # Each interview question is compared by its own words and by each other way the
+        # corpus's curators say people ask it: a question's topic is its nearest view.
+        phrasings = index.manifest.phrasings
+        views = [
+            (number, text if text == question else self.synonyms.expand(text))
+            for number, question in enumerate(self.topics)
+            for text in (question, *phrasings.get(question, []))
+        ]
+        self.view_topic = np.array([number for number, _ in views])
+        self.view_vectors = embedder.embed([text for _, text in views])
+        uncovered = index.manifest.uncovered
+        self.uncovered_names = [name for name, texts in uncovered.items() for _ in texts]
+        self.uncovered_vectors = (
+            embedder.embed(
+                [self.synonyms.expand(text) for texts in uncovered.values() for text in texts]
+            )
+            if uncovered
+            else None
+        )
         topic_of = {question: i for i, question in enumerate(self.topics)}
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = np.array([topic_of[p["question"]] for p in index.passages])
         self.passage_speaker = np.array([p["speaker"]["id"] for p in index.passages])
-        self.synonyms = Synonyms(index.manifest.synonyms)
         self.lexicon = Lexicon(
             [f"{p['question']} {p['text']}" for p in index.passages], self.synonyms
         )
@@ -166,7 +189,11 @@ class Searcher:
         # Who is named steers the choice of speaker, not the word matching.
         terms = self.lexicon.terms(repaired, ignore=naming)
         lexical = self.lexicon.scores(terms)
-        topical = self.topic_vectors @ query[0]
+        topical = np.full(len(self.topics), -1.0, dtype=np.float32)
+        np.maximum.at(topical, self.view_topic, self.view_vectors @ query[0])
+        uncovered = self.uncovered_topic(query, topical)
+        if uncovered is not None:
+            return Result(question, [], self.suggest(topical), uncovered)
         confidence = self.lexicon.coverage(terms) ** self.weights.coverage
         # The nearest passages by meaning; the others count as unrelated, except those of
         # a speaker the question names or the filter picks, which are all compared.
@@ -208,6 +235,17 @@ class Searcher:
                 )
             )
         return Result(question, hits, [] if hits else self.suggest(topical))
+
+    def uncovered_topic(self, query: Vectors, topical: Vectors) -> str | None:
+        """The uncovered topic a question is nearer to than to anything covered, if any."""
+        if self.uncovered_vectors is None:
+            return None
+        near = self.uncovered_vectors @ query[0]
+        best = int(np.argmax(near))
+        margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
+        if near[best] >= max(floor, float(topical.max()) + margin):
+            return self.uncovered_names[best]
+        return None
 
     def suggest(self, topical: Vectors, count: int = 3) -> list[str]:
         """The interview questions closest to the question, for a person to pick from."""

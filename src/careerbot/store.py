@@ -5,6 +5,9 @@ The schema is made and upgraded only by the Alembic migrations in careerbot/migr
 run at start-up; the tables below are what the code reads and writes.
 """
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from importlib.resources import files
 from typing import Any
 
@@ -78,6 +81,8 @@ def connect(url: str) -> Engine:
         )
     try:
         migrate(engine)
+    except OSError as error:
+        raise CareerbotError(f"cannot open the question log ({error})") from None
     except sa.exc.OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise CareerbotError(f"cannot open the question log ({reason})") from None
@@ -85,12 +90,24 @@ def connect(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Run every migration not yet run (servers starting at once take turns)."""
+    """Run every migration not yet run. Servers starting at once take turns: on
+    PostgreSQL by an advisory lock (see migrations/env.py), on SQLite by a lock file."""
     config = Config()
     config.set_main_option("script_location", str(files("careerbot") / "migrations"))
-    with engine.begin() as connection:
+    with taking_turns(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def taking_turns(engine: Engine) -> Iterator[None]:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrating", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def upsert(engine: Engine, table: sa.Table, keys: list[str]) -> Any:

@@ -1,11 +1,12 @@
 """Parse one interview transcript into speakers, questions and turns, keeping line numbers."""
 
 import re
-import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
+from careerbot import CareerbotError, read_limited
+from careerbot.metadata import Curation, curation_from, read_toml
 
 END_MARKER = "---"
 # Without an end marker, at most this many trailing paragraphs can be an editor's outro.
@@ -74,6 +75,8 @@ class Transcript:
     turns: tuple[Turn, ...]
     # What a person should check: text left out, speakers who never answer.
     warnings: tuple[str, ...] = ()
+    # From the metadata file: other ways to ask its questions, topics it does not cover.
+    curation: Curation = field(default_factory=Curation)
 
     @property
     def name(self) -> str:
@@ -88,12 +91,9 @@ def speakers_file(path: Path) -> Path:
     return path.with_suffix(".speakers.toml")
 
 
-def read_speakers(path: Path) -> dict[str, Speaker]:
+def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, Speaker]:
     """Map every accepted label (key, full name, first name) to its speaker."""
-    try:
-        data = tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise CareerbotError(f"{path}: {error}") from None
+    data = read_toml(path) if data is None else data
     entries = data.get("speakers")
     if not isinstance(entries, dict) or not entries:
         raise CareerbotError(f"{path}: expected [speakers.LABEL] tables with a name")
@@ -239,7 +239,9 @@ def parse_transcript(
 ) -> Transcript:
     """Parse one transcript file; `document` is the name shown in sources and errors."""
     document = document or str(path)
-    known = read_speakers(speakers_file(path)) if speakers_file(path).exists() else None
+    metadata = read_toml(speakers_file(path)) if speakers_file(path).exists() else None
+    known = read_speakers(speakers_file(path), metadata) if metadata is not None else None
+    curation = curation_from(metadata, speakers_file(path)) if metadata else Curation()
     lines = read_lines(path, document, max_bytes)
     paragraphs, after, marker = interview_paragraphs(lines)
     used: list[Paragraph] = []  # the paragraphs of questions and answers, labels included
@@ -289,7 +291,15 @@ def parse_transcript(
         for speaker_id, speaker in listed.items()
         if speaker_id not in speakers
     ]
+    asked = {question.text for question in questions}
+    for question in curation.phrasings:
+        if question not in asked:
+            raise CareerbotError(
+                f"{speakers_file(path).name}: [questions] {question[:100]!r} is not a question "
+                f"in {document}; copy it from there word for word"
+            )
     return Transcript(
+        curation=curation,
         document=document,
         speakers=tuple(speakers.values()),
         questions=tuple(questions),

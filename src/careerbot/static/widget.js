@@ -221,9 +221,11 @@
       return topics;
     }
 
-    async function noAnswer(entry, suggestions, askId) {
-      entry.append(el("p", { class: "notice" },
-        "The interviews don't cover that. Try one of these questions:"), choices(suggestions, askId));
+    async function noAnswer(entry, suggestions, askId, uncovered) {
+      const topic = uncovered ? `The interviews don't talk about ${uncovered.replace(/-/g, " ")}.`
+        : "The interviews don't cover that.";
+      entry.append(el("p", { class: "notice" }, `${topic} Try one of these questions:`),
+        choices(suggestions, askId));
       const others = (await loadTopics()).filter((topic) => !suggestions.includes(topic));
       if (others.length) {
         entry.append(el("p", { class: "notice" }, "Or pick a topic the interviews cover:"),
@@ -262,7 +264,7 @@
             entry.append(card(answer, vote));
           }
         } else {
-          await noAnswer(entry, result.suggestions || [], result.id);
+          await noAnswer(entry, result.suggestions || [], result.id, result.uncovered);
         }
       } catch (error) {
         failed(entry, "careerbot cannot be reached right now. Check your connection and try again.", retry);

@@ -1,0 +1,174 @@
+"""Writing what a curator accepts into the corpus metadata, the speakers file beside each
+transcript:
+
+    [questions."<interview question text, verbatim>"]
+    phrasings = ["another way to ask it", ...]
+
+    [uncovered.<topic-name>]
+    phrasings = ["how much do ML engineers earn", ...]
+
+tomlkit edits the parsed file, so the editor's comments and layout stay as they were; the
+result replaces the file whole (a temporary file, then os.replace), so a crash midway
+leaves the old file and a reader never sees half of the new one.
+"""
+
+import os
+import re
+import stat
+import tempfile
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any, Literal
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import Comment, Table, Whitespace
+
+from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
+from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, speakers_file
+
+Section = Literal["questions", "uncovered"]
+# A topic name is a bare TOML key and reads well in /ask's "uncovered": lowercase words
+# of letters and digits joined by single hyphens.
+TOPIC_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+MAX_TOPIC_CHARS = 60
+
+
+def topic_name(name: str) -> str:
+    """The name, when it is a valid topic name; else a one-line error saying what is."""
+    if not TOPIC_NAME.fullmatch(name) or len(name) > MAX_TOPIC_CHARS:
+        raise CareerbotError(
+            f"{name[:MAX_TOPIC_CHARS]!r} is not a topic name: use lowercase letters, digits "
+            f"and single hyphens, at most {MAX_TOPIC_CHARS} characters (e.g. ml-salaries)"
+        )
+    return name
+
+
+def metadata_files(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> dict[str, Path]:
+    """Each interview question (verbatim) -> the speakers file of the first transcript, in
+    name order, that asks it: where its phrasings go. One parse serves a whole review."""
+    found: dict[str, Path] = {}
+    for transcript in parse_corpus(corpus_dir, max_bytes):
+        path = speakers_file(corpus_dir / Path(transcript.document).name)
+        for asked in transcript.questions:
+            found.setdefault(asked.text, path)
+    return found
+
+
+def plain(text: str) -> str:
+    """Text as compared for duplicates: case and runs of spaces do not make a new phrasing."""
+    return " ".join(text.casefold().split())
+
+
+def read(path: Path) -> tomlkit.TOMLDocument:
+    try:
+        return tomlkit.parse(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
+    except (TOMLKitError, UnicodeDecodeError) as error:
+        raise CareerbotError(f"{path}: {error}") from None
+
+
+def phrasings_of(
+    path: Path, document: MutableMapping[str, Any], section: Section, key: str, create: bool
+) -> list[Any] | None:
+    """The phrasings array of [section."key"], made when missing if `create`."""
+    table = document.get(section)
+    if table is None:
+        if not create:
+            return None
+        # A super table writes no [questions] header of its own, only [questions."..."].
+        table = tomlkit.table(is_super_table=True)
+        document[section] = table
+    if not isinstance(table, MutableMapping):
+        raise CareerbotError(f"{path}: {section} must be a table of [{section}.NAME] tables")
+    entry = table.get(key)
+    if entry is None:
+        if not create:
+            return None
+        entry = tomlkit.table()
+        entry["phrasings"] = tomlkit.array()
+        if isinstance(table, Table) and table.value:
+            follow(table.value.body[-1][1], entry)
+        table[key] = entry
+    if not isinstance(entry, MutableMapping):
+        raise CareerbotError(f"{path}: {section}.{key!r} must be a table")
+    if "phrasings" not in entry:
+        if not create:
+            return None
+        entry["phrasings"] = tomlkit.array()
+    phrasings = entry["phrasings"]
+    if not isinstance(phrasings, list) or not all(isinstance(p, str) for p in phrasings):
+        raise CareerbotError(f"{path}: {section}.{key!r}.phrasings must be a list of text")
+    return phrasings
+
+
+def follow(previous: object, new: Table) -> None:
+    """Place the new table right after the previous one, as the editor would: tomlkit
+    keeps the blank lines and comments that come after a table (often the heading of the
+    next section) as its end, so they move to the new table's end, and the new table gets
+    the same blank lines before it as the next one had."""
+    if not isinstance(previous, Table):
+        return
+    body = previous.value.body
+    end = len(body)
+    while end and body[end - 1][0] is None and isinstance(body[end - 1][1], Whitespace | Comment):
+        end -= 1
+    gap = end
+    while gap < len(body) and isinstance(body[gap][1], Whitespace):
+        gap += 1
+    moved = body[gap:]
+    del body[gap:]
+    new.value.body.extend([(None, Whitespace(item.as_string())) for _, item in body[end:gap]])
+    new.value.body.extend(moved)
+
+
+def curated(path: Path, question: str, phrasing: str) -> bool:
+    """Whether the file already has the phrasing, for the question or any uncovered topic:
+    a curator decided on it before."""
+    document = read(path)
+    topics = document.get("uncovered")
+    places: list[tuple[Section, str]] = [("questions", question)]
+    if isinstance(topics, MutableMapping):
+        places += [("uncovered", str(topic)) for topic in topics]
+    listed = {
+        plain(p)
+        for section, key in places
+        for p in phrasings_of(path, document, section, key, create=False) or []
+    }
+    return plain(phrasing) in listed
+
+
+def add_phrasing(path: Path, section: Section, key: str, phrasing: str) -> bool:
+    """Add the phrasing under [section."key"] of the file; False when it is there already."""
+    phrasing = phrasing.strip()
+    if not phrasing:
+        raise CareerbotError("a phrasing must not be empty")
+    if section == "uncovered":
+        topic_name(key)
+    document = read(path)
+    phrasings = phrasings_of(path, document, section, key, create=True)
+    assert phrasings is not None  # made when missing
+    if plain(phrasing) in {plain(p) for p in phrasings}:
+        return False
+    phrasings.append(phrasing)
+    replace(path, tomlkit.dumps(document))
+    return True
+
+
+def replace(path: Path, text: str) -> None:
+    """Write text to path atomically, keeping the file's permissions (and following a
+    symbolic link to the file it names, rather than replacing the link)."""
+    target = path.resolve()
+    mode = stat.S_IMODE(target.stat().st_mode)
+    # Not *.speakers.toml, so a build running meanwhile never reads the temporary file.
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        # newline="": the line endings tomlkit kept are written as they are.
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(name, mode)
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

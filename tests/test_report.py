@@ -1,0 +1,578 @@
+"""The question log's report, the review that writes accepted phrasings into the corpus
+metadata, and GET /admin/report; on SQLite and on a real PostgreSQL."""
+
+import io
+import json
+import os
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from pydantic import SecretStr, ValidationError
+
+from careerbot import CareerbotError, cli, curation
+from careerbot import admin as admin_module
+from careerbot.api import create_app
+from careerbot.config import Settings
+from careerbot.index import load_index
+from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
+from careerbot.report import (
+    SAME_MEANING,
+    answer_facts,
+    build_report,
+    group,
+    parse_since,
+    render,
+)
+from careerbot.store import connect
+from tests import test_questionlog
+from tests.conftest import FakeEmbedder
+
+# The question log's fixtures: an index built and an empty log, on SQLite and (when
+# CAREERBOT_TEST_POSTGRES_URL is set, as scripts/test.sh does) on PostgreSQL.
+database_url = test_questionlog.database_url
+logged = test_questionlog.logged
+
+TOKEN = "s3cret-admin-token-for-tests"
+NOW = datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What the seeded log holds: three answers of the index and two interview questions."""
+
+    a1: str
+    a2: str
+    a3: str
+    picked: str  # an interview question picked as a suggestion
+    low: str  # the interview question of a2, found helpful at a low score
+
+
+@pytest.fixture
+def engine(logged: Settings) -> Iterator[sa.Engine]:
+    engine = connect(logged.database)
+    yield engine
+    engine.dispose()
+
+
+def an_ask(
+    ask_id: str,
+    hours_ago: float,
+    question: str,
+    answers: tuple[tuple[str, float], ...] = (),
+    suggestions: tuple[str, ...] = (),
+) -> Ask:
+    when = NOW - timedelta(hours=hours_ago)
+    return Ask(
+        ask_id, when, question, bool(answers), None, answers, suggestions, "v1", 3.0
+    )  # fmt: skip
+
+
+@pytest.fixture
+def seeded(logged: Settings, engine: sa.Engine, fake_embedder: FakeEmbedder) -> Seeded:
+    """Seven asks (one ten days old), votes on three of them and two picks."""
+    index = load_index(logged.index_dir, fake_embedder)
+    a1, a2, a3 = sorted(index.answers)[:3]
+    questions = sorted({record["question"] for record in index.answers.values()})
+    low = index.answers[a2]["question"]
+    picked = next(q for q in questions if q != low)
+    log = QuestionLog(engine, "full", 90)
+    log.write(
+        [
+            an_ask("1" * 32, 1, "how do I get hired at airbnb", ((a1, 0.8), (a2, 0.4))),
+            an_ask("2" * 32, 3, "airbnb hiring process", ((a1, 0.7),)),
+            an_ask("3" * 32, 5, "how much do ML engineers earn", suggestions=(picked, low)),
+            an_ask("4" * 32, 6, "how much do ml engineers earn", suggestions=(picked,)),
+            an_ask("5" * 32, 7, "ml engineer salary"),
+            an_ask("7" * 32, 8, "how much do ML engineers earn today"),
+            an_ask("6" * 32, 240, "old question", ((a3, 0.9),)),
+        ]
+    )
+    at = NOW - timedelta(minutes=30)
+    log.write(
+        [
+            Vote("1" * 32, a1, True, None, at),
+            Vote("1" * 32, a2, True, "found it", at + timedelta(seconds=1)),
+            Vote("2" * 32, a1, False, "not this", at + timedelta(seconds=2)),
+            Vote("6" * 32, a3, False, None, at),
+            Pick("3" * 32, picked, at),
+            Pick("4" * 32, picked, at + timedelta(seconds=1)),
+        ]
+    )
+    return Seeded(a1, a2, a3, picked, low)
+
+
+def expected_week(seeded: Seeded, facts: dict[str, Any]) -> dict[str, Any]:
+    """The report on the last seven days of the seeded log, `since` aside."""
+
+    def figures(answer_id: str, shown: int, helpful: int, unhelpful: int) -> dict[str, Any]:
+        fact = facts[answer_id]
+        return {
+            "id": answer_id,
+            "speaker": fact.speaker,
+            "question": fact.question,
+            "shown": shown,
+            "helpful": helpful,
+            "unhelpful": unhelpful,
+        }
+
+    return {
+        "questions": 6,
+        "answered": 2,
+        "answers": [figures(seeded.a1, 2, 1, 1), figures(seeded.a2, 1, 1, 0)],
+        "unanswered": [
+            {
+                "count": 3,
+                "questions": [
+                    "how much do ML engineers earn",
+                    "how much do ML engineers earn today",
+                    "how much do ml engineers earn",
+                ],
+            },
+            {"count": 1, "questions": ["ml engineer salary"]},
+        ],
+        "unhelpful": [{"question": "airbnb hiring process", "answer_id": seeded.a1}],
+        "candidates": [
+            {"phrasing": "how much do ML engineers earn", "question": seeded.picked},
+            {"phrasing": "how do I get hired at airbnb", "question": seeded.low},
+        ],
+    }
+
+
+def facts_of(settings: Settings, embedder: FakeEmbedder) -> dict[str, Any]:
+    return answer_facts(load_index(settings.index_dir, embedder).answers)
+
+
+def without_since(report: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in report.items() if key != "since"}
+
+
+def test_report_counts_asks_answers_votes_groups_and_candidates_of_the_last_week(
+    logged: Settings, engine: sa.Engine, seeded: Seeded, fake_embedder: FakeEmbedder
+) -> None:
+    facts = facts_of(logged, fake_embedder)
+    report = build_report(engine, fake_embedder, NOW - timedelta(days=7), facts)
+    body = report.to_json()
+    assert without_since(body) == expected_week(seeded, facts)
+    assert datetime.fromisoformat(body["since"]) == NOW - timedelta(days=7)
+    json.dumps(body)  # all of it is JSON
+
+
+def test_alike_unanswered_questions_are_grouped_and_unlike_ones_are_not(
+    fake_embedder: FakeEmbedder,
+) -> None:
+    vectors = fake_embedder.embed(
+        ["how much do ML engineers earn", "how much do ML engineers earn today", "ml salary"]
+    )
+    # The premise: the fake embedder puts the first two close and the third far.
+    assert vectors[0] @ vectors[1] >= SAME_MEANING > vectors[0] @ vectors[2]
+    groups = group(
+        {
+            "how much do ML engineers earn": 1,
+            "ml salary": 4,
+            "how much do ML engineers earn today": 2,
+        },
+        fake_embedder,
+    )
+    assert [(g.count, g.questions) for g in groups] == [
+        (4, ("ml salary",)),
+        (3, ("how much do ML engineers earn today", "how much do ML engineers earn")),
+    ]
+    assert group({}, fake_embedder) == ()
+
+
+def test_since_leaves_out_older_asks_and_their_feedback(
+    logged: Settings, engine: sa.Engine, seeded: Seeded, fake_embedder: FakeEmbedder
+) -> None:
+    facts = facts_of(logged, fake_embedder)
+    fortnight = build_report(engine, fake_embedder, NOW - timedelta(days=14), facts)
+    assert (fortnight.questions, fortnight.answered) == (7, 3)
+    (old,) = [figures for figures in fortnight.answers if figures.id == seeded.a3]
+    assert (old.shown, old.helpful, old.unhelpful) == (1, 0, 1)
+    assert {u.question for u in fortnight.unhelpful} == {"airbnb hiring process", "old question"}
+    hours = build_report(engine, fake_embedder, NOW - timedelta(hours=2), facts)
+    assert (hours.questions, hours.answered, hours.unanswered) == (1, 1, ())
+    assert [u.answer_id for u in hours.unhelpful] == []  # its vote is on a 3-hour-old ask
+    assert [c.phrasing for c in hours.candidates] == ["how do I get hired at airbnb"]
+
+
+def test_a_candidate_that_is_the_interview_question_itself_is_not_proposed(
+    logged: Settings, engine: sa.Engine, seeded: Seeded, fake_embedder: FakeEmbedder
+) -> None:
+    log = QuestionLog(engine, "full", 90)
+    log.write([an_ask("8" * 32, 1, f"  {seeded.picked.upper()} ", suggestions=(seeded.picked,))])
+    log.write([Pick("8" * 32, seeded.picked, NOW)])
+    report = build_report(
+        engine, fake_embedder, NOW - timedelta(days=7), facts_of(logged, fake_embedder)
+    )
+    assert len(report.candidates) == 2
+
+
+def test_answers_no_longer_in_the_index_are_reported_without_speaker(
+    logged: Settings, engine: sa.Engine, seeded: Seeded, fake_embedder: FakeEmbedder
+) -> None:
+    report = build_report(engine, fake_embedder, NOW - timedelta(days=7), {})
+    assert [(f.speaker, f.question) for f in report.answers] == [(None, None), (None, None)]
+    # Without the answer's interview question a low-score helpful vote proposes nothing.
+    assert [c.phrasing for c in report.candidates] == ["how much do ML engineers earn"]
+    assert "(not in the index served now)" in render(report)
+
+
+def test_the_text_report_has_a_section_for_each_part(
+    logged: Settings, engine: sa.Engine, seeded: Seeded, fake_embedder: FakeEmbedder
+) -> None:
+    facts = facts_of(logged, fake_embedder)
+    text = render(build_report(engine, fake_embedder, NOW - timedelta(days=7), facts))
+    assert "UTC: 6, answered 2 (33%)" in text
+    assert f"   2 shown, 1 helpful, 1 unhelpful  {seeded.a1}" in text
+    assert (
+        "   3x how much do ML engineers earn\n        also: how much do ML engineers earn today\n"
+        in text
+    )
+    assert "Answers voted unhelpful\n  airbnb hiring process\n" in text
+    assert f"as a way to ask: {seeded.low}" in text
+    empty = render(build_report(engine, fake_embedder, NOW + timedelta(days=1), facts))
+    assert empty.count("(none)") == 4 and "answered 0\n" in empty
+
+
+@pytest.mark.parametrize(
+    "text, back", [("7d", timedelta(days=7)), ("12h", timedelta(hours=12)), (" 1d", timedelta(1))]
+)
+def test_since_is_days_or_hours_back(text: str, back: timedelta) -> None:
+    assert parse_since(text, NOW) == NOW - back
+
+
+@pytest.mark.parametrize("text", ["7", "0d", "7w", "-1d", "1.5d", "100000d", "", "d"])
+def test_since_that_is_not_days_or_hours_is_refused(text: str) -> None:
+    with pytest.raises(CareerbotError, match="is not a number of days or hours such as 7d"):
+        parse_since(text)
+
+
+# The command line.
+
+
+def dirs(settings: Settings) -> list[str]:
+    return ["--corpus-dir", str(settings.corpus_dir), "--index-dir", str(settings.index_dir)]
+
+
+@pytest.fixture
+def command(
+    logged: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The command runs with the fake model, on the test's question log."""
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: fake_embedder)
+    monkeypatch.setenv("CAREERBOT_DATABASE_URL", logged.database)
+    return logged
+
+
+def test_report_json_is_the_report_of_the_last_seven_days(
+    command: Settings,
+    seeded: Seeded,
+    fake_embedder: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["report", "--json", *dirs(command)]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert without_since(body) == expected_week(seeded, facts_of(command, fake_embedder))
+    since = datetime.fromisoformat(body["since"])
+    assert abs(since - (NOW - timedelta(days=7))) < timedelta(minutes=5)
+
+
+def test_report_since_and_text_output(
+    command: Settings, seeded: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", "--since", "2h", *dirs(command)]) == 0
+    out = capsys.readouterr().out
+    assert ": 1, answered 1 (100%)" in out and "Unanswered questions" in out
+
+
+@pytest.mark.parametrize("command_name", ["report", "review"])
+def test_a_bad_since_is_one_error_line_and_exit_2(
+    command: Settings, capsys: pytest.CaptureFixture[str], command_name: str
+) -> None:
+    assert cli.main([command_name, "--since", "3w", *dirs(command)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "careerbot: error: since: '3w' is not a number of days or hours such as 7d or 12h"
+    ]
+
+
+def test_report_on_a_missing_database_is_one_error_line_and_makes_no_file(
+    command: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "nowhere.sqlite"
+    monkeypatch.setenv("CAREERBOT_DATABASE_URL", f"sqlite:///{missing}")
+    assert cli.main(["report", *dirs(command)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"careerbot: error: no question log at {missing}")
+    assert not missing.exists()
+
+
+def metadata(settings: Settings) -> Path:
+    (path,) = settings.corpus_dir.glob("*.speakers.toml")
+    return path
+
+
+def review(settings: Settings, monkeypatch: pytest.MonkeyPatch, typed: str) -> int:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(typed))
+    return cli.main(["review", *dirs(settings)])
+
+
+def phrasings(path: Path, section: str, key: str) -> list[str]:
+    found: list[str] = tomllib.loads(path.read_text())[section][key]["phrasings"]
+    return found
+
+
+NOTE = "# A curator's note that must survive.\n"
+
+
+def test_review_writes_an_accepted_phrasing_keeping_comments_and_layout(
+    command: Settings,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = metadata(command)
+    original = NOTE + path.read_text().replace("\nname =", "\nname =  ", 1)
+    path.write_text(original)
+    assert review(command, monkeypatch, "y\nn\n") == 0
+    out = capsys.readouterr().out
+    assert "[1/2] 'how much do ML engineers earn'" in out and "1 phrasing added" in out
+    written = path.read_text()
+    assert phrasings(path, "questions", seeded.picked)[-1] == "how much do ML engineers earn"
+    assert "how do I get hired at airbnb" not in written  # skipped
+    # Every line of the file is still there, in its order, the odd spacing included.
+    lines = iter(written.splitlines())
+    assert all(line in lines for line in original.splitlines())
+    assert written.startswith(NOTE)
+
+
+def test_review_does_not_offer_or_write_a_phrasing_twice(
+    command: Settings,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = metadata(command)
+    assert review(command, monkeypatch, "y\nn\n") == 0
+    capsys.readouterr()
+    assert review(command, monkeypatch, "y\ny\n") == 0
+    out = capsys.readouterr().out
+    assert "[1/1] 'how do I get hired at airbnb'" in out  # the accepted one is not offered
+    assert phrasings(path, "questions", seeded.picked).count("how much do ML engineers earn") == 1
+    assert phrasings(path, "questions", seeded.low)[-1] == "how do I get hired at airbnb"
+    assert review(command, monkeypatch, "y\n") == 0
+    assert "Nothing to review." in capsys.readouterr().out
+
+
+def test_review_accepts_a_candidate_as_an_uncovered_topic_after_a_bad_name(
+    command: Settings,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = metadata(command)
+    assert review(command, monkeypatch, "u\nML Salaries\nml-salaries\nq\n") == 0
+    out = capsys.readouterr().out
+    assert "'ML Salaries' is not a topic name: use lowercase letters, digits" in out
+    assert phrasings(path, "uncovered", "ml-salaries") == ["how much do ML engineers earn"]
+    assert "how do I get hired at airbnb" not in path.read_text()  # q stopped the review
+
+
+def test_review_quits_at_the_end_of_input_writing_nothing(
+    command: Settings, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = metadata(command).read_text()
+    assert review(command, monkeypatch, "maybe\n") == 0
+    assert metadata(command).read_text() == before
+
+
+# The metadata file, written without prompts.
+
+
+@pytest.fixture
+def speakers_file(tmp_path: Path) -> Path:
+    path = tmp_path / "talk.speakers.toml"
+    path.write_text(
+        '# Who speaks.\n[speakers.Ada]\nname = "Ada Lovelace"  # the label\n\n'
+        '# Ways to ask.\n[questions."What is it like?"]\nphrasings = [\n    "how is it",\n]\n\n'
+        "# Topics not covered.\n[uncovered.pay]\nphrasings = []\n"
+    )
+    return path
+
+
+def test_a_new_question_goes_beside_the_others_and_the_next_heading_stays_put(
+    speakers_file: Path,
+) -> None:
+    assert curation.add_phrasing(speakers_file, "questions", 'Is "it" hard?', "tough?")
+    assert curation.add_phrasing(speakers_file, "questions", "What is it like?", "and then")
+    assert curation.add_phrasing(speakers_file, "uncovered", "pay", "salary?")
+    assert speakers_file.read_text() == (
+        '# Who speaks.\n[speakers.Ada]\nname = "Ada Lovelace"  # the label\n\n'
+        '# Ways to ask.\n[questions."What is it like?"]\nphrasings = [\n    "how is it",\n'
+        '    "and then",\n]\n\n'
+        '[questions."Is \\"it\\" hard?"]\nphrasings = ["tough?"]\n\n'
+        '# Topics not covered.\n[uncovered.pay]\nphrasings = ["salary?"]\n'
+    )
+
+
+def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> None:
+    before = speakers_file.read_text()
+    assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")
+    assert speakers_file.read_text() == before
+    assert curation.curated(speakers_file, "Another?", "HOW IS IT") is False
+    curation.add_phrasing(speakers_file, "uncovered", "pay", "salary?")
+    assert curation.curated(speakers_file, "Another?", "Salary?") is True
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(
+    speakers_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = speakers_file.read_text()
+    speakers_file.chmod(0o640)
+
+    def broken(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="No space left"):
+        curation.add_phrasing(speakers_file, "questions", "What is it like?", "new one")
+    assert speakers_file.read_text() == before
+    assert [p.name for p in speakers_file.parent.iterdir()] == [speakers_file.name]
+    monkeypatch.undo()
+    assert curation.add_phrasing(speakers_file, "questions", "What is it like?", "new one")
+    assert [p.name for p in speakers_file.parent.iterdir()] == [speakers_file.name]
+    assert speakers_file.stat().st_mode & 0o777 == 0o640  # permissions kept
+
+
+@pytest.mark.parametrize(
+    "name", ["ML", "ml salaries", "-pay", "pay-", "pay--day", "", "ünï", "pay_day", "x" * 61]
+)
+def test_a_topic_name_other_than_lowercase_words_and_hyphens_is_refused(
+    speakers_file: Path, name: str
+) -> None:
+    with pytest.raises(CareerbotError, match="is not a topic name"):
+        curation.add_phrasing(speakers_file, "uncovered", name, "anything")
+    assert "anything" not in speakers_file.read_text()
+
+
+@pytest.mark.parametrize("name", ["remote-work", "h1b", "x" * 60])
+def test_lowercase_words_digits_and_hyphens_make_a_topic_name(name: str) -> None:
+    assert curation.topic_name(name) == name
+
+
+def test_a_damaged_metadata_file_is_refused_not_rewritten(speakers_file: Path) -> None:
+    speakers_file.write_text('questions = "not a table"\n')
+    with pytest.raises(CareerbotError, match="questions must be a table"):
+        curation.add_phrasing(speakers_file, "questions", "Q?", "p")
+    assert speakers_file.read_text() == 'questions = "not a table"\n'
+
+
+def test_each_interview_question_maps_to_its_transcripts_metadata(settings: Settings) -> None:
+    files = curation.metadata_files(settings.corpus_dir)
+    (path,) = set(files.values())
+    assert path == metadata(settings) and len(files) >= 5
+
+
+# GET /admin/report.
+
+
+def admin(settings: Settings, token: str = TOKEN, **more: Any) -> Settings:
+    return settings.model_copy(update={"admin_token": SecretStr(token), **more})
+
+
+def test_without_a_token_configured_there_is_no_admin_route(
+    logged: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    with TestClient(create_app(logged, fake_embedder)) as client:
+        response = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 404
+        assert not any(p.startswith("/admin") for p in client.get("/openapi.json").json()["paths"])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN, "Bearer "],
+)
+def test_a_missing_or_wrong_token_gets_401_with_the_error_body(
+    logged: Settings, fake_embedder: FakeEmbedder, header: str | None
+) -> None:
+    headers = {} if header is None else {"Authorization": header}
+    with TestClient(create_app(admin(logged), fake_embedder)) as client:
+        response = client.get("/admin/report?since=bad", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "this route needs the admin token", "errors": []}
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_right_token_gets_the_same_report_as_the_command(
+    command: Settings,
+    seeded: Seeded,
+    fake_embedder: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with TestClient(create_app(admin(command), fake_embedder)) as client:
+        response = client.get("/admin/report", headers={"Authorization": f"bearer {TOKEN}"})
+        hours = client.get("/admin/report?since=2h", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert "/admin/report" in client.get("/openapi.json").json()["paths"]
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert cli.main(["report", "--json", *dirs(command)]) == 0
+    from_command = json.loads(capsys.readouterr().out)
+    assert without_since(response.json()) == without_since(from_command)
+    assert without_since(from_command) == expected_week(seeded, facts_of(command, fake_embedder))
+    assert hours.json()["questions"] == 1
+
+
+def test_a_bad_since_gets_422_naming_the_field(
+    logged: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    with TestClient(create_app(admin(logged), fake_embedder)) as client:
+        response = client.get(
+            "/admin/report?since=7w", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "since", "message": "'7w' is not a number of days or hours such as 7d or 12h"}
+    ]
+
+
+def test_with_the_question_log_off_the_report_is_404_saying_so(
+    logged: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    off = admin(logged, question_log="off")
+    with TestClient(create_app(off, fake_embedder)) as client:
+        response = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 404
+    assert "question log is off" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "token", ["short", "has spaces in it, long enough", "tab\there-1234567890"]
+)
+def test_an_admin_token_too_short_or_with_spaces_is_refused(token: str) -> None:
+    with pytest.raises(ValidationError, match="at least 16 visible ASCII characters"):
+        Settings(admin_token=token)
+    assert Settings(admin_token=TOKEN).admin_token.get_secret_value() == TOKEN
+
+
+def test_a_database_that_is_down_gets_503_not_a_traceback(
+    logged: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: Any) -> None:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(admin_module, "build_report", down)
+    with TestClient(create_app(admin(logged), fake_embedder)) as client:
+        response = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 503
+    assert response.json()["detail"] == "the question log cannot be read now; try again"
