@@ -159,7 +159,7 @@ def compare_logging(args: argparse.Namespace, careerbot: list[str], dirs: list[s
         p50 = float(np.median([p for p, _ in runs]))
         rate = float(np.median([r for _, r in runs]))
         print(
-            f"log {mode:10s} p50 {p50 * 1000:6.1f} ms ({p50 / off_p50:.3f} of off), "
+            f"log {mode:10s} p50 {p50:6.1f} ms ({p50 / off_p50:.3f} of off), "
             f"16 clients {rate:6.1f}/s ({rate / off_rate:.3f} of off)"
         )
 

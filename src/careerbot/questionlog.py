@@ -101,6 +101,7 @@ class QuestionLog:
 
     RECENT = 10_000  # asks remembered in memory, so feedback need not wait for the writer
     BATCH = 500
+    GATHER_SECONDS = 0.2
     PURGE_EVERY = 3600.0
 
     def __init__(
@@ -203,9 +204,12 @@ class QuestionLog:
             except queue.Empty:
                 self.purge()
                 continue
-            while len(batch) < self.BATCH:
+            # Gather for a moment: a transaction per record would cost /ask a good share
+            # of the CPU under load; one per GATHER_SECONDS costs it nothing measurable.
+            until = time.monotonic() + self.GATHER_SECONDS
+            while len(batch) < self.BATCH and STOP not in batch:
                 try:
-                    batch.append(self.queue.get_nowait())
+                    batch.append(self.queue.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
             self.write([r for r in batch if r is not STOP])  # type: ignore[misc]

@@ -62,6 +62,8 @@ def on_sqlite_connect(connection: Any, record: Any) -> None:
     # WAL: readers (report, feedback checks) never wait for the writer; foreign keys are
     # off in SQLite unless asked for; a busy file is waited on, not failed.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL never corrupts the file; a power cut may lose the last commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
