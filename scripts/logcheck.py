@@ -1,0 +1,95 @@
+"""Nothing lost: every answered /ask has exactly one question-log record.
+
+    python scripts/logcheck.py --database-url URL [--clients 16] [--seconds 30]
+
+Starts `careerbot serve` on loopback against the database, runs the clients for the
+time given, stops the server (SIGTERM, so the queue is written out), then counts the
+log's records for the ids the answers carried. Prints the figures; exits 1 when any
+answered ask has no record or more than one.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+
+async def ask_for(base: str, clients: int, seconds: float) -> tuple[list[str], Counter[int]]:
+    ids: list[str] = []
+    statuses: Counter[int] = Counter()
+
+    async def client(number: int) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            end, asked = time.monotonic() + seconds, 0
+            while time.monotonic() < end:
+                question = f"how do I get hired as an ML engineer ({number}-{asked})"
+                reply = await http.post("/ask", json={"question": question})
+                asked += 1
+                statuses[reply.status_code] += 1
+                if reply.status_code == 200:
+                    ids.append(reply.json()["id"])
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return ids, statuses
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--index-dir", type=Path, default=Path("index"))
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0",
+        "CAREERBOT_DATABASE_URL": args.database_url,
+    }
+    command = [sys.executable, "-m", "careerbot", "serve", "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--index-dir", str(args.index_dir)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        while True:
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() - started > 180 or server.poll() is not None:
+                raise SystemExit("logcheck: the server did not become healthy")
+            time.sleep(0.1)
+        ids, statuses = asyncio.run(ask_for(base, args.clients, args.seconds))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    engine = sa.create_engine(args.database_url)
+    with engine.connect() as connection:
+        records = Counter(row[0] for row in connection.execute(sa.text("SELECT id FROM asks")))
+    engine.dispose()
+    once = sum(records[i] == 1 for i in ids)
+    missing = sum(records[i] == 0 for i in ids)
+    print(f"{args.clients} clients for {args.seconds:.0f} s: statuses {dict(statuses)}")
+    print(
+        f"answered {len(ids)}: one record {once}, none {missing}, more {len(ids) - once - missing}"
+    )
+    return 0 if once == len(ids) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
