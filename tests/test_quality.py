@@ -32,7 +32,7 @@ FLOORS = {
     },
     "second": {"top1": 0.90, "evidence1": 0.90, "offtopic_rejected": 0.75, "false_rejection": 0.05},
     # Career questions the interviews do not cover, and long questions as people post them.
-    "uncovered-tune": {"offtopic_rejected": 0.90},
+    "uncovered-tune": {"offtopic_rejected": 0.85},
     "uncovered-heldout": {"offtopic_rejected": 0.85},
     "longform-tune": {"top1": 0.75, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.75, "false_rejection": 0.10},

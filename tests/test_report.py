@@ -576,3 +576,58 @@ def test_a_database_that_is_down_gets_503_not_a_traceback(
         response = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 503
     assert response.json()["detail"] == "the question log cannot be read now; try again"
+
+
+def test_concurrent_reviews_of_one_file_lose_no_phrasing(corpus_dir: Path) -> None:
+    import threading
+
+    (path,) = corpus_dir.glob("*.speakers.toml")
+    wanted = [f"how would someone ask about pay, take {n}?" for n in range(40)]
+
+    def add(texts: list[str]) -> None:
+        for text in texts:
+            curation.add_phrasing(path, "uncovered", "pay", text)
+
+    threads = [threading.Thread(target=add, args=(wanted[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    written = tomllib.loads(path.read_text())["uncovered"]["pay"]["phrasings"]
+    assert set(wanted) <= set(written)
+
+
+def test_a_phrasing_too_long_for_the_metadata_file_is_refused(corpus_dir: Path) -> None:
+    (path,) = corpus_dir.glob("*.speakers.toml")
+    with pytest.raises(CareerbotError, match="at most 1000 characters"):
+        curation.add_phrasing(path, "uncovered", "pay", "x" * 1001)
+
+
+def test_candidates_with_redaction_placeholders_or_too_long_are_not_proposed() -> None:
+    from careerbot.report import Candidate, propose
+
+    picked = [
+        Candidate("mail me at [email] about hiring", "Q"),
+        Candidate("y" * 1001, "Q"),
+        Candidate("how do interviews go", "Q"),
+    ]
+    assert [c.phrasing for c in propose(picked, [], {})] == ["how do interviews go"]
+
+
+def test_an_uncovered_phrasing_that_is_an_interview_question_fails_the_build(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    from careerbot.index import build_index
+
+    (path,) = settings.corpus_dir.glob("*.speakers.toml")
+    question = "What are some tips for the interview process?"
+    path.write_text(path.read_text() + f'\n[uncovered.pay]\nphrasings = ["{question}"]\n')
+    with pytest.raises(CareerbotError, match="is an interview question or one of its phrasings"):
+        build_index(settings, fake_embedder)
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    bogus = tmp_path / "questions.sqlite"
+    bogus.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CareerbotError, match="cannot open the question log"):
+        connect(f"sqlite:///{bogus}")

@@ -290,6 +290,11 @@ BAD_METADATA = {
     ),
     "an empty phrasing": ('[uncovered.pay]\nphrasings = [" "]', "[uncovered] 'pay': expected"),
     "an unknown key": ('[uncovered.pay]\nphrasing = ["x"]', "[uncovered] 'pay': expected"),
+    "a control character": (
+        '[uncovered.pay]\nphrasings = ["a\\u0007b"]',
+        "without control characters",
+    ),
+    "nested too deeply": ("x = " + "[" * 5000 + "]" * 5000, "nested too deeply"),
     "a topic name with spaces": (
         '[uncovered."work life"]\nphrasings = ["x"]',
         "a topic's name is lowercase words joined by hyphens",

@@ -12,6 +12,7 @@ result replaces the file whole (a temporary file, then os.replace), so a crash m
 leaves the old file and a reader never sees half of the new one.
 """
 
+import fcntl
 import os
 import re
 import stat
@@ -25,6 +26,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Comment, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
+from careerbot.metadata import MAX_PHRASING_CHARS
 from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, speakers_file
 
 Section = Literal["questions", "uncovered"]
@@ -142,15 +144,24 @@ def add_phrasing(path: Path, section: Section, key: str, phrasing: str) -> bool:
     phrasing = phrasing.strip()
     if not phrasing:
         raise CareerbotError("a phrasing must not be empty")
+    if len(phrasing) > MAX_PHRASING_CHARS:
+        raise CareerbotError(f"a phrasing may be at most {MAX_PHRASING_CHARS} characters")
     if section == "uncovered":
         topic_name(key)
-    document = read(path)
-    phrasings = phrasings_of(path, document, section, key, create=True)
-    assert phrasings is not None  # made when missing
-    if plain(phrasing) in {plain(p) for p in phrasings}:
-        return False
-    phrasings.append(phrasing)
-    replace(path, tomlkit.dumps(document))
+    # One writer at a time: two reviews of one file must not lose each other's additions.
+    # The lock is on the folder (the file itself is replaced, so it cannot hold one).
+    folder = os.open(path.resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        document = read(path)
+        phrasings = phrasings_of(path, document, section, key, create=True)
+        assert phrasings is not None  # made when missing
+        if plain(phrasing) in {plain(p) for p in phrasings}:
+            return False
+        phrasings.append(phrasing)
+        replace(path, tomlkit.dumps(document))
+    finally:
+        os.close(folder)  # and with it the lock
     return True
 
 

@@ -22,7 +22,7 @@ from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
 from careerbot.lexical import SYNONYMS_FILE, Synonyms
 from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME
-from careerbot.transcript import Speaker, parse_corpus
+from careerbot.transcript import Speaker, Transcript, parse_corpus
 
 # 2: the version folder's name carries its manifest's digest.
 FORMAT = 2
@@ -87,6 +87,10 @@ class Manifest(BaseModel):
     def valid_synonyms(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
         Synonyms.checked(table, "synonyms")
         return table
+
+
+def plain(text: str) -> str:
+    return " ".join(text.casefold().split())
 
 
 def merged(tables: list[dict[str, tuple[str, ...]]]) -> dict[str, list[str]]:
@@ -329,11 +333,29 @@ def write_index(
     return version
 
 
+def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The corpus's phrasings and uncovered topics; an uncovered topic may not claim an
+    interview question or a phrasing, which would make that question unanswerable."""
+    phrasings = merged([t.curation.phrasings for t in transcripts])
+    uncovered = merged([t.curation.uncovered for t in transcripts])
+    covered = {plain(text) for q, texts in phrasings.items() for text in (q, *texts)}
+    covered |= {plain(question.text) for t in transcripts for question in t.questions}
+    for name, texts in uncovered.items():
+        for text in texts:
+            if plain(text) in covered:
+                raise CareerbotError(
+                    f"[uncovered.{name}] lists {text[:100]!r}, which is an interview question "
+                    "or one of its phrasings; a question cannot be both covered and not"
+                )
+    return phrasings, uncovered
+
+
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
     """Parse, chunk and embed the whole corpus into settings.index_dir."""
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
+    phrasings, uncovered = curation(transcripts)
     synonyms = Synonyms.read(settings.corpus_dir)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
     passages: list[Passage] = []
@@ -363,8 +385,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "corpus_sha256": corpus_digest,
         "chunking": {"passage_tokens": settings.passage_tokens, "window": embedder.window},
         "synonyms": synonyms.table,
-        "phrasings": merged([t.curation.phrasings for t in transcripts]),
-        "uncovered": merged([t.curation.uncovered for t in transcripts]),
+        "phrasings": phrasings,
+        "uncovered": uncovered,
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -36,6 +36,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise CareerbotError(f"{path}: {error}") from None
+    except RecursionError:
+        raise CareerbotError(f"{path}: nested too deeply to be a metadata file") from None
 
 
 def phrasings_of(table: object, where: str) -> Phrasings:
@@ -51,12 +53,13 @@ def phrasings_of(table: object, where: str) -> Phrasings:
             or not isinstance(texts, list)
             or not texts
             or not all(
-                isinstance(t, str) and 0 < len(t.strip()) <= MAX_PHRASING_CHARS for t in texts
+                isinstance(t, str) and 0 < len(t.strip()) <= MAX_PHRASING_CHARS and t.isprintable()
+                for t in texts
             )
         ):
             raise CareerbotError(
                 f"{where} {key!r}: expected phrasings = a list of one or more texts "
-                f"of at most {MAX_PHRASING_CHARS} characters"
+                f"of at most {MAX_PHRASING_CHARS} characters, without control characters"
             )
         found[key] = tuple(dict.fromkeys(t.strip() for t in texts))
     return found
@@ -69,7 +72,7 @@ def curation_from(data: dict[str, Any], path: Path) -> Curation:
     for name in uncovered:
         if not TOPIC_NAME.fullmatch(name):
             raise CareerbotError(
-                f"{path.name}: [uncovered.{name}]: a topic's name is lowercase words joined "
+                f"{path.name}: [uncovered] {name!r}: a topic's name is lowercase words joined "
                 "by hyphens, such as remote-work"
             )
     return Curation(phrasings, uncovered)

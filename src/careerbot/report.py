@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder
+from careerbot.metadata import MAX_PHRASING_CHARS
 from careerbot.store import asks, connect, picks, votes
 
 # Unanswered questions whose vectors are at least this close are counted as one. Measured
@@ -256,6 +257,16 @@ def same_text(a: str, b: str) -> bool:
     return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
 
 
+# Placeholders redaction put in: a question holding them is someone's, not a phrasing.
+PLACEHOLDERS = ("[email]", "[phone]", "[url]")
+
+
+def usable(candidate: Candidate) -> bool:
+    """Whether a candidate could go into a metadata file as it is."""
+    text = candidate.phrasing
+    return len(text.strip()) <= MAX_PHRASING_CHARS and not any(p in text for p in PLACEHOLDERS)
+
+
 def propose(
     picked: Iterable[Candidate],
     judged: Sequence[tuple[str, bool, str, dict[str, float]]],
@@ -273,7 +284,11 @@ def propose(
     kept = []
     for candidate in found:
         key = (" ".join(candidate.phrasing.casefold().split()), candidate.question)
-        if key not in seen and not same_text(candidate.phrasing, candidate.question):
+        if (
+            key not in seen
+            and usable(candidate)
+            and not same_text(candidate.phrasing, candidate.question)
+        ):
             seen.add(key)
             kept.append(candidate)
     return tuple(kept)

@@ -36,7 +36,7 @@ class Weights:
     coverage: float = 0.5
     # A question is about an uncovered topic when one of its phrasings is nearer than any
     # interview question or phrasing by this margin, and at least this near.
-    uncovered_margin: float = 0.0
+    uncovered_margin: float = 0.02
     uncovered_floor: float = 0.3
 
 

@@ -85,7 +85,7 @@ def connect(url: str) -> Engine:
         migrate(engine)
     except OSError as error:
         raise CareerbotError(f"cannot open the question log ({error})") from None
-    except sa.exc.OperationalError as error:
+    except sa.exc.DBAPIError as error:  # not a database, or not reachable
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise CareerbotError(f"cannot open the question log ({reason})") from None
     return engine
