@@ -21,18 +21,18 @@ FLOORS = {
     "heldout": {
         "top1": 0.84,
         "evidence1": 0.74,
-        "offtopic_rejected": 0.90,
+        "offtopic_rejected": 0.95,
         "false_rejection": 0.05,
     },
     "heldout-2": {
         "top1": 0.82,
         "evidence1": 0.71,
-        "offtopic_rejected": 0.85,
+        "offtopic_rejected": 0.95,
         "false_rejection": 0.05,
     },
     "second": {"top1": 0.90, "evidence1": 0.90, "offtopic_rejected": 0.75, "false_rejection": 0.05},
     # Career questions the interviews do not cover, and long questions as people post them.
-    "uncovered-tune": {"offtopic_rejected": 0.85},
+    "uncovered-tune": {"offtopic_rejected": 0.90},
     "uncovered-heldout": {"offtopic_rejected": 0.85},
     "longform-tune": {"top1": 0.75, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.75, "false_rejection": 0.10},
@@ -81,3 +81,20 @@ def test_quality_with_a_second_transcript_in_the_corpus(
     shutil.copytree(DATA / "second", corpus, dirs_exist_ok=True)
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     check(measure(built(settings, real_embedder), "second.jsonl"), FLOORS["second"])
+
+
+@pytest.mark.model
+def test_a_question_naming_the_company_about_an_uncovered_topic_says_which(
+    tmp_path: Path, real_embedder: OnnxEmbedder
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from careerbot.api import create_app
+
+    settings = Settings(index_dir=tmp_path / "index")
+    build_index(settings, real_embedder)
+    with TestClient(create_app(settings, real_embedder)) as client:
+        paid = client.post("/ask", json={"question": "how much do ML engineers at Airbnb earn?"})
+        hired = client.post("/ask", json={"question": "how does Airbnb hire ML engineers?"})
+    assert (paid.json()["answered"], paid.json()["uncovered"]) == (False, "pay")
+    assert hired.json()["answered"] is True and hired.json()["uncovered"] is None

@@ -337,10 +337,16 @@ def create_app(
         # only waits for it. Scoring the passages takes well under a millisecond. Only a
         # complete, valid question takes one of the slots.
         with request.app.state.slots.take():
-            text = chosen.query_text(body.question)
             model: BatchingEmbedder = request.app.state.model
-            query = await asyncio.wrap_future(model.submit(text))
-            result = chosen.ask(body.question, body.top_k, body.speaker, query=query)
+            # The question as the model sees it, and, when it names a speaker or their
+            # organization, without those words to judge its topic: embedded together.
+            text, unnamed = chosen.query_text(body.question), chosen.topic_text(body.question)
+            wanted = [t for t in (text, unnamed) if t is not None]
+            vectors = await asyncio.gather(*(asyncio.wrap_future(model.submit(t)) for t in wanted))
+            query, topic_query = vectors[0], vectors[-1]
+            result = chosen.ask(
+                body.question, body.top_k, body.speaker, query=query, topic_query=topic_query
+            )
         response = AskResponse(
             id=uuid.uuid4().hex,
             question=result.question,

@@ -173,14 +173,30 @@ class Searcher:
         """What the model embeds for a question: typos repaired, abbreviations expanded."""
         return self.synonyms.expand(self.lexicon.repair(question))
 
+    def topic_text(self, question: str) -> str | None:
+        """What the model embeds to judge whether a question is about an uncovered topic:
+        the question without the words that name a speaker or their organization (the
+        model ranks "how much do engineers at Airbnb earn" near any question naming
+        Airbnb); None when it names nobody, or the corpus lists no uncovered topics."""
+        if self.uncovered_vectors is None:
+            return None
+        repaired = self.lexicon.repair(question)
+        _, naming = self.named_speakers(repaired)
+        if not naming:
+            return None
+        kept = [w for w in repaired.split() if "".join(WORD.findall(w.lower())) not in naming]
+        return self.synonyms.expand(" ".join(kept))
+
     def ask(
         self,
         question: str,
         top_k: int = 3,
         speaker: str | None = None,
         query: Vectors | None = None,
+        topic_query: Vectors | None = None,
     ) -> Result:
-        """The best answers to a question; `query` is its embedding, when already made."""
+        """The best answers to a question; `query` is the embedding of its query_text and
+        `topic_query` that of its topic_text, when already made."""
         only = self.resolve_speaker(speaker) if speaker else None
         repaired = self.lexicon.repair(question)
         if query is None:
@@ -191,7 +207,10 @@ class Searcher:
         lexical = self.lexicon.scores(terms)
         topical = np.full(len(self.topics), -1.0, dtype=np.float32)
         np.maximum.at(topical, self.view_topic, self.view_vectors @ query[0])
-        uncovered = self.uncovered_topic(query, topical)
+        if topic_query is None:
+            unnamed = self.topic_text(question)
+            topic_query = query if unnamed is None else self.embedder.embed([unnamed])
+        uncovered = self.uncovered_topic(topic_query)
         if uncovered is not None:
             return Result(question, [], self.suggest(topical), uncovered)
         confidence = self.lexicon.coverage(terms) ** self.weights.coverage
@@ -236,10 +255,12 @@ class Searcher:
             )
         return Result(question, hits, [] if hits else self.suggest(topical))
 
-    def uncovered_topic(self, query: Vectors, topical: Vectors) -> str | None:
+    def uncovered_topic(self, query: Vectors) -> str | None:
         """The uncovered topic a question is nearer to than to anything covered, if any."""
         if self.uncovered_vectors is None:
             return None
+        topical = np.full(len(self.topics), -1.0, dtype=np.float32)
+        np.maximum.at(topical, self.view_topic, self.view_vectors @ query[0])
         near = self.uncovered_vectors @ query[0]
         best = int(np.argmax(near))
         margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
