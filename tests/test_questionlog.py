@@ -29,7 +29,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         pytest.skip("no PostgreSQL: run the suite with scripts/test.sh")
     engine = sa.create_engine(POSTGRES)
     with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE IF EXISTS picks, votes, asks, alembic_version"))
+        connection.execute(
+            sa.text("DROP TABLE IF EXISTS skips, picks, votes, asks, alembic_version")
+        )
     engine.dispose()
     return POSTGRES
 
@@ -210,7 +212,7 @@ def test_migrations_run_once_and_again_without_harm(database_url: str) -> None:
         engine = connect(database_url)
         with engine.connect() as connection:
             version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert [row[0] for row in version] == ["0001"]
+            assert [row[0] for row in version] == ["0002"]
         engine.dispose()
 
 

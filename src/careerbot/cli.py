@@ -6,11 +6,13 @@ import logging
 import sys
 import textwrap
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
@@ -35,6 +37,7 @@ from careerbot.report import (
     render,
 )
 from careerbot.search import Result, Searcher
+from careerbot.store import skips, upsert
 
 
 def parser() -> argparse.ArgumentParser:
@@ -194,7 +197,7 @@ def curate(
     engine = existing_log(settings.database)
     try:
         if command == "review":
-            review(settings, proposals(engine, since, answers))
+            review(settings, proposals(engine, since, answers), engine)
             return
         made = build_report(engine, embedder, since, answers)
     finally:
@@ -202,16 +205,24 @@ def curate(
     print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
 
 
-def review(settings: Settings, candidates: Sequence[Candidate]) -> None:
-    """Offer each proposed phrasing not decided on before; write down what is accepted."""
+def review(settings: Settings, candidates: Sequence[Candidate], engine: Engine) -> None:
+    """Offer each proposed phrasing not decided on before (accepted into a metadata file,
+    or skipped in an earlier review); write down what is accepted, remember what is not."""
     files = metadata_files(settings.corpus_dir, settings.max_transcript_bytes)
+    with engine.connect() as connection:
+        skipped = {(row.phrasing, row.question) for row in connection.execute(sa.select(skips))}
     pending = []
+    gone = set()
     for candidate in candidates:
         path = files.get(candidate.question)
         if path is None:
-            warn(f"no transcript asks {candidate.question[:80]!r} any more; skipped")
+            gone.add(candidate.question)
+        elif (candidate.phrasing, candidate.question) in skipped:
+            continue
         elif not curated(path, candidate.question, candidate.phrasing):
             pending.append((candidate, path))
+    for question in sorted(gone):
+        warn(f"no transcript asks {question[:80]!r} any more; its candidates are left out")
     if not pending:
         print("Nothing to review.")
         return
@@ -224,7 +235,15 @@ def review(settings: Settings, candidates: Sequence[Candidate]) -> None:
         decision = decide(candidate.question)
         if decision is None:
             break
-        if decision != "skip" and add_phrasing(path, *decision, candidate.phrasing):
+        if decision == "skip":
+            with engine.begin() as connection:
+                row = {
+                    "phrasing": candidate.phrasing,
+                    "question": candidate.question,
+                    "skipped_at": datetime.now(UTC),
+                }
+                connection.execute(upsert(engine, skips, ["phrasing", "question"]), row)
+        elif add_phrasing(path, *decision, candidate.phrasing):
             added += 1
             print(f"  added to {path}")
     print(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")

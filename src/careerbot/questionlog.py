@@ -22,7 +22,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from careerbot.store import asks, picks, upsert, votes
+from careerbot.store import asks, picks, skips, upsert, votes
 
 log = logging.getLogger("careerbot")
 
@@ -269,6 +269,8 @@ class QuestionLog:
                 connection.execute(sa.delete(votes).where(votes.c.ask_id.in_(old)))
                 connection.execute(sa.delete(picks).where(picks.c.ask_id.in_(old)))
                 connection.execute(sa.delete(asks).where(asks.c.asked_at < cutoff))
+                # A skipped phrasing is someone's question too: it goes with the rest.
+                connection.execute(sa.delete(skips).where(skips.c.skipped_at < cutoff))
         except Exception as error:
             log.warning("question log: old records not purged (%s)", error)
 

@@ -57,6 +57,17 @@ picks = sa.Table(
 )
 
 
+# Phrasings a curator skipped in `careerbot review`: not offered again.
+skips = sa.Table(
+    "skips",
+    metadata,
+    sa.Column("phrasing", sa.Text),
+    sa.Column("question", sa.Text),
+    sa.Column("skipped_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("phrasing", "question"),
+)
+
+
 def on_sqlite_connect(connection: Any, record: Any) -> None:
     cursor = connection.cursor()
     # WAL: readers (report, feedback checks) never wait for the writer; foreign keys are
