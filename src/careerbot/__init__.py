@@ -12,6 +12,13 @@ class CareerbotError(Exception):
     """A problem a person can fix; its message is one line meant for them."""
 
 
+def left_by_dead_writer(name: str, prefix: str) -> bool:
+    """Whether a temporary file or folder named <prefix><pid>-... belongs to a process that
+    is gone (killed midway: what it left can go) rather than one still at work."""
+    pid = name.removeprefix(prefix).split("-")[0]
+    return not (pid.isdigit() and alive(int(pid)))
+
+
 def alive(pid: int) -> bool:
     """Whether a process with this id is running (leftovers of dead ones can go)."""
     try:

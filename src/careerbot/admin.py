@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from careerbot import CareerbotError
-from careerbot.errors import ErrorField, ErrorResponse, error_response
+from careerbot.errors import ErrorField, ErrorResponse, error_response, unavailable
 from careerbot.report import Report, answer_facts, build_report, parse_since
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -68,9 +68,7 @@ def admin_router(token: str) -> APIRouter:
         try:
             made = await run_in_threadpool(report)
         except SQLAlchemyError:  # the database is down: not the caller's fault, nor a 500
-            response = error_response(503, "the question log cannot be read now; try again")
-            response.headers["Retry-After"] = "10"
-            return response
+            return unavailable("the question log cannot be read now; try again", retry_after=10)
         # The report holds what people asked: no cache keeps a copy.
         return JSONResponse(made.to_json(), headers={"Cache-Control": "no-store"})
 

@@ -33,6 +33,7 @@ from careerbot.errors import (
     ErrorField,
     describe,
     error_response,
+    unavailable,
     valid_unicode,
 )
 from careerbot.feedback import FEEDBACK_FIELDS
@@ -318,9 +319,7 @@ def create_app(
 
     @app.exception_handler(Busy)
     async def busy(request: Request, error: Busy) -> Response:
-        response = error_response(503, "careerbot is busy; try again in a moment")
-        response.headers["Retry-After"] = "1"
-        return response
+        return unavailable("careerbot is busy; try again in a moment")
 
     def searcher(request: Request) -> Searcher:
         found: Searcher = request.app.state.watch.searcher

@@ -26,7 +26,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Comment, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
-from careerbot.metadata import MAX_PHRASING_CHARS
+from careerbot.metadata import MAX_PHRASING_CHARS, plain
 from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, speakers_file
 
 Section = Literal["questions", "uncovered"]
@@ -55,11 +55,6 @@ def metadata_files(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> d
         for asked in transcript.questions:
             found.setdefault(asked.text, path)
     return found
-
-
-def plain(text: str) -> str:
-    """Text as compared for duplicates: case and runs of spaces do not make a new phrasing."""
-    return " ".join(text.casefold().split())
 
 
 def read(path: Path) -> tomlkit.TOMLDocument:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from careerbot import CareerbotError, alive
+from careerbot import CareerbotError, left_by_dead_writer
 from careerbot.config import BUNDLED_MODEL, Settings
 
 Vectors = NDArray[np.float32]
@@ -180,8 +180,7 @@ WRITING = ".writing-"
 def remove_dead_writes(folder: Path) -> None:
     """Remove the temporary files of writers that died before moving them into place."""
     for leftover in folder.glob(f"{WRITING}*"):
-        pid = leftover.name.removeprefix(WRITING).split("-")[0]
-        if not (pid.isdigit() and alive(int(pid))):
+        if left_by_dead_writer(leftover.name, WRITING):
             leftover.unlink(missing_ok=True)
 
 

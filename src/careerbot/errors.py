@@ -41,6 +41,13 @@ def error_response(status: int, detail: str, errors: list[ErrorField] | None = N
     return JSONResponse(body.model_dump(), status_code=status)
 
 
+def unavailable(detail: str, retry_after: int = 1) -> Response:
+    """503: not the caller's fault; worth trying again after a while."""
+    response = error_response(503, detail)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 MESSAGES = {
     "missing": "is required",
     "int_type": "must be a whole number (not text, a fraction or true/false)",

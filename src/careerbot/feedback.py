@@ -17,6 +17,7 @@ from careerbot.errors import (
     ErrorField,
     ErrorResponse,
     error_response,
+    unavailable,
     valid_unicode,
 )
 from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
@@ -121,9 +122,7 @@ async def feedback(body: FeedbackRequest, request: Request) -> Response:
 
 
 def busy(reason: str) -> Response:
-    response = error_response(503, f"{reason}; try again in a moment")
-    response.headers["Retry-After"] = "1"
-    return response
+    return unavailable(f"{reason}; try again in a moment")
 
 
 # With several servers on one PostgreSQL, an ask answered by one may not be written yet

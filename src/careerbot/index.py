@@ -16,12 +16,18 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
-from careerbot import SMALL_FILE_BYTES, CareerbotError, __version__, alive, read_limited
+from careerbot import (
+    SMALL_FILE_BYTES,
+    CareerbotError,
+    __version__,
+    left_by_dead_writer,
+    read_limited,
+)
 from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
 from careerbot.lexical import SYNONYMS_FILE, Synonyms
-from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME
+from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME, plain
 from careerbot.transcript import Speaker, Transcript, parse_corpus
 
 # 2: the version folder's name carries its manifest's digest.
@@ -87,10 +93,6 @@ class Manifest(BaseModel):
     def valid_synonyms(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
         Synonyms.checked(table, "synonyms")
         return table
-
-
-def plain(text: str) -> str:
-    return " ".join(text.casefold().split())
 
 
 def merged(tables: list[dict[str, tuple[str, ...]]]) -> dict[str, list[str]]:
@@ -203,10 +205,7 @@ def current_version(index_dir: Path) -> Path | None:
     pointer = index_dir / POINTER
     if not os.path.lexists(pointer):
         return None
-    try:
-        raw = read_limited(pointer, 4096)
-    except CareerbotError as error:
-        raise CareerbotError(f"{error}; {REBUILD}") from None
+    raw = read_data(pointer, 4096)
     name = raw.decode("ascii", "replace").strip()
     if not VERSION_NAME.fullmatch(name):
         raise CareerbotError(
@@ -240,8 +239,7 @@ def clean_up(index_dir: Path) -> list[str]:
     good, doomed = [], []
     for folder in folders:
         if folder.name.startswith(BUILDING):
-            pid = folder.name.removeprefix(BUILDING).split("-")[0]
-            if not (pid.isdigit() and alive(int(pid))):
+            if left_by_dead_writer(folder.name, BUILDING):
                 doomed.append(folder)
         elif folder.name.startswith(".") or folder == current:
             continue

@@ -3,7 +3,6 @@
 import functools
 import math
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
@@ -16,7 +15,8 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 from spellchecker import SpellChecker
 
-from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
+from careerbot import CareerbotError
+from careerbot.metadata import read_toml
 
 SYNONYMS_FILE = "synonyms.toml"
 # Words people add when chatting that say nothing about the topic.
@@ -86,11 +86,7 @@ class Synonyms:
         path = corpus_dir / SYNONYMS_FILE
         if not path.exists():
             return cls({})
-        try:
-            data = tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise CareerbotError(f"{path}: {error}") from None
-        return cls.checked(data.get("synonyms", {}), str(path))
+        return cls.checked(read_toml(path).get("synonyms", {}), str(path))
 
     def expand(self, text: str) -> str:
         """Text with each abbreviation followed by its long forms: "ML (machine learning)"."""

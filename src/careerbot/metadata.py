@@ -31,6 +31,11 @@ class Curation:
     uncovered: Phrasings = field(default_factory=dict)
 
 
+def plain(text: str) -> str:
+    """Text as compared for sameness: case and runs of spaces make no difference."""
+    return " ".join(text.casefold().split())
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))

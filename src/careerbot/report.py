@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder
-from careerbot.metadata import MAX_PHRASING_CHARS
+from careerbot.metadata import MAX_PHRASING_CHARS, plain
 from careerbot.store import asks, connect, picks, votes
 
 # Unanswered questions whose vectors are at least this close are counted as one. Measured
@@ -253,10 +253,6 @@ def group(counts: Mapping[str, int], embedder: Embedder) -> tuple[Group, ...]:
     return tuple(sorted(groups, key=lambda g: (-g.count, g.questions[0])))
 
 
-def same_text(a: str, b: str) -> bool:
-    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
-
-
 # Placeholders redaction put in: a question holding them is someone's, not a phrasing.
 PLACEHOLDERS = ("[email]", "[phone]", "[url]")
 
@@ -283,11 +279,11 @@ def propose(
     seen: set[tuple[str, str]] = set()
     kept = []
     for candidate in found:
-        key = (" ".join(candidate.phrasing.casefold().split()), candidate.question)
+        key = (plain(candidate.phrasing), candidate.question)
         if (
             key not in seen
             and usable(candidate)
-            and not same_text(candidate.phrasing, candidate.question)
+            and plain(candidate.phrasing) != plain(candidate.question)
         ):
             seen.add(key)
             kept.append(candidate)

@@ -178,14 +178,21 @@ class Searcher:
         the question without the words that name a speaker or their organization (the
         model ranks "how much do engineers at Airbnb earn" near any question naming
         Airbnb); None when it names nobody, or the corpus lists no uncovered topics."""
-        if self.uncovered_vectors is None:
-            return None
         repaired = self.lexicon.repair(question)
-        _, naming = self.named_speakers(repaired)
-        if not naming:
+        return self.unnamed(repaired, self.named_speakers(repaired)[1])
+
+    def unnamed(self, repaired: str, naming: set[str]) -> str | None:
+        """topic_text, from the repaired question and the words that name someone."""
+        if self.uncovered_vectors is None or not naming:
             return None
         kept = [w for w in repaired.split() if "".join(WORD.findall(w.lower())) not in naming]
         return self.synonyms.expand(" ".join(kept))
+
+    def topical(self, query: Vectors) -> Vectors:
+        """Per interview question, its nearest view (itself or a phrasing) to the query."""
+        topical = np.full(len(self.topics), -1.0, dtype=np.float32)
+        np.maximum.at(topical, self.view_topic, self.view_vectors @ query[0])
+        return topical
 
     def ask(
         self,
@@ -205,12 +212,14 @@ class Searcher:
         # Who is named steers the choice of speaker, not the word matching.
         terms = self.lexicon.terms(repaired, ignore=naming)
         lexical = self.lexicon.scores(terms)
-        topical = np.full(len(self.topics), -1.0, dtype=np.float32)
-        np.maximum.at(topical, self.view_topic, self.view_vectors @ query[0])
+        topical = self.topical(query)
         if topic_query is None:
-            unnamed = self.topic_text(question)
+            unnamed = self.unnamed(repaired, naming)
             topic_query = query if unnamed is None else self.embedder.embed([unnamed])
-        uncovered = self.uncovered_topic(topic_query)
+        same = topic_query is query
+        uncovered = self.uncovered_topic(
+            topic_query, topical if same else self.topical(topic_query)
+        )
         if uncovered is not None:
             return Result(question, [], self.suggest(topical), uncovered)
         confidence = self.lexicon.coverage(terms) ** self.weights.coverage
@@ -255,12 +264,11 @@ class Searcher:
             )
         return Result(question, hits, [] if hits else self.suggest(topical))
 
-    def uncovered_topic(self, query: Vectors) -> str | None:
-        """The uncovered topic a question is nearer to than to anything covered, if any."""
+    def uncovered_topic(self, query: Vectors, topical: Vectors) -> str | None:
+        """The uncovered topic a question is nearer to than to anything covered (`topical`,
+        for the same query), if any."""
         if self.uncovered_vectors is None:
             return None
-        topical = np.full(len(self.topics), -1.0, dtype=np.float32)
-        np.maximum.at(topical, self.view_topic, self.view_vectors @ query[0])
         near = self.uncovered_vectors @ query[0]
         best = int(np.argmax(near))
         margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
