@@ -24,6 +24,7 @@ from careerbot.index import (
     searchable,
     sha256,
 )
+from careerbot.search import Searcher
 from tests.conftest import FakeEmbedder, served_version
 
 
@@ -33,7 +34,7 @@ def built(settings: Settings, fake_embedder: FakeEmbedder) -> Path:
     return served_version(settings.index_dir)
 
 
-def test_build_writes_the_three_files_and_a_manifest(
+def test_build_writes_the_data_files_and_a_manifest(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     summary = build_index(settings, fake_embedder)
@@ -80,6 +81,44 @@ def test_round_trip_gives_back_every_passage_in_vector_order(
         assert embedded[position].startswith(passage["question"])
         stored = index.vectors.reconstruct(position)
         assert np.allclose(stored, fake_embedder.embed([embedded[position]])[0])
+
+
+def test_the_views_of_each_interview_question_are_embedded_at_build_not_at_load(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    index = load_index(built.parent.parent, fake_embedder)
+    phrasings = index.manifest.phrasings
+    assert phrasings, "the default corpus lists phrasings"
+    fake_embedder.calls.clear()
+    searcher = Searcher(index, fake_embedder)
+    assert fake_embedder.calls == []  # nothing embedded to load
+    question, texts = next(iter(phrasings.items()))
+    topic = list(searcher.topics).index(question)
+    rows = np.flatnonzero(searcher.view_topic == topic)
+    assert len(rows) == 1 + len(texts)
+    # The first view is the interview question itself, the rest its phrasings.
+    assert np.allclose(searcher.view_vectors[rows[0]], fake_embedder.embed([question])[0])
+    expanded = [searcher.synonyms.expand(text) for text in texts]
+    assert np.allclose(searcher.view_vectors[rows[1:]], fake_embedder.embed(expanded))
+
+
+def test_views_that_do_not_match_the_manifest_are_refused(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    views = np.load(built / "views.npy")
+    np.save(built / "views.npy", views[:-1])
+    sealed = reseal(built)
+    with pytest.raises(CareerbotError, match=r"views\.npy holds float32 \(\d+, 64\), not the \d+"):
+        load_index(sealed.parent.parent, fake_embedder)
+
+
+def test_views_holding_pickled_objects_are_refused_unread(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    np.save(built / "views.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    sealed = reseal(built)
+    with pytest.raises(CareerbotError, match=r"cannot be read \(Object arrays cannot be loaded"):
+        load_index(sealed.parent.parent, fake_embedder)
 
 
 def test_rebuild_publishes_a_new_version_and_keeps_the_last_few(
@@ -293,7 +332,7 @@ MANIFESTS = {
     "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
     "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
     "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
-    "older format": ({"format": 1}, r"format: Input should be 2"),
+    "older format": ({"format": 2}, r"format: Input should be 3"),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
 }
 

@@ -17,16 +17,16 @@ from careerbot.search import Searcher
 from tests.conftest import DATA, ROOT
 
 FLOORS = {
-    "tune": {"top1": 0.89, "evidence1": 0.82, "offtopic_rejected": 0.93, "false_rejection": 0.05},
+    "tune": {"top1": 0.91, "evidence1": 0.84, "offtopic_rejected": 0.93, "false_rejection": 0.05},
     "heldout": {
-        "top1": 0.84,
-        "evidence1": 0.74,
+        "top1": 0.88,
+        "evidence1": 0.80,
         "offtopic_rejected": 0.95,
         "false_rejection": 0.05,
     },
     "heldout-2": {
-        "top1": 0.82,
-        "evidence1": 0.71,
+        "top1": 0.86,
+        "evidence1": 0.75,
         "offtopic_rejected": 0.95,
         "false_rejection": 0.05,
     },

@@ -1,6 +1,7 @@
 """Build the index directory, write it atomically, and load it only when it verifies."""
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -30,9 +31,9 @@ from careerbot.lexical import SYNONYMS_FILE, Synonyms
 from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME, plain
 from careerbot.transcript import Speaker, Transcript, parse_corpus
 
-# 2: the version folder's name carries its manifest's digest.
-FORMAT = 2
-DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl")
+# 2: the version folder's name carries its manifest's digest. 3: views.npy.
+FORMAT = 3
+DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl", "views.npy")
 # index_dir/versions/<version>/ holds each build; index_dir/CURRENT names the one served.
 POINTER = "CURRENT"
 VERSIONS = "versions"
@@ -62,7 +63,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[2]
+    format: Literal[3]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
     passages: Count
@@ -132,6 +133,44 @@ class LoadedIndex:
     vectors: faiss.Index
     passages: list[Record]
     answers: dict[str, Record]
+    # The vectors of view_texts(), in its order: the topic views, then the uncovered ones.
+    views: Vectors
+
+
+@dataclass(frozen=True)
+class Views:
+    """What the model embeds for each interview question and each uncovered topic: the
+    question itself and each of its phrasings, which say how else people ask it."""
+
+    topics: list[tuple[str, str]]  # (interview question, view text)
+    uncovered: list[tuple[str, str]]  # (topic name, phrasing)
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for _, text in (*self.topics, *self.uncovered)]
+
+
+def view_texts(
+    questions: list[str],
+    phrasings: dict[str, list[str]],
+    uncovered: dict[str, list[str]],
+    synonyms: Synonyms,
+) -> Views:
+    """The views of the corpus's interview questions (in the order given) and of its
+    uncovered topics; phrasings have their abbreviations expanded, as questions asked do."""
+    return Views(
+        [
+            (question, text if text == question else synonyms.expand(text))
+            for question in questions
+            for text in (question, *phrasings.get(question, []))
+        ],
+        [(name, synonyms.expand(text)) for name, texts in uncovered.items() for text in texts],
+    )
+
+
+def interview_questions(answers: list[Record]) -> list[str]:
+    """The interview questions, each once, in the order of the answers."""
+    return list(dict.fromkeys(answer["question"] for answer in answers))
 
 
 def sha256(path: Path) -> str:
@@ -193,6 +232,12 @@ def write_file(path: Path, data: bytes) -> None:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
+
+
+def npy(vectors: Vectors) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def jsonl(records: list[Record]) -> bytes:
@@ -289,7 +334,12 @@ def searchable(vectors: Vectors, kind: str) -> faiss.Index:
 
 
 def write_index(
-    index_dir: Path, vectors: Vectors, passages: list[Record], answers: list[Record], facts: Record
+    index_dir: Path,
+    vectors: Vectors,
+    views: Vectors,
+    passages: list[Record],
+    answers: list[Record],
+    facts: Record,
 ) -> str:
     """Write a new version folder, then point CURRENT at it; return the version's name.
     (Old versions are then for clean_up to remove.)
@@ -309,6 +359,7 @@ def write_index(
         )
         write_file(staging / "passages.jsonl", jsonl(passages))
         write_file(staging / "answers.jsonl", jsonl(answers))
+        write_file(staging / "views.npy", npy(views))
         files = {name: sha256(staging / name) for name in DATA_FILES}
         sizes = {name: (staging / name).stat().st_size for name in DATA_FILES}
         manifest = json.dumps({**facts, "files": files, "sizes": sizes}, indent=2) + "\n"
@@ -370,6 +421,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
             )
             bar.update(len(answer.text))
     vectors = embedder.embed([embedding_text(p.answer, p.text) for p in passages], progress)
+    records = [answer_record(a) for a in answers]
+    views = view_texts(interview_questions(records), phrasings, uncovered, synonyms)
+    view_vectors = embedder.embed(views.texts) if views.texts else empty(embedder.dimension)
     speakers = {answer.speaker.id for answer in answers}
     facts = {
         "format": FORMAT,
@@ -391,8 +445,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     version = write_index(
         settings.index_dir,
         vectors,
+        view_vectors,
         [passage_record(p) for p in passages],
-        [answer_record(a) for a in answers],
+        records,
         facts,
     )
     return BuildSummary(
@@ -407,6 +462,10 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
             *clean_up(settings.index_dir),
         ),
     )
+
+
+def empty(dimension: int) -> Vectors:
+    return np.zeros((0, dimension), dtype=np.float32)
 
 
 def read_jsonl(data: bytes) -> list[Record]:
@@ -504,7 +563,14 @@ def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
         vectors = faiss.deserialize_index(np.frombuffer(data["faiss.index"], dtype=np.uint8))
         passages = read_jsonl(data["passages.jsonl"])
         answers = {record["id"]: record for record in read_jsonl(data["answers.jsonl"])}
-    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        views = np.load(io.BytesIO(data["views.npy"]), allow_pickle=False)
+        expected = view_texts(
+            interview_questions(list(answers.values())),
+            manifest.phrasings,
+            manifest.uncovered,
+            Synonyms(manifest.synonyms),
+        )
+    except (RuntimeError, ValueError, KeyError, TypeError, EOFError) as error:
         raise CareerbotError(f"{version_dir} cannot be read ({error}); {REBUILD}") from None
     if vectors.d != manifest.dimension:
         raise CareerbotError(
@@ -518,7 +584,12 @@ def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
         )
     if any(not isinstance(p, dict) or p.get("answer_id") not in answers for p in passages):
         raise CareerbotError(f"{version_dir}: a passage names an unknown answer; {REBUILD}")
-    return LoadedIndex(version_dir.name, manifest, vectors, passages, answers)
+    if views.dtype != np.float32 or views.shape != (len(expected.texts), manifest.dimension):
+        raise CareerbotError(
+            f"{version_dir}/views.npy holds {views.dtype} {views.shape}, not the "
+            f"{len(expected.texts)} views of the manifest; {REBUILD}"
+        )
+    return LoadedIndex(version_dir.name, manifest, vectors, passages, answers, views)
 
 
 def search_vectors(index: faiss.Index, query: Vectors, k: int) -> tuple[np.ndarray, np.ndarray]:

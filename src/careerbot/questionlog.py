@@ -206,10 +206,13 @@ class QuestionLog:
                 continue
             # Gather for a moment: a transaction per record would cost /ask a good share
             # of the CPU under load; one per GATHER_SECONDS costs it nothing measurable.
-            until = time.monotonic() + self.GATHER_SECONDS
+            # Sleep, then take what came: waiting on the queue instead would wake this
+            # thread (and take the interpreter lock from /ask) at every record.
+            if STOP not in batch:
+                time.sleep(self.GATHER_SECONDS)
             while len(batch) < self.BATCH and STOP not in batch:
                 try:
-                    batch.append(self.queue.get(timeout=max(0.0, until - time.monotonic())))
+                    batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
             self.write([r for r in batch if r is not STOP])  # type: ignore[misc]

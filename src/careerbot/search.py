@@ -11,7 +11,7 @@ from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder, Vectors
-from careerbot.index import LoadedIndex, Record, search_vectors
+from careerbot.index import LoadedIndex, Record, search_vectors, view_texts
 from careerbot.lexical import WORD, Lexicon, Synonyms
 
 # Passages taken from the vector index for each question; all of a corpus up to this size.
@@ -118,24 +118,14 @@ class Searcher:
         self.synonyms = Synonyms(index.manifest.synonyms)
         # Each interview question is compared by its own words and by each other way the
         # corpus's curators say people ask it: a question's topic is its nearest view.
-        phrasings = index.manifest.phrasings
-        views = [
-            (number, text if text == question else self.synonyms.expand(text))
-            for number, question in enumerate(self.topics)
-            for text in (question, *phrasings.get(question, []))
-        ]
-        self.view_topic = np.array([number for number, _ in views])
-        self.view_vectors = embedder.embed([text for _, text in views])
-        uncovered = index.manifest.uncovered
-        self.uncovered_names = [name for name, texts in uncovered.items() for _ in texts]
-        self.uncovered_vectors = (
-            embedder.embed(
-                [self.synonyms.expand(text) for texts in uncovered.values() for text in texts]
-            )
-            if uncovered
-            else None
-        )
+        # The views were embedded when the index was built.
+        manifest = index.manifest
+        views = view_texts(list(self.topics), manifest.phrasings, manifest.uncovered, self.synonyms)
         topic_of = {question: i for i, question in enumerate(self.topics)}
+        self.view_topic = np.array([topic_of[question] for question, _ in views.topics])
+        self.view_vectors = index.views[: len(views.topics)]
+        self.uncovered_names = [name for name, _ in views.uncovered]
+        self.uncovered_vectors = index.views[len(views.topics) :] if views.uncovered else None
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = np.array([topic_of[p["question"]] for p in index.passages])
         self.passage_speaker = np.array([p["speaker"]["id"] for p in index.passages])
