@@ -3,6 +3,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,6 +50,43 @@ def test_ask_returns_attributed_answers_in_the_contract_shape(client: TestClient
         assert 1 <= first <= last
     scores = [answer["score"] for answer in body["answers"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def sources_after_rebuild(settings: Settings, embedder: FakeEmbedder) -> list[dict[str, Any]]:
+    """The answers /ask gives for one question, from an index built anew."""
+    build_index(settings, embedder)
+    with TestClient(create_app(settings, embedder)) as client:
+        answers = client.post("/ask", json={"question": "hiring process"}).json()["answers"]
+    assert answers
+    return list(answers)
+
+
+def test_ask_answers_carry_the_interview_title_date_and_url(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    metadata = settings.corpus_dir / "ml-engineer-career-qa.speakers.toml"
+    text = metadata.read_text(encoding="utf-8")
+    title = text[text.index("title = ") : text.index("\n", text.index("title = "))]
+    interview = f'{title}\ndate = 2019-01-15\nurl = "https://example.org/ml-qa"'
+    metadata.write_text(text.replace(title, interview), encoding="utf-8")
+    for answer in sources_after_rebuild(settings, fake_embedder):
+        source = answer["source"]
+        assert source["title"] == (
+            "Machine learning engineer careers: Q&A with Airbnb and SurveyMonkey engineers"
+        )
+        assert (source["date"], source["url"]) == ("2019-01-15", "https://example.org/ml-qa")
+
+
+def test_ask_answers_without_interview_metadata_have_null_title_date_and_url(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    metadata = settings.corpus_dir / "ml-engineer-career-qa.speakers.toml"
+    text = metadata.read_text(encoding="utf-8")
+    metadata.write_text(text[text.index("\n# Who speaks") :], encoding="utf-8")
+    for answer in sources_after_rebuild(settings, fake_embedder):
+        source = answer["source"]
+        assert set(source) == {"document", "lines", "title", "date", "url"}
+        assert (source["title"], source["date"], source["url"]) == (None, None, None)
 
 
 def test_ask_question_is_trimmed(client: TestClient) -> None:
@@ -238,6 +276,9 @@ def test_openapi_lists_the_contract_and_its_errors(client: TestClient) -> None:
         request["properties"]["top_k"]["maximum"],
     ) == (1, 10)
     assert ask["summary"] and "Answer a career question" in ask["description"]
+    source = schema["components"]["schemas"]["Source"]
+    assert source["required"] == ["document", "lines"]
+    assert all(source["properties"][key]["description"] for key in ("title", "date", "url"))
     for path in ("/health", "/speakers", "/topics"):
         assert schema["paths"][path]["get"]["description"]
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from careerbot import CareerbotError
+from careerbot.cli import ensure_index
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.index import (
     DATA_FILES,
@@ -68,7 +69,13 @@ def test_round_trip_gives_back_every_passage_in_vector_order(
         "role": "Machine learning engineer at Airbnb",
         "organization": "Airbnb",
     }
-    assert first["source"] == {"document": "corpus/ml-engineer-career-qa.txt", "lines": [7, 9]}
+    assert first["source"] == {
+        "document": "corpus/ml-engineer-career-qa.txt",
+        "lines": [7, 9],
+        "title": "Machine learning engineer careers: Q&A with Airbnb and SurveyMonkey engineers",
+        "date": None,
+        "url": None,
+    }
     for passage in index.passages:
         answer = index.answers[passage["answer_id"]]
         start, end = passage["span"]
@@ -100,6 +107,59 @@ def test_the_views_of_each_interview_question_are_embedded_at_build_not_at_load(
     assert np.allclose(searcher.view_vectors[rows[0]], fake_embedder.embed([question])[0])
     expanded = [searcher.synonyms.expand(text) for text in texts]
     assert np.allclose(searcher.view_vectors[rows[1:]], fake_embedder.embed(expanded))
+
+
+INTERVIEW = (
+    '[interview]\ntitle = "Ada on computing"\ndate = 1843-09-01\n'
+    'url = "https://example.org/ada"\n\n'
+)
+
+
+def test_the_interview_title_date_and_url_are_in_every_source(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ada.txt").write_text("Why?\n\nAda: I do.\n\nHow?\n\nAda: With care.\n")
+    (corpus / "ada.speakers.toml").write_text(f'{INTERVIEW}[speakers.Ada]\nname = "Ada"\n')
+    (corpus / "plain.txt").write_text("When?\n\nGrace: Now.\n")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    build_index(settings, FakeEmbedder())
+    index = load_index(settings.index_dir, FakeEmbedder())
+    sources = {
+        record["id"]: record["source"] for record in [*index.answers.values(), *index.passages]
+    }
+    assert sources["ada/1/ada"] == {
+        "document": "corpus/ada.txt",
+        "lines": [3, 3],
+        "title": "Ada on computing",
+        "date": "1843-09-01",
+        "url": "https://example.org/ada",
+    }
+    assert all(s["title"] == "Ada on computing" for i, s in sources.items() if i.startswith("ada/"))
+    # Without a metadata file (or an [interview] table) each field is null.
+    assert sources["plain/1/grace"] == {
+        "document": "corpus/plain.txt",
+        "lines": [3, 3],
+        "title": None,
+        "date": None,
+        "url": None,
+    }
+
+
+def test_an_index_of_the_format_before_interview_sources_is_rebuilt(
+    built: Path,
+    settings: Settings,
+    fake_embedder: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its records have no title, date or url: it is refused, and serving rebuilds it."""
+    sealed = reseal(built, format=3)
+    with pytest.raises(CareerbotError, match=r"not a careerbot manifest of format 4 \(format"):
+        load_index(settings.index_dir, fake_embedder)
+    index, problems = ensure_index(settings, fake_embedder)
+    assert "format: Input should be 4" in capsys.readouterr().err
+    assert (index.manifest.format, problems) == (4, [])
+    assert set(index.passages[0]["source"]) == {"document", "lines", "title", "date", "url"}
+    assert served_version(settings.index_dir) != sealed
 
 
 def test_views_that_do_not_match_the_manifest_are_refused(
@@ -332,7 +392,7 @@ MANIFESTS = {
     "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
     "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
     "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
-    "older format": ({"format": 2}, r"format: Input should be 3"),
+    "older format": ({"format": 3}, r"format: Input should be 4"),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
 }
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from careerbot import CareerbotError
+from careerbot.metadata import Interview
 from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, parse_transcript
 from tests.conftest import CORPUS, DATA
 
@@ -23,6 +24,7 @@ def test_default_transcript_matches_golden_file() -> None:
     parsed = as_golden(DEFAULT)
     assert parsed.pop("warnings") == []
     parsed.pop("curation")  # a curator's to edit; checked below
+    parsed.pop("interview")  # likewise
     if os.environ.get("CAREERBOT_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(parsed, indent=2, ensure_ascii=False) + "\n")
     assert parsed == json.loads(GOLDEN.read_text(encoding="utf-8"))
@@ -310,3 +312,95 @@ def test_bad_curation_in_the_metadata_file_is_one_clear_error(tmp_path: Path, ca
     with pytest.raises(CareerbotError) as error:
         parse_transcript(tmp_path / "qa.txt", "corpus/qa.txt")
     assert message in str(error.value)
+
+
+def test_the_metadata_file_gives_the_default_interview_a_title_only() -> None:
+    interview = parse_transcript(DEFAULT).interview
+    assert interview.title == (
+        "Machine learning engineer careers: Q&A with Airbnb and SurveyMonkey engineers"
+    )
+    assert (interview.date, interview.url) == (None, None)
+
+
+@pytest.mark.parametrize("date", ["2019-01-15", '"2019-01-15"'])
+def test_the_interview_title_date_and_url_are_read_and_trimmed(tmp_path: Path, date: str) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text(
+        '[interview]\ntitle = " Ada on why "\n'
+        f'date = {date}\nurl = "https://example.org/ada?q=1#top"\n\n'
+        '[speakers.Ada]\nname = "Ada"\n'
+    )
+    interview = parse_transcript(tmp_path / "qa.txt").interview
+    assert interview == Interview("Ada on why", "2019-01-15", "https://example.org/ada?q=1#top")
+
+
+def test_without_an_interview_table_its_fields_are_none(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text('[speakers.Ada]\nname = "Ada"\n')
+    assert parse_transcript(tmp_path / "qa.txt").interview == Interview()
+    (tmp_path / "qa.speakers.toml").unlink()
+    assert parse_transcript(tmp_path / "qa.txt").interview == Interview()
+
+
+BAD_INTERVIEW = {
+    "a date in another order": (
+        'date = "15/01/2019"',
+        "qa.speakers.toml: [interview] date: expected a date as YYYY-MM-DD, such as "
+        "2019-01-15, not '15/01/2019'",
+    ),
+    "a day that does not exist": ('date = "2019-02-30"', "[interview] date: expected a date"),
+    "a date in compact form": ('date = "20190115"', "[interview] date: expected a date"),
+    "a date with a time": (
+        "date = 2019-01-15T10:00:00",
+        "[interview] date: expected a date as YYYY-MM-DD, such as 2019-01-15, "
+        "not 2019-01-15 10:00:00 (datetime)",
+    ),
+    "a javascript: url": (
+        'url = "javascript:alert(1)"',
+        "qa.speakers.toml: [interview] url: expected an absolute http or https address of "
+        "at most 2000 characters, such as https://example.org/interview, not "
+        "'javascript:alert(1)'",
+    ),
+    "a data: url": ('url = "data:text/html,<b>hi</b>"', "[interview] url: expected an absolute"),
+    "a relative url": ('url = "/interviews/ada"', "[interview] url: expected an absolute"),
+    "a url without a host": ('url = "https:///ada"', "[interview] url: expected an absolute"),
+    "a url with a space": ('url = "https://example.org/a b"', "[interview] url: expected"),
+    "a url over the limit": (
+        f'url = "https://example.org/{"a" * 2000}"',
+        "[interview] url: expected an absolute http or https address of at most 2000",
+    ),
+    "an empty title": (
+        'title = "  "',
+        "qa.speakers.toml: [interview] title: expected a text of 1 to 200 characters, "
+        "without control characters, not '  '",
+    ),
+    "a title over the limit": (f'title = "{"a" * 201}"', "[interview] title: expected a text"),
+    "a title with a control character": ('title = "a\\u0007b"', "[interview] title: expected"),
+    "a title that is a number": ("title = 7", "[interview] title: expected a text of 1 to 200 "),
+    "a date that is a number": ("date = 2019", "[interview] date: expected a date as YYYY-MM-DD"),
+    "a url that is a list": ('url = ["https://example.org"]', "[interview] url: expected an"),
+    "an unknown field": (
+        'link = "https://example.org"',
+        "qa.speakers.toml: [interview] 'link': unknown field; expected title, date, url",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INTERVIEW)
+def test_a_bad_interview_field_is_one_clear_error(tmp_path: Path, case: str) -> None:
+    line, message = BAD_INTERVIEW[case]
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text(
+        f'[interview]\n{line}\n\n[speakers.Ada]\nname = "Ada"\n'
+    )
+    with pytest.raises(CareerbotError) as error:
+        parse_corpus(tmp_path)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_an_interview_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text('interview = "Ada"\n[speakers.Ada]\nname = "A"\n')
+    with pytest.raises(CareerbotError, match=r"qa\.speakers\.toml: \[interview\] must be a table"):
+        parse_corpus(tmp_path)

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -38,8 +37,9 @@ from careerbot.errors import (
 )
 from careerbot.feedback import FEEDBACK_FIELDS
 from careerbot.feedback import router as feedback_router
-from careerbot.guard import DEMO_PAGE_POLICY, Busy, SecurityHeaders, Slots, Throttle
+from careerbot.guard import Busy, SecurityHeaders, Slots, Throttle
 from careerbot.index import current_version, load_newest
+from careerbot.pages import router as pages_router
 from careerbot.questionlog import Ask, QuestionLog
 from careerbot.reload import IndexWatch, Refusal
 from careerbot.search import Hit, Searcher, UnknownSpeaker
@@ -95,8 +95,20 @@ class Why(BaseModel):
 
 
 class Source(BaseModel):
-    document: str
+    document: str = Field(description="The transcript file the answer is in.")
     lines: list[int] = Field(description="First and last line of the answer in the document.")
+    title: str | None = Field(
+        default=None, description="The interview's title, when its metadata gives one."
+    )
+    date: str | None = Field(
+        default=None,
+        description="The interview's date as YYYY-MM-DD, when its metadata gives one.",
+        examples=["2019-01-15"],
+    )
+    url: str | None = Field(
+        default=None,
+        description="An absolute http(s) address of the interview, when its metadata gives one.",
+    )
 
 
 class AnswerOut(BaseModel):
@@ -181,14 +193,6 @@ def current_version_name(index_dir: Path) -> str | None:
     except CareerbotError:
         return None
     return version.name if version else None
-
-
-class JavaScriptResponse(Response):
-    media_type = "text/javascript"
-
-
-def static_text(name: str) -> str:
-    return files("careerbot").joinpath("static", name).read_text(encoding="utf-8")
 
 
 class LogStats(BaseModel):
@@ -279,7 +283,6 @@ def create_app(
     app.add_middleware(SecurityHeaders, allowed_origins=settings.cors_origin_list)
     if settings.trusted_proxy_list:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
-    demo_page, widget, demo_css = (static_text(n) for n in ("index.html", "widget.js", "demo.css"))
 
     base_schema: dict[str, Any] = {}
 
@@ -403,6 +406,7 @@ def create_app(
         )
 
     app.include_router(feedback_router)
+    app.include_router(pages_router)
     if settings.admin_token.get_secret_value():  # no token: no admin route at all
         app.include_router(admin_router(settings.admin_token.get_secret_value()))
 
@@ -418,19 +422,5 @@ def create_app(
             Topic(question=question, speakers=[SpeakerRef(**s) for s in people])
             for question, people in searcher(request).topics.items()
         ]
-
-    @app.get("/", response_class=HTMLResponse)
-    async def demo() -> HTMLResponse:
-        """A demo page with the chat widget embedded."""
-        return HTMLResponse(demo_page, headers={"Content-Security-Policy": DEMO_PAGE_POLICY})
-
-    @app.get("/widget.js", response_class=JavaScriptResponse)
-    async def widget_script() -> JavaScriptResponse:
-        """The chat widget; embed it with a script tag."""
-        return JavaScriptResponse(widget)
-
-    @app.get("/demo.css", include_in_schema=False)
-    async def demo_style() -> Response:
-        return Response(demo_css, media_type="text/css")
 
     return app

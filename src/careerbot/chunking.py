@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from careerbot import CareerbotError
+from careerbot.metadata import Interview
 from careerbot.transcript import Speaker, Transcript
 
 # Sentence punctuation (with any closing quote) before whitespace ends a sentence; so does a
@@ -25,6 +26,7 @@ class Answer:
     lines: tuple[int, int]
     # (offset in text, first line) of each paragraph, to give a passage its lines.
     paragraph_starts: tuple[tuple[int, int], ...]
+    interview: Interview
 
     def line_at(self, offset: int) -> int:
         # A binary search: a long answer has thousands of passages and paragraphs.
@@ -71,6 +73,7 @@ def answers_of(transcript: Transcript) -> list[Answer]:
                 text=PARAGRAPH_BREAK.join(p.text for p in turn.paragraphs),
                 lines=(turn.paragraphs[0].first_line, turn.paragraphs[-1].last_line),
                 paragraph_starts=tuple(starts),
+                interview=transcript.interview,
             )
         )
     return answers

@@ -31,8 +31,9 @@ from careerbot.lexical import SYNONYMS_FILE, Synonyms
 from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME, plain
 from careerbot.transcript import Speaker, Transcript, parse_corpus
 
-# 2: the version folder's name carries its manifest's digest. 3: views.npy.
-FORMAT = 3
+# 2: the version folder's name carries its manifest's digest. 3: views.npy. 4: a record's
+# source gives the interview's title, date and url.
+FORMAT = 4
 DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl", "views.npy")
 # index_dir/versions/<version>/ holds each build; index_dir/CURRENT names the one served.
 POINTER = "CURRENT"
@@ -63,7 +64,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[3]
+    format: Literal[4]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
     passages: Count
@@ -203,13 +204,26 @@ def speaker_record(speaker: Speaker) -> Record:
     }
 
 
+def source_record(answer: Answer, lines: tuple[int, int]) -> Record:
+    """Where a text comes from: its file and lines, and the interview's title, date and
+    url from the metadata file (None where it gives none)."""
+    interview = answer.interview
+    return {
+        "document": answer.document,
+        "lines": list(lines),
+        "title": interview.title,
+        "date": interview.date,
+        "url": interview.url,
+    }
+
+
 def answer_record(answer: Answer) -> Record:
     return {
         "id": answer.id,
         "speaker": speaker_record(answer.speaker),
         "question": answer.question,
         "text": answer.text,
-        "source": {"document": answer.document, "lines": list(answer.lines)},
+        "source": source_record(answer, answer.lines),
     }
 
 
@@ -222,7 +236,7 @@ def passage_record(passage: Passage) -> Record:
         "question": answer.question,
         "text": passage.text,
         "span": [passage.start, passage.end],
-        "source": {"document": answer.document, "lines": list(passage.lines)},
+        "source": source_record(answer, passage.lines),
     }
 
 

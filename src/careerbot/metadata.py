@@ -1,6 +1,11 @@
-"""What a curator adds in a transcript's metadata file (NAME.speakers.toml) beside its
-speakers: other ways people ask each interview question, and career topics the
-interviews do not cover, each with ways people ask about it.
+"""What a transcript's metadata file (NAME.speakers.toml) says beside its speakers: the
+interview's title, date and address, other ways people ask each interview question, and
+career topics the interviews do not cover, each with ways people ask about it.
+
+    [interview]
+    title = "Machine learning engineer careers: Q&A with Airbnb and SurveyMonkey engineers"
+    date = 2019-01-15
+    url = "https://example.org/ml-engineer-qa"
 
     [questions."How can a data scientist transition to a machine learning engineer role?"]
     phrasings = ["how do I go from data science to ML engineering"]
@@ -9,16 +14,23 @@ interviews do not cover, each with ways people ask about it.
     phrasings = ["how much do ML engineers earn"]
 """
 
+import datetime
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 
 TOPIC_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_PHRASING_CHARS = 1000
+INTERVIEW_FIELDS = ("title", "date", "url")
+MAX_TITLE_CHARS = 200
+MAX_URL_CHARS = 2000
+# date.fromisoformat() also takes "20190115" and "2019-W03-2"; a date here is written one way.
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Phrasings = dict[str, tuple[str, ...]]
 
@@ -29,6 +41,15 @@ class Curation:
 
     phrasings: Phrasings = field(default_factory=dict)
     uncovered: Phrasings = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Interview:
+    """What the metadata file says of the interview itself; None where it says nothing."""
+
+    title: str | None = None
+    date: str | None = None  # YYYY-MM-DD
+    url: str | None = None  # an absolute http(s) address, safe to make a link of
 
 
 def plain(text: str) -> str:
@@ -81,3 +102,74 @@ def curation_from(data: dict[str, Any], path: Path) -> Curation:
                 "by hyphens, such as remote-work"
             )
     return Curation(phrasings, uncovered)
+
+
+def shown(value: object) -> str:
+    """A value as an error quotes it: short, and with its type when it is not text."""
+    if isinstance(value, str):
+        return repr(value[:60])
+    return f"{str(value)[:60]} ({type(value).__name__})"
+
+
+def title_of(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and 0 < len(value.strip()) <= MAX_TITLE_CHARS and value.isprintable():
+        return value.strip()
+    raise CareerbotError(
+        f"{where}: expected a text of 1 to {MAX_TITLE_CHARS} characters, without control "
+        f"characters, not {shown(value)}"
+    )
+
+
+def date_of(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    # A TOML date (date = 2019-01-15) reads as a date; a date and time is one too, but
+    # says more than the day.
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, str) and ISO_DATE.fullmatch(value):
+        try:
+            return datetime.date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass  # 2019-02-30
+    raise CareerbotError(
+        f"{where}: expected a date as YYYY-MM-DD, such as 2019-01-15, not {shown(value)}"
+    )
+
+
+def url_of(value: object, where: str) -> str | None:
+    """An absolute http(s) address: a widget makes a link of it, so nothing else (no
+    javascript:, data: or relative address)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= MAX_URL_CHARS and value.isprintable():
+        try:
+            parts = urlsplit(value)
+            if " " not in value and parts.scheme in ("http", "https") and parts.hostname:
+                return value
+        except ValueError:
+            pass  # an unclosed [ in the host
+    raise CareerbotError(
+        f"{where}: expected an absolute http or https address of at most {MAX_URL_CHARS} "
+        f"characters, such as https://example.org/interview, not {shown(value)}"
+    )
+
+
+def interview_from(data: dict[str, Any], path: Path) -> Interview:
+    """The [interview] table of a metadata file (optional, as is each of its fields)."""
+    table = data.get("interview", {})
+    where = f"{path.name}: [interview]"
+    if not isinstance(table, dict):
+        raise CareerbotError(f"{where} must be a table of {', '.join(INTERVIEW_FIELDS)}")
+    unknown = sorted(set(table) - set(INTERVIEW_FIELDS))
+    if unknown:
+        raise CareerbotError(
+            f"{where} {unknown[0]!r}: unknown field; expected {', '.join(INTERVIEW_FIELDS)}"
+        )
+    return Interview(
+        title=title_of(table.get("title"), f"{where} title"),
+        date=date_of(table.get("date"), f"{where} date"),
+        url=url_of(table.get("url"), f"{where} url"),
+    )

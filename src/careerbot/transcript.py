@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from careerbot import CareerbotError, read_limited
-from careerbot.metadata import Curation, curation_from, read_toml
+from careerbot.metadata import Curation, Interview, curation_from, interview_from, read_toml
 
 END_MARKER = "---"
 # Without an end marker, at most this many trailing paragraphs can be an editor's outro.
@@ -77,6 +77,8 @@ class Transcript:
     warnings: tuple[str, ...] = ()
     # From the metadata file: other ways to ask its questions, topics it does not cover.
     curation: Curation = field(default_factory=Curation)
+    # From the metadata file: the interview's title, date and address, for people to see.
+    interview: Interview = field(default_factory=Interview)
 
     @property
     def name(self) -> str:
@@ -242,6 +244,7 @@ def parse_transcript(
     metadata = read_toml(speakers_file(path)) if speakers_file(path).exists() else None
     known = read_speakers(speakers_file(path), metadata) if metadata is not None else None
     curation = curation_from(metadata, speakers_file(path)) if metadata else Curation()
+    interview = interview_from(metadata, speakers_file(path)) if metadata else Interview()
     lines = read_lines(path, document, max_bytes)
     paragraphs, after, marker = interview_paragraphs(lines)
     used: list[Paragraph] = []  # the paragraphs of questions and answers, labels included
@@ -300,6 +303,7 @@ def parse_transcript(
             )
     return Transcript(
         curation=curation,
+        interview=interview,
         document=document,
         speakers=tuple(speakers.values()),
         questions=tuple(questions),

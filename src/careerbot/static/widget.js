@@ -1,5 +1,11 @@
-// careerbot chat widget. Embed with:
+// careerbot chat widget. Embed with one script tag:
 //   <script src="https://HOST/widget.js" data-api="https://HOST"></script>
+// Options (all optional), as attributes of that tag:
+//   data-mode="launcher"   a round button in the corner that opens a chat panel
+//                          (default "inline": the conversation sits where the tag is)
+//   data-title="..."       the panel's heading
+//   data-accent="#0a7"     the accent colour (any CSS colour); the host page may instead
+//                          set the CSS custom property --careerbot-accent
 // Everything from the server is shown as text (never parsed as HTML); styles live in a
 // shadow root through a constructed stylesheet, so they work under `style-src 'self'`
 // and neither leak out nor take the host page's rules.
@@ -7,58 +13,113 @@
   "use strict";
 
   const script = document.currentScript;
-  const api = ((script && script.dataset.api) || "").replace(/\/+$/, "");
-  const LONG_ANSWER = 600; // characters; longer answers start collapsed
+  const options = (script && script.dataset) || {};
+  const api = (options.api || "").replace(/\/+$/, "");
+  const launcherMode = options.mode === "launcher";
+  const title = (options.title || "Ask people who do the job").slice(0, 80);
+  const accent = options.accent && CSS.supports("color", options.accent) ? options.accent : null;
   const TIMEOUT_MS = 20000;
+  // An answer longer than its passage by this many characters starts as the passage alone.
+  const MORE = 160;
+  // Confidence bands, chosen on the evaluation sets (README, "Confidence labels"): a first
+  // answer scoring at least STRONG that leads the next one (or the threshold) by LEAD.
+  const STRONG = 0.45;
+  const LEAD = 0.05;
+  const THRESHOLD = 0.3;
 
-  const CSS = `
+  const STYLE = `
     /* !important here beats even the host page's !important rules on this element. */
     :host { all: initial !important; display: block !important;
       box-sizing: border-box !important; width: 100% !important; max-width: 44rem !important;
-      color: #1f2328 !important; background: #fff !important; font: 15px/1.5 system-ui,
+      color: #1f2328 !important; font: 15px/1.5 system-ui,
       -apple-system, "Segoe UI", Roboto, sans-serif !important; }
+    :host(.careerbot-launcher) { width: 0 !important; height: 0 !important; }
     *, *::before, *::after { box-sizing: border-box; }
-    .panel { border: 1px solid #d0d7de; border-radius: 12px; padding: 1rem;
-      display: flex; flex-direction: column; gap: .75rem; }
-    h2 { font-size: 1.1rem; margin: 0; }
-    .intro { margin: 0; color: #57606a; font-size: .9rem; }
-    .log { display: flex; flex-direction: column; gap: .75rem; max-height: 36rem;
-      overflow-y: auto; }
-    .log:empty { display: none; }
-    .asked { align-self: flex-end; background: #0969da; color: #fff; border-radius: 12px;
-      padding: .4rem .75rem; max-width: 85%; overflow-wrap: anywhere; margin: 0; }
-    .card { border: 1px solid #d0d7de; border-radius: 10px; padding: .75rem; margin: 0; }
-    .who { margin: 0; font-weight: 600; }
-    .role { font-weight: 400; color: #57606a; }
-    .question { margin: .25rem 0; color: #57606a; font-size: .9rem; }
-    .text { margin: .5rem 0; white-space: pre-line; overflow-wrap: anywhere; }
+    .panel { --accent: var(--careerbot-accent, #0969da); background: #fff;
+      border: 1px solid #d0d7de; border-radius: 12px; display: flex;
+      flex-direction: column; }
+    .head { display: flex; align-items: center; gap: .5rem; padding: .75rem 1rem 0; }
+    h2 { font-size: 1.05rem; margin: 0; flex: 1; }
+    .log { display: flex; flex-direction: column; gap: .75rem; padding: .75rem 1rem; }
+    .welcome p { margin: 0 0 .5rem; color: #57606a; }
+    .asked { align-self: flex-end; background: var(--accent); color: #fff;
+      border-radius: 14px 14px 4px 14px; padding: .4rem .8rem; max-width: 85%;
+      overflow-wrap: anywhere; margin: .25rem 0 0; scroll-margin-top: .75rem; }
+    .entry { display: flex; flex-direction: column; gap: .6rem; }
+    .card { border: 1px solid #d0d7de; border-radius: 10px; padding: .75rem; margin: 0;
+      scroll-margin: .75rem; }
+    .byline { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem .6rem; }
+    .avatar { flex: none; width: 2.25rem; height: 2.25rem; border-radius: 50%;
+      background: var(--accent); color: #fff; display: grid; place-items: center;
+      font-size: .85rem; font-weight: 600; }
+    .byline div { flex: 1 1 9rem; min-width: 0; }
+    .who, .role { margin: 0; }
+    .who { font-weight: 600; }
+    .role { color: #57606a; font-size: .85rem; }
+    .confidence { flex: none; font-size: .75rem; border-radius: 999px; padding: .1rem .5rem;
+      background: #f6f8fa; color: #57606a; border: 1px solid #d0d7de; }
+    .confidence.strong { background: #dafbe1; color: #116329; border-color: #aceebb; }
+    .question { margin: .5rem 0 0; color: #57606a; font-size: .9rem; }
+    .text { margin: .4rem 0; white-space: pre-line; overflow-wrap: anywhere; }
     mark { background: #fff8c5; color: inherit; padding: 0 .1rem; border-radius: 3px; }
-    .meta { display: flex; flex-wrap: wrap; gap: .25rem .75rem; font-size: .8rem;
-      color: #57606a; margin: 0; }
-    .confidence { font-weight: 600; }
+    .meta { display: flex; flex-wrap: wrap; gap: .15rem .75rem; font-size: .8rem;
+      color: #57606a; margin: .25rem 0 0; }
+    .meta a { color: var(--accent); }
     .notice { margin: 0; }
     .error { color: #a40e26; }
-    .choices { display: flex; flex-wrap: wrap; gap: .4rem; margin: .25rem 0 0; padding: 0;
+    .chips { display: flex; flex-wrap: wrap; gap: .4rem; margin: 0; padding: 0;
       list-style: none; }
+    .chips button { border-radius: 999px; font-size: .85rem; padding: .25rem .75rem;
+      text-align: left; }
     button { font: inherit; cursor: pointer; border-radius: 8px; border: 1px solid #d0d7de;
       background: #f6f8fa; color: #1f2328; padding: .35rem .7rem; }
     button:hover { background: #eaeef2; }
-    button:focus-visible, input:focus-visible, select:focus-visible {
-      outline: 2px solid #0969da; outline-offset: 2px; }
-    .link { border: none; background: none; color: #0969da; padding: 0; }
-    .send { background: #1f883d; border-color: #1f883d; color: #fff; }
-    .send:hover { background: #1a7f37; }
+    button:focus-visible, input:focus-visible, select:focus-visible, a:focus-visible {
+      outline: 2px solid var(--accent); outline-offset: 2px; }
+    .link { border: none; background: none; color: var(--accent); padding: 0; }
+    .link:hover { background: none; text-decoration: underline; }
+    .send { background: var(--accent); border-color: var(--accent); color: #fff; }
+    .send:hover { background: var(--accent); filter: brightness(.92); }
     button:disabled { opacity: .6; cursor: wait; }
-    form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-end; }
+    form { position: sticky; bottom: 0; background: #fff; border-top: 1px solid #d0d7de;
+      border-radius: 0 0 12px 12px; padding: .6rem 1rem .75rem; display: flex;
+      flex-wrap: wrap; gap: .5rem; align-items: flex-end; }
     .field { display: flex; flex-direction: column; gap: .2rem; flex: 1 1 14rem; }
-    .field.small { flex: 0 1 11rem; }
-    label { font-size: .85rem; font-weight: 600; }
+    .field.small { flex: 1 1 8rem; }
+    label { font-size: .8rem; font-weight: 600; color: #57606a; }
     input, select { font: inherit; color: inherit; background: #fff; width: 100%;
       padding: .45rem .6rem; border: 1px solid #8c959f; border-radius: 8px; }
-    .status { min-height: 1.2em; margin: 0; font-size: .85rem; color: #57606a; }
+    .status { position: absolute; width: 1px; height: 1px; overflow: hidden;
+      clip: rect(0 0 0 0); white-space: nowrap; }
+    .typing { display: flex; gap: .3rem; padding: .5rem 0; }
+    .typing span { width: .5rem; height: .5rem; border-radius: 50%; background: #8c959f;
+      animation: blink 1.2s infinite ease-in-out; }
+    .typing span:nth-child(2) { animation-delay: .2s; }
+    .typing span:nth-child(3) { animation-delay: .4s; }
+    @keyframes blink { 0%, 80%, 100% { opacity: .25; } 40% { opacity: 1; } }
+    @media (prefers-reduced-motion: reduce) { .typing span { animation: none; opacity: .6; } }
     .votes { display: flex; align-items: center; gap: .4rem; margin: .5rem 0 0;
       font-size: .85rem; color: #57606a; }
     .votes button { padding: .15rem .5rem; }
+    .close { border: none; background: none; font-size: 1.4rem; line-height: 1;
+      padding: .1rem .4rem; color: #57606a; }
+    .launcher { position: fixed; right: 1rem; bottom: 1rem; z-index: 2147483000;
+      width: 3.5rem; height: 3.5rem; border-radius: 50%; border: none; font-size: 1.5rem;
+      background: var(--careerbot-accent, #0969da); color: #fff;
+      box-shadow: 0 4px 14px rgba(0, 0, 0, .25); }
+    .launcher::before { content: ""; position: absolute; left: 1rem; top: 1.05rem;
+      width: 1.5rem; height: 1.1rem; border-radius: .35rem; background: #fff; }
+    .launcher::after { content: ""; position: absolute; left: 1.35rem; top: 2.05rem;
+      border: .3rem solid transparent; border-top-color: #fff; border-left-color: #fff; }
+    .launcher[aria-expanded="true"]::before, .launcher[aria-expanded="true"]::after {
+      display: none; }
+    .launcher:hover { background: var(--careerbot-accent, #0969da); filter: brightness(.92); }
+    .floating { position: fixed; right: 1rem; bottom: 5.5rem; z-index: 2147483000;
+      width: min(25rem, calc(100vw - 2rem)); height: min(40rem, calc(100vh - 7rem));
+      box-shadow: 0 8px 30px rgba(0, 0, 0, .2); }
+    .floating .log { flex: 1; overflow-y: auto; }
+    .floating form { position: static; }
+    [hidden] { display: none !important; }
   `;
 
   // Build an element; strings among the children become text nodes, never markup.
@@ -75,24 +136,31 @@
     return node;
   }
 
-  function confidence(score) {
-    if (score >= 0.5) return "Strong match";
-    if (score >= 0.38) return "Good match";
-    return "Possible match";
+  function initials(name) {
+    const parts = name.split(/\s+/).filter(Boolean);
+    const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : name.slice(0, 2);
+    return letters.toUpperCase();
   }
 
-  // The answer's text with its best passage marked; `excerpt` shows only the passage.
+  // "Strong match" only for a first answer that is both good and clearly ahead.
+  function confidence(answers, position) {
+    if (position > 0) return ["Also related", ""];
+    const next = answers.length > 1 ? answers[1].score : THRESHOLD;
+    const first = answers[0].score;
+    return first >= STRONG && first - next >= LEAD ? ["Strong match", "strong"] : ["Possible match", ""];
+  }
+
+  // The passage alone (`excerpt`), or the whole answer with the passage marked in it.
   function answerText(answer, excerpt) {
     const node = el("p", { class: "text" });
     const start = answer.text.indexOf(answer.passage);
-    if (start < 0) {
+    if (start < 0 || answer.passage === answer.text) {
       node.append(excerpt ? answer.passage : answer.text);
       return node;
     }
     const end = start + answer.passage.length;
     if (excerpt) {
-      node.append(start > 0 ? "… " : "", el("mark", {}, answer.passage),
-        end < answer.text.length ? " …" : "");
+      node.append(start > 0 ? "… " : "", answer.passage, end < answer.text.length ? " …" : "");
     } else {
       node.append(answer.text.slice(0, start), el("mark", {}, answer.passage),
         answer.text.slice(end));
@@ -100,12 +168,25 @@
     return node;
   }
 
+  // Where the answer comes from: the interview's title and date when the corpus gives
+  // them, else its file and the answer's lines there.
+  function source(answer) {
+    const src = answer.source || {};
+    const lines = src.title ? [] : src.lines || [];
+    const where = lines.length === 2
+      ? (lines[0] === lines[1] ? ` (line ${lines[0]})` : ` (lines ${lines[0]}–${lines[1]})`) : "";
+    const name = src.title || String(src.document || "").split("/").pop();
+    const link = /^https?:\/\//i.test(src.url || "")
+      ? el("a", { href: src.url, target: "_blank", rel: "noopener noreferrer" }, name) : name;
+    return el("span", { class: "source" }, "From ", link, src.date ? `, ${src.date}` : "", where);
+  }
+
   // "Was this helpful?" with 👍/👎; `vote(helpful)` sends it and resolves true when stored.
   function votes(vote) {
     const group = el("div", { class: "votes", role: "group", "aria-label": "Was this answer helpful?" },
       el("span", { "aria-hidden": "true" }, "Helpful?"));
     const note = el("span", { role: "status" });
-    for (const [helpful, face, label] of [[true, "👍", "Yes, helpful"], [false, "👎", "Not helpful"]]) {
+    for (const [helpful, face, label] of [[true, "👍 Yes", "Yes, helpful"], [false, "👎 No", "Not helpful"]]) {
       const button = el("button", { type: "button", "aria-label": label, title: label }, face);
       button.addEventListener("click", async () => {
         for (const b of group.querySelectorAll("button")) b.disabled = true;
@@ -123,16 +204,22 @@
     return group;
   }
 
-  function card(answer, vote) {
+  function card(answers, position, vote) {
+    const answer = answers[position];
     const speaker = answer.speaker;
-    const long = answer.text.length > LONG_ANSWER && answer.passage !== answer.text;
-    let text = answerText(answer, long);
+    const more = answer.text.length > answer.passage.length + MORE;
+    let text = answerText(answer, more);
+    const [label, kind] = confidence(answers, position);
     const article = el("article", { class: "card" },
-      el("p", { class: "who" }, speaker.name,
-        speaker.role ? el("span", { class: "role" }, ` · ${speaker.role}`) : null),
+      el("div", { class: "byline" },
+        el("span", { class: "avatar", "aria-hidden": "true" }, initials(speaker.name)),
+        el("div", {}, el("p", { class: "who" }, speaker.name),
+          speaker.role ? el("p", { class: "role" }, speaker.role) : null),
+        el("span", { class: `confidence ${kind}`, title: `score ${answer.score.toFixed(2)}`,
+          "data-score": answer.score.toFixed(3) }, label)),
       el("p", { class: "question" }, `Asked: ${answer.question}`),
       text);
-    if (long) {
+    if (more) {
       const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false" },
         "Show the whole answer");
       toggle.addEventListener("click", () => {
@@ -142,53 +229,84 @@
         text = replacement;
         toggle.setAttribute("aria-expanded", String(!expanded));
         toggle.textContent = expanded ? "Show the whole answer" : "Show less";
+        // Keep the reader's place: the passage, now inside the whole answer, or the card.
+        const mark = replacement.querySelector("mark");
+        (mark || article).scrollIntoView({ block: mark ? "center" : "nearest" });
       });
       article.append(toggle);
     }
-    const lines = answer.source.lines;
-    const where = lines[0] === lines[1] ? `line ${lines[0]}` : `lines ${lines[0]}–${lines[1]}`;
-    const matched = answer.why.matched_terms.length
+    const matched = answer.why && answer.why.matched_terms.length
       ? el("span", {}, `Matched: ${answer.why.matched_terms.join(", ")}`) : null;
-    article.append(el("p", { class: "meta" },
-      el("span", { class: "confidence" }, `${confidence(answer.score)} (${answer.score.toFixed(2)})`),
-      matched,
-      el("span", {}, `Source: ${answer.source.document}, ${where}`)));
+    article.append(el("p", { class: "meta" }, source(answer), matched));
     if (vote) article.append(votes(vote));
     return article;
   }
 
   function mount() {
-    const host = el("div", { class: "careerbot-widget" });
-    if (script && script.parentNode && script.parentNode !== document.head) script.after(host);
-    else document.body.append(host);
+    const host = el("div", { class: launcherMode ? "careerbot-widget careerbot-launcher" : "careerbot-widget" });
+    if (accent) host.style.setProperty("--careerbot-accent", accent);
+    if (!launcherMode && script && script.parentNode && script.parentNode !== document.head) {
+      script.after(host);
+    } else {
+      document.body.append(host);
+    }
     const root = host.attachShadow({ mode: "open" });
     const sheet = new CSSStyleSheet();
-    sheet.replaceSync(CSS);
+    sheet.replaceSync(STYLE);
     root.adoptedStyleSheets = [sheet];
 
     const log = el("div", { class: "log", role: "log", "aria-live": "polite",
       "aria-label": "Conversation" });
+    const welcome = el("div", { class: "welcome" });
+    log.append(welcome);
     const input = el("input", { id: "careerbot-question", type: "text", maxlength: "1000",
-      autocomplete: "off", placeholder: "e.g. How do I move from data science into ML?" });
+      autocomplete: "off", placeholder: "Ask a career question" });
     const speakers = el("select", { id: "careerbot-speaker" }, el("option", { value: "" }, "Anyone"));
     const send = el("button", { type: "submit", class: "send" }, "Ask");
     const status = el("p", { class: "status", role: "status" });
     const form = el("form", {},
       el("div", { class: "field" }, el("label", { for: "careerbot-question" }, "Your question"), input),
       el("div", { class: "field small" }, el("label", { for: "careerbot-speaker" }, "Speaker"), speakers),
-      send);
-    root.append(el("section", { class: "panel", "aria-label": "careerbot" },
-      el("h2", {}, "Ask people who do the job"),
-      el("p", { class: "intro" }, "Answers are quoted from interviews with practitioners."),
-      log, form, status));
+      send, status);
+    const head = el("div", { class: "head" }, el("h2", { id: "careerbot-title" }, title));
+    const panel = el("section", { class: "panel", id: "careerbot-panel",
+      "aria-labelledby": "careerbot-title" }, head, log, form);
+    root.append(panel);
 
-    let topics = null;
+    if (launcherMode) {
+      const launcher = el("button", { type: "button", class: "launcher", "aria-expanded": "false",
+        "aria-controls": "careerbot-panel", "aria-label": `Open chat: ${title}` });
+      const close = el("button", { type: "button", class: "close", "aria-label": "Close chat" }, "×");
+      head.append(close);
+      panel.classList.add("floating");
+      panel.setAttribute("role", "dialog");
+      panel.hidden = true;
+      const toggle = (open) => {
+        panel.hidden = !open;
+        launcher.setAttribute("aria-expanded", String(open));
+        launcher.setAttribute("aria-label", `${open ? "Close" : "Open"} chat: ${title}`);
+        launcher.textContent = open ? "×" : "";
+        if (open) input.focus(); else launcher.focus();
+      };
+      launcher.addEventListener("click", () => toggle(panel.hidden));
+      close.addEventListener("click", () => toggle(false));
+      panel.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") { event.stopPropagation(); toggle(false); }
+      });
+      root.append(launcher);
+    }
 
     function request(path, options) {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
       return fetch(api + path, { ...options, signal: controller.signal })
         .finally(() => clearTimeout(timer));
+    }
+
+    function getJson(path) {
+      return request(path)
+        .then((response) => (response.ok ? response.json() : []))
+        .catch(() => []);
     }
 
     // Feedback is a courtesy: its failure never gets in the way of asking.
@@ -199,9 +317,9 @@
         .catch(() => false);
     }
 
-    // Buttons that ask a question; with an ask id, picking one is reported as feedback.
-    function choices(questions, askId) {
-      const list = el("ul", { class: "choices" });
+    // Compact buttons that ask a question; with an ask id, a pick is reported as feedback.
+    function chips(questions, askId) {
+      const list = el("ul", { class: "chips" });
       for (const question of questions) {
         const button = el("button", { type: "button" }, question);
         button.addEventListener("click", () => {
@@ -213,24 +331,27 @@
       return list;
     }
 
-    function loadTopics() {
-      topics = topics || request("/topics")
-        .then((response) => (response.ok ? response.json() : []))
-        .then((items) => items.map((item) => item.question))
-        .catch(() => []);
-      return topics;
+    // Who is in the interviews and three questions to start with.
+    function greet(people, topics) {
+      const names = people.map((p) => (p.role ? `${p.name} (${p.role})` : p.name));
+      const who = names.length > 1
+        ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : names[0];
+      if (who) {
+        const count = topics.length;
+        welcome.append(el("p", {}, `Answers in the words of ${who}, from interviews on ` +
+          `${count} question${count === 1 ? "" : "s"} about their work.`));
+      }
+      const step = Math.max(1, Math.floor(topics.length / 3));
+      const examples = topics.filter((_, i) => i % step === 0).slice(0, 3).map((t) => t.question);
+      if (examples.length) welcome.append(el("p", {}, "Try one of these:"), chips(examples));
     }
 
-    async function noAnswer(entry, suggestions, askId, uncovered) {
+    function noAnswer(entry, suggestions, askId, uncovered) {
       const topic = uncovered ? `The interviews don't talk about ${uncovered.replace(/-/g, " ")}.`
         : "The interviews don't cover that.";
-      entry.append(el("p", { class: "notice" }, `${topic} Try one of these questions:`),
-        choices(suggestions, askId));
-      const others = (await loadTopics()).filter((topic) => !suggestions.includes(topic));
-      if (others.length) {
-        entry.append(el("p", { class: "notice" }, "Or pick a topic the interviews cover:"),
-          choices(others));
-      }
+      const shown = suggestions.slice(0, 3);
+      entry.append(el("p", { class: "notice" }, shown.length ? `${topic} Closest questions they answer:` : topic));
+      if (shown.length) entry.append(chips(shown, askId));
     }
 
     function failed(entry, message, retry) {
@@ -243,11 +364,13 @@
       question = question.trim();
       if (!question) { input.focus(); return; }
       const bubble = el("p", { class: "asked" }, question);
-      const entry = el("div", { class: "entry" });
+      const typing = el("div", { class: "typing", "aria-hidden": "true" },
+        el("span"), el("span"), el("span"));
+      const entry = el("div", { class: "entry", "aria-busy": "true" }, typing);
       log.append(bubble, entry);
+      bubble.scrollIntoView({ block: "start" });
       send.disabled = true;
       status.textContent = "Looking for answers…";
-      entry.setAttribute("aria-busy", "true");
       const body = { question, top_k: 3 };
       if (speaker) body.speaker = speaker;
       const retry = () => { bubble.remove(); ask(question, speaker); };
@@ -255,24 +378,27 @@
         const response = await request("/ask", { method: "POST",
           headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
         const result = await response.json().catch(() => ({}));
+        typing.remove();
         if (!response.ok) {
           failed(entry, `careerbot could not answer: ${result.detail || response.statusText}`, retry);
         } else if (result.answered) {
-          for (const answer of result.answers) {
+          result.answers.forEach((answer, position) => {
             const vote = result.id ? (helpful) => feedback({ ask_id: result.id,
               answer_id: answer.id, helpful }) : null;
-            entry.append(card(answer, vote));
-          }
+            entry.append(card(result.answers, position, vote));
+          });
         } else {
-          await noAnswer(entry, result.suggestions || [], result.id, result.uncovered);
+          noAnswer(entry, result.suggestions || [], result.id, result.uncovered);
         }
       } catch (error) {
+        typing.remove();
         failed(entry, "careerbot cannot be reached right now. Check your connection and try again.", retry);
       } finally {
         entry.removeAttribute("aria-busy");
         send.disabled = false;
         status.textContent = "";
-        entry.scrollIntoView({ block: "nearest" });
+        // The question stays at the top, its answers below it.
+        bubble.scrollIntoView({ block: "start" });
       }
     }
 
@@ -283,15 +409,13 @@
       ask(question);
     });
 
-    request("/speakers")
-      .then((response) => (response.ok ? response.json() : []))
-      .then((people) => {
-        for (const person of people) {
-          speakers.append(el("option", { value: person.id },
-            person.role ? `${person.name} (${person.role})` : person.name));
-        }
-      })
-      .catch(() => {});
+    Promise.all([getJson("/speakers"), getJson("/topics")]).then(([people, topics]) => {
+      for (const person of people) {
+        speakers.append(el("option", { value: person.id },
+          person.role ? `${person.name} (${person.role})` : person.name));
+      }
+      greet(people, topics);
+    });
   }
 
   if (document.readyState === "loading" && !(script && script.parentNode !== document.head)) {

@@ -1,0 +1,45 @@
+"""How often the widget's "Strong match" label is right, on labelled question sets.
+
+Usage: python scripts/confidence.py eval/heldout.jsonl [more.jsonl ...]
+The widget calls a first answer strong when it scores at least STRONG and leads the
+second (or the threshold, when alone) by LEAD. This prints, for a grid of both, how many
+first answers would be labelled strong and what share of them were right; off-topic
+questions that got an answer count as wrong.
+"""
+
+import sys
+from pathlib import Path
+
+from careerbot.config import Settings
+from careerbot.embedding import OnnxEmbedder
+from careerbot.evaluate import evaluate, read_cases
+from careerbot.index import build_index, load_index
+from careerbot.search import Searcher
+
+
+def main() -> None:
+    settings = Settings()
+    embedder = OnnxEmbedder()
+    build_index(settings, embedder)
+    searcher = Searcher(load_index(settings.index_dir, embedder), embedder, settings.min_score)
+    firsts = []  # (score, lead over the next, right)
+    for name in sys.argv[1:]:
+        for outcome in evaluate(searcher, read_cases(Path(name))).outcomes:
+            if outcome.hits:
+                first = outcome.hits[0].score
+                second = outcome.hits[1].score if len(outcome.hits) > 1 else settings.min_score
+                right = bool(outcome.case.expect) and outcome.case.accepts(outcome.hits[0])
+                firsts.append((first, first - second, right))
+    print(f"{len(firsts)} answered questions")
+    for strong in (0.40, 0.45, 0.50, 0.55):
+        for lead in (0.0, 0.02, 0.05, 0.10):
+            picked = [right for score, ahead, right in firsts if score >= strong and ahead >= lead]
+            share = sum(picked) / len(picked) if picked else float("nan")
+            print(
+                f"strong >= {strong:.2f}, lead >= {lead:.2f}: {len(picked):4d} labelled, "
+                f"right {share:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
