@@ -365,6 +365,10 @@ BAD_INTERVIEW = {
     "a relative url": ('url = "/interviews/ada"', "[interview] url: expected an absolute"),
     "a url without a host": ('url = "https:///ada"', "[interview] url: expected an absolute"),
     "a url with a space": ('url = "https://example.org/a b"', "[interview] url: expected"),
+    "a url with a port that is not a number": ('url = "https://a.example:abc/"', "url: expected"),
+    "a url with a port out of range": ('url = "https://a.example:99999/"', "url: expected"),
+    # Browsers read \ as /, Python does not: the two would see different hosts.
+    "a url with a backslash": ('url = "https://a.example\\\\@b.example/"', "url: expected"),
     "a url over the limit": (
         f'url = "https://example.org/{"a" * 2000}"',
         "[interview] url: expected an absolute http or https address of at most 2000",
@@ -403,4 +407,23 @@ def test_an_interview_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
     (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
     (tmp_path / "qa.speakers.toml").write_text('interview = "Ada"\n[speakers.Ada]\nname = "A"\n')
     with pytest.raises(CareerbotError, match=r"qa\.speakers\.toml: \[interview\] must be a table"):
+        parse_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("name", ['""', '"   "'])
+def test_a_speaker_with_an_empty_name_is_one_clear_error(tmp_path: Path, name: str) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text(f"[speakers.Ada]\nname = {name}\n")
+    with pytest.raises(CareerbotError, match=r"qa\.speakers\.toml: speaker 'Ada' needs a name"):
+        parse_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("field", ["name", "role", "organization"])
+def test_a_speaker_field_with_a_direction_override_is_refused(tmp_path: Path, field: str) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    entry = {"name": "Ada", "role": "Engineer", "organization": "Acme"}
+    entry[field] += "\u202e"
+    lines = "".join(f'{key} = "{value}"\n' for key, value in entry.items())
+    (tmp_path / "qa.speakers.toml").write_text(f"[speakers.Ada]\n{lines}")
+    with pytest.raises(CareerbotError, match=r"may not hold control or text-direction"):
         parse_corpus(tmp_path)

@@ -507,6 +507,8 @@ def test_the_favicon_is_served(api: Served) -> None:
         response = httpx.get(api.url + path)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("image/svg+xml")
+    for path in ("/", "/launcher", "/widget.js", "/demo.css", "/favicon.ico"):
+        assert httpx.head(api.url + path).status_code == 200, path
 
 
 def test_the_accent_colour_and_title_come_from_the_script_tag(
@@ -524,10 +526,34 @@ def test_the_accent_colour_and_title_come_from_the_script_tag(
     expect(page.get_by_role("heading", name="Ask our mentors")).to_be_visible()
     send = page.get_by_role("button", name="Ask")
     assert send.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(170, 0, 0)"
-    # Not a colour: ignored, the default accent stays.
-    pages.pages["/bad.html"] = (html.replace("rgb(170, 0, 0)", "red;}*{display:none"), {})
-    page.goto(served.url + "/bad.html")
-    assert send.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(9, 105, 218)"
+    # Not a plain colour: ignored, the default accent stays (var() would pass CSS.supports
+    # and could carry url(), which loads).
+    for bad in ("red;}*{display:none", "var(--x, url(http://127.0.0.1:9/track))"):
+        pages.pages["/bad.html"] = (html.replace("rgb(170, 0, 0)", bad), {})
+        page.goto(served.url + "/bad.html")
+        assert send.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(9, 105, 218)"
+        assert send.evaluate("b => getComputedStyle(b).backgroundImage") == "none"
+
+
+def test_a_long_title_wraps_and_the_close_button_stays_in_reach(
+    browser: Browser, api: Served, host: tuple[Served, HostPages]
+) -> None:
+    served, pages = host
+    html = embed_page(api.url).replace(
+        'data-api="', f'data-mode="launcher" data-title="{"W" * 79}😀" data-api="'
+    )
+    pages.pages["/long.html"] = (html, {})
+    pages.pages["/host.css"] = ("", {})
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    shown = context.new_page()
+    shown.goto(served.url + "/long.html")
+    shown.get_by_role("button", name="Open chat").click()
+    close = shown.get_by_role("button", name="Close chat", exact=True)
+    assert in_view(shown, close)
+    heading = shown.get_by_role("heading").inner_text()
+    assert heading.endswith("😀") and len(heading) == 80  # cut by characters, not halves
+    assert shown.evaluate("document.documentElement.scrollWidth") <= 360
+    context.close()
 
 
 @pytest.mark.model

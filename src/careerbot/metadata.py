@@ -147,10 +147,17 @@ def url_of(value: object, where: str) -> str | None:
     if isinstance(value, str) and len(value) <= MAX_URL_CHARS and value.isprintable():
         try:
             parts = urlsplit(value)
-            if " " not in value and parts.scheme in ("http", "https") and parts.hostname:
+            # .port raises for a port that is not a number from 0 to 65535; a backslash
+            # is read as a slash by browsers and not by Python, so the hosts would differ.
+            if (
+                not {" ", "\\"} & set(value)
+                and parts.scheme in ("http", "https")
+                and parts.hostname
+                and (parts.port or 0) >= 0
+            ):
                 return value
         except ValueError:
-            pass  # an unclosed [ in the host
+            pass  # an unclosed [ in the host, or a bad port
     raise CareerbotError(
         f"{where}: expected an absolute http or https address of at most {MAX_URL_CHARS} "
         f"characters, such as https://example.org/interview, not {shown(value)}"

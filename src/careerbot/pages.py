@@ -28,30 +28,30 @@ def page(html: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Security-Policy": DEMO_PAGE_POLICY})
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def demo() -> HTMLResponse:
     """A demo page with the chat widget inline."""
     return page(INLINE)
 
 
-@router.get("/launcher", response_class=HTMLResponse)
+@router.api_route("/launcher", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def demo_launcher() -> HTMLResponse:
     """A demo page with the chat widget as a launcher button."""
     return page(LAUNCHER)
 
 
-@router.get("/widget.js", response_class=JavaScriptResponse)
+@router.api_route("/widget.js", methods=["GET", "HEAD"], response_class=JavaScriptResponse)
 async def widget_script() -> JavaScriptResponse:
     """The chat widget; embed it with a script tag."""
     return JavaScriptResponse(WIDGET)
 
 
-@router.get("/demo.css", include_in_schema=False)
+@router.api_route("/demo.css", methods=["GET", "HEAD"], include_in_schema=False)
 async def demo_style() -> Response:
     return Response(STYLE, media_type="text/css")
 
 
-@router.get("/favicon.svg", include_in_schema=False)
-@router.get("/favicon.ico", include_in_schema=False)
+@router.api_route("/favicon.svg", methods=["GET", "HEAD"], include_in_schema=False)
+@router.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
 async def icon() -> Response:
     return Response(ICON, media_type="image/svg+xml")

@@ -101,11 +101,18 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
         raise CareerbotError(f"{path}: expected [speakers.LABEL] tables with a name")
     labels: dict[str, Speaker] = {}
     for label, entry in entries.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name.strip():
             raise CareerbotError(f"{path}: speaker {label!r} needs a name")
         fields = {key: entry.get(key, "") for key in ("role", "organization")}
         if not all(isinstance(value, str) for value in fields.values()):
             raise CareerbotError(f"{path}: speaker {label!r}: role and organization are text")
+        # Control and direction-changing characters would garble what shows the name.
+        if not all(text.isprintable() for text in (name, *fields.values())):
+            raise CareerbotError(
+                f"{path}: speaker {label!r}: name, role and organization may not hold control "
+                "or text-direction characters"
+            )
         speaker = Speaker(id=slug(entry["name"]), name=entry["name"], **fields)
         for key in (label, speaker.name, speaker.name.split()[0]):
             labels.setdefault(key, speaker)

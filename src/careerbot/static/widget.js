@@ -16,8 +16,11 @@
   const options = (script && script.dataset) || {};
   const api = (options.api || "").replace(/\/+$/, "");
   const launcherMode = options.mode === "launcher";
-  const title = (options.title || "Ask people who do the job").slice(0, 80);
-  const accent = options.accent && CSS.supports("color", options.accent) ? options.accent : null;
+  const title = Array.from(options.title || "Ask people who do the job").slice(0, 80).join("");
+  // A colour written plainly: CSS.supports alone would also pass var(..., url(...)).
+  const COLOUR = /^(#[0-9a-f]{3,8}|[a-z]+|(rgb|rgba|hsl|hsla)\([0-9a-z\s.,%/+-]*\))$/i;
+  const accent = COLOUR.test(options.accent || "") && CSS.supports("color", options.accent)
+    ? options.accent : null;
   const TIMEOUT_MS = 20000;
   // An answer longer than its passage by this many characters starts as the passage alone.
   const MORE = 160;
@@ -37,9 +40,9 @@
     *, *::before, *::after { box-sizing: border-box; }
     .panel { --accent: var(--careerbot-accent, #0969da); background: #fff;
       border: 1px solid #d0d7de; border-radius: 12px; display: flex;
-      flex-direction: column; }
+      flex-direction: column; overflow-wrap: anywhere; }
     .head { display: flex; align-items: center; gap: .5rem; padding: .75rem 1rem 0; }
-    h2 { font-size: 1.05rem; margin: 0; flex: 1; }
+    h2 { font-size: 1.05rem; margin: 0; flex: 1; min-width: 0; }
     .log { display: flex; flex-direction: column; gap: .75rem; padding: .75rem 1rem; }
     .welcome p { margin: 0 0 .5rem; color: #57606a; }
     .asked { align-self: flex-end; background: var(--accent); color: #fff;
@@ -137,9 +140,10 @@
   }
 
   function initials(name) {
-    const parts = name.split(/\s+/).filter(Boolean);
-    const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : name.slice(0, 2);
-    return letters.toUpperCase();
+    const parts = name.split(/\s+/).filter(Boolean).map((part) => Array.from(part));
+    const letters = parts.length > 1 ? [parts[0][0], parts[parts.length - 1][0]]
+      : (parts[0] || []).slice(0, 2);
+    return letters.join("").toUpperCase();
   }
 
   // "Strong match" only for a first answer that is both good and clearly ahead.
@@ -333,13 +337,16 @@
 
     // Who is in the interviews and three questions to start with.
     function greet(people, topics) {
-      const names = people.map((p) => (p.role ? `${p.name} (${p.role})` : p.name));
-      const who = names.length > 1
-        ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : names[0];
-      if (who) {
+      // Each name apart (<bdi>), so that one written right to left cannot turn the rest.
+      const names = people.map((p) => el("bdi", {}, p.role ? `${p.name} (${p.role})` : p.name));
+      if (names.length) {
+        const line = el("p", {}, "Answers in the words of ");
+        names.forEach((name, i) => line.append(
+          i === 0 ? "" : i === names.length - 1 ? " and " : ", ", name));
         const count = topics.length;
-        welcome.append(el("p", {}, `Answers in the words of ${who}, from interviews on ` +
-          `${count} question${count === 1 ? "" : "s"} about their work.`));
+        line.append(`, from interviews on ${count} question${count === 1 ? "" : "s"} ` +
+          "about their work.");
+        welcome.append(line);
       }
       const step = Math.max(1, Math.floor(topics.length / 3));
       const examples = topics.filter((_, i) => i % step === 0).slice(0, 3).map((t) => t.question);
@@ -380,13 +387,18 @@
         const result = await response.json().catch(() => ({}));
         typing.remove();
         if (!response.ok) {
-          failed(entry, `careerbot could not answer: ${result.detail || response.statusText}`, retry);
+          const detail = typeof result.detail === "string" ? result.detail
+            : response.statusText || `error ${response.status}`;
+          failed(entry, `careerbot could not answer: ${detail}`, retry);
         } else if (result.answered) {
-          result.answers.forEach((answer, position) => {
-            const vote = result.id ? (helpful) => feedback({ ask_id: result.id,
-              answer_id: answer.id, helpful }) : null;
-            entry.append(card(result.answers, position, vote));
-          });
+          try {
+            const cards = result.answers.map((answer, position) => card(result.answers, position,
+              result.id ? (helpful) => feedback({ ask_id: result.id, answer_id: answer.id, helpful })
+                : null));
+            entry.append(...cards);
+          } catch (error) {
+            failed(entry, "careerbot sent an answer this page cannot show.", retry);
+          }
         } else {
           noAnswer(entry, result.suggestions || [], result.id, result.uncovered);
         }
