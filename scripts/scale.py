@@ -1,6 +1,7 @@
 """Measure careerbot at scale: a synthetic corpus, its build, and exact against HNSW search.
 
     python scripts/scale.py [--answers 100000] [--work /tmp/careerbot-scale] [--queries 200]
+                            [--incremental]
 
 Writes the synthetic corpus (scripts/synth.py) into WORK/corpus and builds its index into
 WORK/index with `careerbot build`, timed as a whole process (both are kept and reused by
@@ -9,10 +10,16 @@ index in memory, exact (flat) and HNSW; the time to load the index and set up th
 searcher, and the process's RSS after it; search latency one question at a time, k=10,
 exact against HNSW, and HNSW's recall@10 against exact; and `Searcher.ask` end to end
 (question embedded beforehand). The questions are the labelled ones in eval/.
+
+With --incremental, also: one 10-answer transcript is added to a copy of the corpus, and
+the index is rebuilt twice, timed as whole processes: from a copy of the existing index
+(which reuses the vectors of unchanged passages) and from nothing. The two must hold the
+same passages and give the same top 10 for every question.
 """
 
 import argparse
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +29,7 @@ import faiss
 import numpy as np
 
 from careerbot.config import Settings
-from careerbot.embedding import load_embedder
+from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import read_cases
 from careerbot.index import current_version, load_index, searchable
 from careerbot.search import Searcher
@@ -50,6 +57,7 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/careerbot-scale"))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--incremental", action="store_true")
     args = parser.parse_args()
     corpus, index_dir = args.work / "corpus", args.work / "index"
     if not corpus.is_dir():
@@ -110,6 +118,41 @@ def main() -> None:
         searcher.ask(question, 3, query=query[None, :])
         ask_times.append(time.perf_counter() - begin)
     print(f"Searcher.ask, question embedded beforehand: {percentiles(ask_times)}")
+    if args.incremental:
+        incremental(args.work, embedder, queries)
+
+
+def timed_build(corpus: Path, index_dir: Path) -> float:
+    begin = time.perf_counter()
+    build = [sys.executable, "-m", "careerbot", "build", "--corpus-dir", str(corpus)]
+    subprocess.run([*build, "--index-dir", str(index_dir)], check=True)
+    return time.perf_counter() - begin
+
+
+def incremental(work: Path, embedder: Embedder, queries: np.ndarray) -> None:
+    """Add a 10-answer transcript; rebuild from the existing index and from nothing."""
+    grown, added = work / "grown", work / "added"
+    for folder in (grown, added, work / "index-incremental", work / "index-full"):
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(work / "corpus", grown)
+    synth = [sys.executable, str(ROOT / "scripts" / "synth.py"), str(added)]
+    subprocess.run([*synth, "--answers", "10", "--seed", "7"], check=True)
+    for file in added.iterdir():
+        shutil.copy(file, grown / file.name.replace("synthetic-", "added-"))
+    shutil.copytree(work / "index", work / "index-incremental")
+    again = timed_build(grown, work / "index-incremental")
+    whole = timed_build(grown, work / "index-full")
+    print(
+        f"one 10-answer transcript added: rebuild {again:.1f} s, full build {whole:.1f} s, "
+        f"ratio {again / whole:.3f} (target <= 0.05)"
+    )
+    one, other = (load_index(work / name, embedder) for name in ("index-incremental", "index-full"))
+    assert one.passages == other.passages, "the two builds hold different passages"
+    faiss.omp_set_num_threads(1)
+    _, one_ids = timed_searches(one.vectors, queries, 10)
+    _, other_ids = timed_searches(other.vectors, queries, 10)
+    same = sum(list(a) == list(b) for a, b in zip(one_ids, other_ids, strict=True))
+    print(f"same top 10 from both builds for {same} of {len(queries)} questions")
 
 
 if __name__ == "__main__":

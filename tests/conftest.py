@@ -21,6 +21,7 @@ class FakeEmbedder:
 
     def __init__(self, dimension: int = 64, model_id: str = "fake-model", window: int = 256):
         self.model_id = model_id
+        self.fingerprint = f"{model_id}:{dimension}"
         self.dimension = dimension
         self.window = window
         self.calls: list[list[str]] = []

@@ -15,6 +15,7 @@ from careerbot.cli import ensure_index
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.index import (
     DATA_FILES,
+    FORMAT,
     HNSW_SEARCH_DEPTH,
     build_index,
     clean_up,
@@ -145,19 +146,19 @@ def test_the_interview_title_date_and_url_are_in_every_source(tmp_path: Path) ->
     }
 
 
-def test_an_index_of_the_format_before_interview_sources_is_rebuilt(
+def test_an_index_of_an_older_format_is_rebuilt(
     built: Path,
     settings: Settings,
     fake_embedder: FakeEmbedder,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Its records have no title, date or url: it is refused, and serving rebuilds it."""
-    sealed = reseal(built, format=3)
-    with pytest.raises(CareerbotError, match=r"not a careerbot manifest of format 4 \(format"):
+    """Its records lack what this version reads: it is refused, and serving rebuilds it."""
+    sealed = reseal(built, format=FORMAT - 1)
+    with pytest.raises(CareerbotError, match=rf"not a careerbot manifest of format {FORMAT} \("):
         load_index(settings.index_dir, fake_embedder)
     index, problems = ensure_index(settings, fake_embedder)
-    assert "format: Input should be 4" in capsys.readouterr().err
-    assert (index.manifest.format, problems) == (4, [])
+    assert f"format: Input should be {FORMAT}" in capsys.readouterr().err
+    assert (index.manifest.format, problems) == (FORMAT, [])
     assert set(index.passages[0]["source"]) == {"document", "lines", "title", "date", "url"}
     assert served_version(settings.index_dir) != sealed
 
@@ -392,7 +393,7 @@ MANIFESTS = {
     "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
     "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
     "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
-    "older format": ({"format": 3}, r"format: Input should be 4"),
+    "older format": ({"format": 4}, r"format: Input should be 5"),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
 }
 
@@ -565,3 +566,67 @@ def test_clean_up_keeps_the_served_version_and_the_newest_good_ones_and_drops_re
     clean_up(settings.index_dir)
     kept = sorted(p.name for p in versions.iterdir())
     assert kept == sorted([built.name, older[1].name, second.name])
+
+
+NEW_TRANSCRIPT = """Intro.
+
+How do you pick a first project?
+
+Ada: Start with data you care about, and finish something small.
+
+Why write tests?
+
+Ada: Tests let you change code without fear.
+"""
+
+
+def test_a_rebuild_embeds_only_what_is_new_and_matches_a_full_build(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    before = load_index(settings.index_dir, fake_embedder)
+    (settings.corpus_dir / "ada.txt").write_text(NEW_TRANSCRIPT)
+    fake_embedder.calls.clear()
+    summary = build_index(settings, fake_embedder)
+    after = load_index(settings.index_dir, fake_embedder)
+    new = [p for p in after.passages if p["answer_id"].startswith("ada/")]
+    assert summary.reused == len(before.passages) and summary.passages == summary.reused + len(new)
+    assert "reused" in str(summary) and f"{len(new)} embedded" in str(summary)
+    # Only the new passages were embedded (then the views, which are few).
+    assert len(fake_embedder.calls[0]) == len(new)
+    assert all(
+        text.endswith(p["text"]) for text, p in zip(fake_embedder.calls[0], new, strict=True)
+    )
+    # The same index as a build from nothing.
+    full_settings = settings.model_copy(update={"index_dir": tmp_path / "full"})
+    build_index(full_settings, FakeEmbedder())
+    full = load_index(full_settings.index_dir, fake_embedder)
+    assert full.passages == after.passages
+    every = np.arange(len(full.passages))
+    assert np.array_equal(
+        full.vectors.reconstruct_batch(every), after.vectors.reconstruct_batch(every)
+    )
+    assert np.array_equal(full.views, after.views)
+
+
+def test_vectors_of_another_model_are_not_reused(built: Path, settings: Settings) -> None:
+    other = FakeEmbedder(model_id="another-model")
+    summary = build_index(settings, other)
+    assert summary.reused == 0 and len(other.calls[0]) == summary.passages
+
+
+def test_a_previous_version_that_does_not_verify_is_not_trusted(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    keys = np.load(built / "keys.npy")
+    np.save(built / "keys.npy", keys[:-1])
+    reseal(built)
+    summary = build_index(settings, fake_embedder)
+    assert summary.reused == 0
+    assert any("keys.npy does not fit its vectors" in w for w in summary.warnings)
+    # Tampered without a new seal: refused by its checksum, likewise not used.
+    version = served_version(settings.index_dir)
+    (version / "faiss.index").write_bytes(b"\0" * 64)
+    summary = build_index(settings, fake_embedder)
+    assert summary.reused == 0
+    assert any("does not match its checksum" in w for w in summary.warnings)
+    assert len(load_index(settings.index_dir, fake_embedder).passages) == summary.passages

@@ -34,6 +34,11 @@ class Embedder(Protocol):
     def model_id(self) -> str: ...
 
     @property
+    def fingerprint(self) -> str:
+        """The model and its files: vectors made under one fingerprint can be reused."""
+        ...
+
+    @property
     def dimension(self) -> int: ...
 
     @property
@@ -74,12 +79,17 @@ class ModelFacts:
     """What an embedder states about its model, set by its constructor."""
 
     _model_id: str
+    _fingerprint: str
     _dimension: int
     _window: int
 
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
 
     @property
     def dimension(self) -> int:
@@ -103,6 +113,7 @@ class SentenceTransformerEmbedder(ModelFacts):
         transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._model_id = model
+        self._fingerprint = f"{model}:{files_digest(path)}"
         dimension, window = self._model.get_embedding_dimension(), self._model.max_seq_length
         if not dimension or not window:
             raise CareerbotError(f"model {model!r} does not state its dimension and window")
@@ -146,15 +157,22 @@ def load_embedder(settings: Settings) -> Embedder:
 EXPORT_RECIPE = 1
 
 
-def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
-    """The ONNX export of the model at path, made when missing and kept in cache_dir. Its
-    name holds a digest of the export recipe and the model's files (names, sizes and
-    modification times), so a changed model is exported anew."""
-    digest = hashlib.sha256(f"recipe {EXPORT_RECIPE};".encode())
+def files_digest(path: Path) -> str:
+    """A digest of a model folder's files (names, sizes and modification times): it
+    changes when the model does."""
+    digest = hashlib.sha256()
     for file in sorted(path.rglob("*")):
         if file.is_file():
             stat = file.stat()
             digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
+
+
+def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
+    """The ONNX export of the model at path, made when missing and kept in cache_dir. Its
+    name holds a digest of the export recipe and the model's files (names, sizes and
+    modification times), so a changed model is exported anew."""
+    digest = hashlib.sha256(f"recipe {EXPORT_RECIPE};{files_digest(path)}".encode())
     exported = cache_dir / f"{path.name}-{digest.hexdigest()[:16]}.onnx"
     quantized = exported.with_suffix(".int8.onnx")
     if cache_dir.is_dir():
@@ -323,6 +341,7 @@ class OnnxEmbedder(ModelFacts):
         path = model_path(model)
         self._window, self._lower = onnx_facts(path, model)
         self._model_id = f"{model} (int8)" if int8 else model
+        self._fingerprint = f"{self._model_id}:{files_digest(path)}"
         self._counter = Tokenizer.from_file(str(path / "tokenizer.json"))
         self._counter.no_truncation()
         self._counter.no_padding()
@@ -401,6 +420,7 @@ class BatchingEmbedder:
         self.model, self.batch_size, self.cache_size = model, batch_size, cache_size
         self.max_wait, self.finished = max_wait, 0.0
         self.model_id, self.dimension, self.window = model.model_id, model.dimension, model.window
+        self.fingerprint = model.fingerprint
         self.count_tokens = model.count_tokens
         self.cache: OrderedDict[str, Vectors] = OrderedDict()
         self.lock = threading.Lock()

@@ -32,9 +32,12 @@ from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME, plain
 from careerbot.transcript import Speaker, Transcript, parse_corpus
 
 # 2: the version folder's name carries its manifest's digest. 3: views.npy. 4: a record's
-# source gives the interview's title, date and url.
-FORMAT = 4
-DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl", "views.npy")
+# source gives the interview's title, date and url. 5: keys.npy, the model's fingerprint.
+FORMAT = 5
+DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl", "views.npy", "keys.npy")
+# Per passage, this many bytes of the SHA-256 of the model's fingerprint and the text
+# embedded: a later build reuses the vector of a passage whose key it finds again.
+KEY_BYTES = 16
 # index_dir/versions/<version>/ holds each build; index_dir/CURRENT names the one served.
 POINTER = "CURRENT"
 VERSIONS = "versions"
@@ -64,8 +67,9 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[4]
+    format: Literal[5]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
+    fingerprint: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
     passages: Count
     index_type: Literal["flat", "hnsw"]
@@ -119,11 +123,13 @@ class BuildSummary:
     passages: int
     seconds: float
     warnings: tuple[str, ...] = ()
+    reused: int = 0  # passages whose vector came from the previous version
 
     def __str__(self) -> str:
         return (
             f"Indexed documents: {self.documents}, speakers: {self.speakers}, answers: "
-            f"{self.answers}, passages: {self.passages} in {self.seconds:.1f} s -> {self.index_dir}"
+            f"{self.answers}, passages: {self.passages} ({self.reused} reused, "
+            f"{self.passages - self.reused} embedded) in {self.seconds:.1f} s -> {self.index_dir}"
         )
 
 
@@ -248,9 +254,9 @@ def write_file(path: Path, data: bytes) -> None:
         os.fsync(file.fileno())
 
 
-def npy(vectors: Vectors) -> bytes:
+def npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -351,6 +357,7 @@ def write_index(
     index_dir: Path,
     vectors: Vectors,
     views: Vectors,
+    keys: list[bytes],
     passages: list[Record],
     answers: list[Record],
     facts: Record,
@@ -373,7 +380,9 @@ def write_index(
         )
         write_file(staging / "passages.jsonl", jsonl(passages))
         write_file(staging / "answers.jsonl", jsonl(answers))
-        write_file(staging / "views.npy", npy(views))
+        write_file(staging / "views.npy", npy(views.astype(np.float32)))
+        rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
+        write_file(staging / "keys.npy", npy(rows))
         files = {name: sha256(staging / name) for name in DATA_FILES}
         sizes = {name: (staging / name).stat().st_size for name in DATA_FILES}
         manifest = json.dumps({**facts, "files": files, "sizes": sizes}, indent=2) + "\n"
@@ -434,7 +443,16 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
-    vectors = embedder.embed([embedding_text(p.answer, p.text) for p in passages], progress)
+    texts = [embedding_text(p.answer, p.text) for p in passages]
+    keys = [passage_key(embedder.fingerprint, text) for text in texts]
+    known, problem = reusable(settings.index_dir, embedder, set(keys))
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    if missing:
+        vectors[missing] = embedder.embed([texts[i] for i in missing], progress)
+    for i, key in enumerate(keys):
+        if key in known:
+            vectors[i] = known[key]
     records = [answer_record(a) for a in answers]
     views = view_texts(interview_questions(records), phrasings, uncovered, synonyms)
     view_vectors = embedder.embed(views.texts) if views.texts else empty(embedder.dimension)
@@ -442,6 +460,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     facts = {
         "format": FORMAT,
         "model": embedder.model_id,
+        "fingerprint": embedder.fingerprint,
         "dimension": embedder.dimension,
         "passages": len(passages),
         "index_type": index_kind(settings.index_type, len(passages)),
@@ -460,6 +479,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         settings.index_dir,
         vectors,
         view_vectors,
+        keys,
         [passage_record(p) for p in passages],
         records,
         facts,
@@ -473,9 +493,44 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         time.perf_counter() - started,
         (
             *(warning for transcript in transcripts for warning in transcript.warnings),
+            *([problem] if problem else []),
             *clean_up(settings.index_dir),
         ),
+        len(texts) - len(missing),
     )
+
+
+def passage_key(fingerprint: str, text: str) -> bytes:
+    return hashlib.sha256(f"{fingerprint}\0{text}".encode()).digest()[:KEY_BYTES]
+
+
+def reusable(
+    index_dir: Path, embedder: Embedder, wanted: set[bytes]
+) -> tuple[dict[bytes, Vectors], str | None]:
+    """The vectors of the version being served that the new build wants again, by key;
+    none when there is no such version or it was built by another model. A version that
+    does not verify, or whose keys do not fit its vectors, is not trusted: its vectors
+    are not used, and the second value says why."""
+    try:
+        version_dir = current_version(index_dir)
+        if version_dir is None or not version_dir.is_dir():
+            return {}, None
+        manifest, data = read_version(version_dir)
+        if manifest.fingerprint != embedder.fingerprint:
+            return {}, None
+        keys = np.load(io.BytesIO(data["keys.npy"]), allow_pickle=False)
+        index = faiss.deserialize_index(np.frombuffer(data["faiss.index"], dtype=np.uint8))
+        if keys.dtype != np.uint8 or keys.shape != (index.ntotal, KEY_BYTES):
+            raise CareerbotError(f"{version_dir}/keys.npy does not fit its vectors")
+        if index.d != embedder.dimension:
+            raise CareerbotError(f"{version_dir} holds vectors of another dimension")
+        found = {bytes(key): row for row, key in enumerate(keys) if bytes(key) in wanted}
+        if not found:
+            return {}, None
+        vectors = index.reconstruct_batch(np.array(list(found.values()), dtype=np.int64))
+        return dict(zip(found, vectors, strict=True)), None
+    except (CareerbotError, RuntimeError, ValueError, EOFError) as error:
+        return {}, f"the last version's vectors are not reused ({error}); all are embedded anew"
 
 
 def empty(dimension: int) -> Vectors:
