@@ -82,8 +82,9 @@ def test_round_trip_gives_back_every_passage_in_vector_order(
         start, end = passage["span"]
         assert answer["text"][start:end] == passage["text"]
     # Vector i is the embedding of passage i, with its question and speaker for context.
-    embedded = fake_embedder.calls[0]
-    assert len(embedded) == len(index.passages)
+    # One call embeds the passages, in order, then the views of the interview questions.
+    embedded = fake_embedder.calls[0][: len(index.passages)]
+    assert len(fake_embedder.calls[0]) == len(index.passages) + len(index.views)
     for position, passage in enumerate(index.passages):
         assert embedded[position].endswith(passage["text"])
         assert embedded[position].startswith(passage["question"])
@@ -591,10 +592,14 @@ def test_a_rebuild_embeds_only_what_is_new_and_matches_a_full_build(
     new = [p for p in after.passages if p["answer_id"].startswith("ada/")]
     assert summary.reused == len(before.passages) and summary.passages == summary.reused + len(new)
     assert "reused" in str(summary) and f"{len(new)} embedded" in str(summary)
-    # Only the new passages were embedded (then the views, which are few).
-    assert len(fake_embedder.calls[0]) == len(new)
+    # Only the new passages were embedded, and the new interview questions (views).
+    assert fake_embedder.calls[0][len(new) :] == [
+        "How do you pick a first project?",
+        "Why write tests?",
+    ]
     assert all(
-        text.endswith(p["text"]) for text, p in zip(fake_embedder.calls[0], new, strict=True)
+        text.endswith(p["text"])
+        for text, p in zip(fake_embedder.calls[0][: len(new)], new, strict=True)
     )
     # The same index as a build from nothing.
     full_settings = settings.model_copy(update={"index_dir": tmp_path / "full"})
@@ -611,7 +616,9 @@ def test_a_rebuild_embeds_only_what_is_new_and_matches_a_full_build(
 def test_vectors_of_another_model_are_not_reused(built: Path, settings: Settings) -> None:
     other = FakeEmbedder(model_id="another-model")
     summary = build_index(settings, other)
-    assert summary.reused == 0 and len(other.calls[0]) == summary.passages
+    index = load_index(settings.index_dir, other)
+    assert summary.reused == 0
+    assert len(other.calls[0]) == summary.passages + len(index.views)
 
 
 def test_a_previous_version_that_does_not_verify_is_not_trusted(
@@ -630,3 +637,33 @@ def test_a_previous_version_that_does_not_verify_is_not_trusted(
     assert summary.reused == 0
     assert any("does not match its checksum" in w for w in summary.warnings)
     assert len(load_index(settings.index_dir, fake_embedder).passages) == summary.passages
+
+
+def test_unchanged_answers_keep_their_split_unless_the_settings_change(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    counted: list[str] = []
+    real = fake_embedder.count_tokens
+
+    def counting(text: str) -> int:
+        counted.append(text)
+        return real(text)
+
+    fake_embedder.count_tokens = counting  # type: ignore[method-assign]
+    (settings.corpus_dir / "ada.txt").write_text(NEW_TRANSCRIPT)
+    build_index(settings, fake_embedder)
+    new = ("Start with data you care about, and finish something small.",
+           "Tests let you change code without fear.")  # fmt: skip
+    assert counted
+    # Pieces of the new answers, alone or with their question and speaker around them.
+    assert all("Ada:" in text or any(text in answer for answer in new) for text in counted)
+    counted.clear()
+    smaller = settings.model_copy(update={"passage_tokens": 24})
+    build_index(smaller, fake_embedder)
+    assert len(counted) > 20, "other settings: every answer is split anew"
+    fresh = smaller.model_copy(update={"index_dir": tmp_path / "fresh"})
+    build_index(fresh, FakeEmbedder())
+    assert (
+        load_index(fresh.index_dir, fake_embedder).passages
+        == load_index(smaller.index_dir, fake_embedder).passages
+    )

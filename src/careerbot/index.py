@@ -423,13 +423,16 @@ def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
-    """Parse, chunk and embed the whole corpus into settings.index_dir."""
+    """Parse, chunk and embed the whole corpus into settings.index_dir, reusing what the
+    version being served already holds for answers and texts that have not changed."""
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
     phrasings, uncovered = curation(transcripts)
     synonyms = Synonyms.read(settings.corpus_dir)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
+    chunking = {"passage_tokens": settings.passage_tokens, "window": embedder.window}
+    previous, problem = Previous.load(settings.index_dir, embedder, chunking)
     passages: list[Passage] = []
     with tqdm(
         total=sum(len(answer.text) for answer in answers),
@@ -439,23 +442,22 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         disable=not progress,
     ) as bar:
         for answer in answers:
-            passages += split_passages(
+            passages += previous.passages(answer) or split_passages(
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
-    texts = [embedding_text(p.answer, p.text) for p in passages]
-    keys = [passage_key(embedder.fingerprint, text) for text in texts]
-    known, problem = reusable(settings.index_dir, embedder, set(keys))
-    missing = [i for i, key in enumerate(keys) if key not in known]
-    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
-    if missing:
-        vectors[missing] = embedder.embed([texts[i] for i in missing], progress)
-    for i, key in enumerate(keys):
-        if key in known:
-            vectors[i] = known[key]
     records = [answer_record(a) for a in answers]
     views = view_texts(interview_questions(records), phrasings, uncovered, synonyms)
-    view_vectors = embedder.embed(views.texts) if views.texts else empty(embedder.dimension)
+    texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
+    keys = [passage_key(embedder.fingerprint, text) for text in texts]
+    known = previous.vectors(keys)
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    every = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    if missing:
+        every[missing] = embedder.embed([texts[i] for i in missing], progress)
+    for i, key in enumerate(keys):
+        if key in known:
+            every[i] = known[key]
     speakers = {answer.speaker.id for answer in answers}
     facts = {
         "format": FORMAT,
@@ -468,7 +470,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "speakers": len(speakers),
         "documents": [transcript.document for transcript in transcripts],
         "corpus_sha256": corpus_digest,
-        "chunking": {"passage_tokens": settings.passage_tokens, "window": embedder.window},
+        "chunking": chunking,
         "synonyms": synonyms.table,
         "phrasings": phrasings,
         "uncovered": uncovered,
@@ -477,8 +479,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     }
     version = write_index(
         settings.index_dir,
-        vectors,
-        view_vectors,
+        every[: len(passages)],
+        every[len(passages) :],
         keys,
         [passage_record(p) for p in passages],
         records,
@@ -496,7 +498,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
             *([problem] if problem else []),
             *clean_up(settings.index_dir),
         ),
-        len(texts) - len(missing),
+        len(passages) - sum(1 for i in missing if i < len(passages)),
     )
 
 
@@ -504,33 +506,63 @@ def passage_key(fingerprint: str, text: str) -> bytes:
     return hashlib.sha256(f"{fingerprint}\0{text}".encode()).digest()[:KEY_BYTES]
 
 
-def reusable(
-    index_dir: Path, embedder: Embedder, wanted: set[bytes]
-) -> tuple[dict[bytes, Vectors], str | None]:
-    """The vectors of the version being served that the new build wants again, by key;
-    none when there is no such version or it was built by another model. A version that
-    does not verify, or whose keys do not fit its vectors, is not trusted: its vectors
-    are not used, and the second value says why."""
-    try:
-        version_dir = current_version(index_dir)
-        if version_dir is None or not version_dir.is_dir():
-            return {}, None
-        manifest, data = read_version(version_dir)
-        if manifest.fingerprint != embedder.fingerprint:
-            return {}, None
-        keys = np.load(io.BytesIO(data["keys.npy"]), allow_pickle=False)
-        index = faiss.deserialize_index(np.frombuffer(data["faiss.index"], dtype=np.uint8))
-        if keys.dtype != np.uint8 or keys.shape != (index.ntotal, KEY_BYTES):
-            raise CareerbotError(f"{version_dir}/keys.npy does not fit its vectors")
-        if index.d != embedder.dimension:
-            raise CareerbotError(f"{version_dir} holds vectors of another dimension")
-        found = {bytes(key): row for row, key in enumerate(keys) if bytes(key) in wanted}
-        if not found:
-            return {}, None
-        vectors = index.reconstruct_batch(np.array(list(found.values()), dtype=np.int64))
-        return dict(zip(found, vectors, strict=True)), None
-    except (CareerbotError, RuntimeError, ValueError, EOFError) as error:
-        return {}, f"the last version's vectors are not reused ({error}); all are embedded anew"
+@dataclass(frozen=True)
+class Previous:
+    """What the version being served holds that a new build may reuse: each answer's
+    passages (when split with the same settings and tokenizer), and the vectors of its
+    passages and views by key (made by the same model)."""
+
+    answers: dict[str, Record]
+    spans: dict[str, list[tuple[str, int, int]]]  # answer id: (passage id, start, end)
+    keys: dict[bytes, int]  # key: row of `stored`
+    stored: Vectors  # the passage vectors, then the view vectors
+
+    @classmethod
+    def load(
+        cls, index_dir: Path, embedder: Embedder, chunking: dict[str, int]
+    ) -> tuple["Previous", str | None]:
+        """The version CURRENT names, verified; nothing to reuse when there is none or it
+        was made by another model. A version that does not verify, or whose keys do not
+        fit its vectors, is not trusted: nothing of it is used, and the second value
+        says why."""
+        nothing = cls({}, {}, {}, empty(embedder.dimension))
+        try:
+            version_dir = current_version(index_dir)
+            if version_dir is None or not version_dir.is_dir():
+                return nothing, None
+            manifest, data = read_version(version_dir)
+            if manifest.fingerprint != embedder.fingerprint:
+                return nothing, None
+            index = faiss.deserialize_index(np.frombuffer(data["faiss.index"], dtype=np.uint8))
+            views = np.load(io.BytesIO(data["views.npy"]), allow_pickle=False)
+            keys = np.load(io.BytesIO(data["keys.npy"]), allow_pickle=False)
+            if keys.dtype != np.uint8 or keys.shape != (index.ntotal + len(views), KEY_BYTES):
+                raise CareerbotError(f"{version_dir}/keys.npy does not fit its vectors")
+            if index.d != embedder.dimension or views.shape[1:] != (embedder.dimension,):
+                raise CareerbotError(f"{version_dir} holds vectors of another dimension")
+            stored = np.concatenate([index.reconstruct_n(0, index.ntotal), views])
+            answers: dict[str, Record] = {}
+            spans: dict[str, list[tuple[str, int, int]]] = {}
+            if manifest.chunking.model_dump() == chunking:
+                answers = {a["id"]: a for a in read_jsonl(data["answers.jsonl"])}
+                for passage in read_jsonl(data["passages.jsonl"]):
+                    start, end = passage["span"]
+                    spans.setdefault(passage["answer_id"], []).append((passage["id"], start, end))
+            rows = {bytes(key): row for row, key in enumerate(keys)}
+            return cls(answers, spans, rows, stored.astype(np.float32)), None
+        except (CareerbotError, RuntimeError, ValueError, EOFError, KeyError, TypeError) as error:
+            return nothing, f"the last version is not reused ({error}); all is made anew"
+
+    def passages(self, answer: Answer) -> list[Passage]:
+        """The answer's passages as last split, when its text is the same; else none."""
+        old = self.answers.get(answer.id)
+        if old is None or old.get("text") != answer.text:
+            return []
+        return [Passage(id, answer, start, end) for id, start, end in self.spans.get(answer.id, [])]
+
+    def vectors(self, keys: list[bytes]) -> dict[bytes, Vectors]:
+        """The stored vectors of those keys it has."""
+        return {key: self.stored[self.keys[key]] for key in keys if key in self.keys}
 
 
 def empty(dimension: int) -> Vectors:
