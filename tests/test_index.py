@@ -667,3 +667,62 @@ def test_unchanged_answers_keep_their_split_unless_the_settings_change(
         load_index(fresh.index_dir, fake_embedder).passages
         == load_index(smaller.index_dir, fake_embedder).passages
     )
+
+
+def same_as_a_full_build(settings: Settings, tmp_path: Path) -> None:
+    """The index built from the last one holds what a build from nothing would."""
+    fresh = settings.model_copy(update={"index_dir": tmp_path / "fresh"})
+    build_index(fresh, FakeEmbedder())
+    one, other = (load_index(s.index_dir, FakeEmbedder()) for s in (settings, fresh))
+    assert one.passages == other.passages
+    every = np.arange(len(one.passages))
+    assert np.array_equal(
+        one.vectors.reconstruct_batch(every), other.vectors.reconstruct_batch(every)
+    )
+
+
+def test_a_longer_speaker_role_splits_the_answers_anew(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    """The speaker's name and role are embedded with each passage: they count in its size."""
+    metadata = settings.corpus_dir / "ml-engineer-career-qa.speakers.toml"
+    text = metadata.read_text(encoding="utf-8")
+    role = 'role = "Machine learning engineer'
+    long = role + "".join(f" responsible for area{i} systems" for i in range(45))
+    metadata.write_text(text.replace(role, long, 1), encoding="utf-8")
+    build_index(settings, fake_embedder)
+    same_as_a_full_build(settings, tmp_path)
+
+
+@pytest.mark.parametrize("span", [[0.0, 40.5], [50, 20], [0, 999999], [True, 5]])
+def test_a_sealed_version_with_bad_spans_is_split_anew(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path, span: Any
+) -> None:
+    passages = [json.loads(line) for line in (built / "passages.jsonl").read_text().splitlines()]
+    passages[0]["span"] = span
+    (built / "passages.jsonl").write_text("".join(json.dumps(p) + "\n" for p in passages))
+    reseal(built)
+    build_index(settings, fake_embedder)
+    same_as_a_full_build(settings, tmp_path)
+
+
+def test_stored_vectors_that_are_not_finite_are_not_reused(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    views = np.load(built / "views.npy")
+    views[0, 0] = np.nan
+    np.save(built / "views.npy", views)
+    sealed = reseal(built)
+    summary = build_index(settings, fake_embedder)
+    assert summary.reused == 0
+    assert any("not finite float32" in w and sealed.name in w for w in summary.warnings)
+    same_as_a_full_build(settings, tmp_path)
+
+
+def test_a_pointer_to_a_missing_version_is_said_and_all_is_made_anew(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    shutil.rmtree(built)
+    summary = build_index(settings, fake_embedder)
+    assert summary.reused == 0
+    assert any("it names a version that is missing" in w for w in summary.warnings)
