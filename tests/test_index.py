@@ -601,16 +601,7 @@ def test_a_rebuild_embeds_only_what_is_new_and_matches_a_full_build(
         text.endswith(p["text"])
         for text, p in zip(fake_embedder.calls[0][: len(new)], new, strict=True)
     )
-    # The same index as a build from nothing.
-    full_settings = settings.model_copy(update={"index_dir": tmp_path / "full"})
-    build_index(full_settings, FakeEmbedder())
-    full = load_index(full_settings.index_dir, fake_embedder)
-    assert full.passages == after.passages
-    every = np.arange(len(full.passages))
-    assert np.array_equal(
-        full.vectors.reconstruct_batch(every), after.vectors.reconstruct_batch(every)
-    )
-    assert np.array_equal(full.views, after.views)
+    same_as_a_full_build(settings, tmp_path)
 
 
 def test_vectors_of_another_model_are_not_reused(built: Path, settings: Settings) -> None:
@@ -679,6 +670,7 @@ def same_as_a_full_build(settings: Settings, tmp_path: Path) -> None:
     assert np.array_equal(
         one.vectors.reconstruct_batch(every), other.vectors.reconstruct_batch(every)
     )
+    assert np.array_equal(one.views, other.views)
 
 
 def test_a_longer_speaker_role_splits_the_answers_anew(

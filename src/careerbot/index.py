@@ -140,8 +140,9 @@ class LoadedIndex:
     vectors: faiss.Index
     passages: list[Record]
     answers: dict[str, Record]
-    # The vectors of view_texts(), in its order: the topic views, then the uncovered ones.
+    # The vectors of `layout`'s views, in its order: the topic views, then the uncovered.
     views: Vectors
+    layout: "Views"
 
 
 @dataclass(frozen=True)
@@ -434,6 +435,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
     chunking = {"passage_tokens": settings.passage_tokens, "window": embedder.window}
     previous, problem = Previous.load(settings.index_dir, embedder, chunking)
+    records = [answer_record(a) for a in answers]
     passages: list[Passage] = []
     with tqdm(
         total=sum(len(answer.text) for answer in answers),
@@ -442,12 +444,11 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         unit_scale=True,
         disable=not progress,
     ) as bar:
-        for answer in answers:
-            passages += previous.passages(answer) or split_passages(
+        for answer, record in zip(answers, records, strict=True):
+            passages += previous.passages(answer, record) or split_passages(
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
-    records = [answer_record(a) for a in answers]
     views = view_texts(interview_questions(records), phrasings, uncovered, synonyms)
     texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
     keys = [passage_key(embedder.fingerprint, text) for text in texts]
@@ -560,12 +561,11 @@ class Previous:
         except (CareerbotError, RuntimeError, ValueError, EOFError, KeyError, TypeError) as error:
             return nothing, f"{where} is not reused ({error}); all is made anew"
 
-    def passages(self, answer: Answer) -> list[Passage]:
+    def passages(self, answer: Answer, record: Record) -> list[Passage]:
         """The answer's passages as last split, when it is the same answer (the split
         depends on the question and speaker too, which are embedded with each passage) and
         the spans are well formed; else none."""
         old = self.answers.get(answer.id)
-        record = answer_record(answer)
         if old is None or any(
             old.get(key) != record[key] for key in ("text", "question", "speaker")
         ):
@@ -713,7 +713,7 @@ def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
             f"{version_dir}/views.npy holds {views.dtype} {views.shape}, not the "
             f"{len(expected.texts)} views of the manifest; {REBUILD}"
         )
-    return LoadedIndex(version_dir.name, manifest, vectors, passages, answers, views)
+    return LoadedIndex(version_dir.name, manifest, vectors, passages, answers, views, expected)
 
 
 def search_vectors(index: faiss.Index, query: Vectors, k: int) -> tuple[np.ndarray, np.ndarray]:

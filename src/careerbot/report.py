@@ -28,9 +28,9 @@ from careerbot.store import asks, connect, picks, votes
 # 0.69-0.73 stay apart. A group split in two costs the curator a glance; a wrong merge
 # hides a question, so the threshold errs on the side of splitting.
 SAME_MEANING = 0.75
-# A helpful answer that scored below this was found despite the question's wording: the
-# widget calls 0.5 and above a "Strong match", so below it the wording is worth teaching
-# as a phrasing of the answer's interview question. Above it, it already works.
+# A helpful answer that scored below this was found despite the question's wording, so
+# the wording is worth teaching as a phrasing of the answer's interview question. Above
+# it, the wording already works.
 LOW_SCORE = 0.5
 # `since` is a number of days or hours back: "7d", "36h". Five digits keep it in range.
 SINCE = re.compile(r"([1-9][0-9]{0,4})([dh])")

@@ -11,7 +11,7 @@ from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder, Vectors
-from careerbot.index import LoadedIndex, Record, search_vectors, view_texts
+from careerbot.index import LoadedIndex, Record, search_vectors
 from careerbot.lexical import WORD, Lexicon, Synonyms
 
 # Passages taken from the vector index for each question; all of a corpus up to this size.
@@ -118,9 +118,9 @@ class Searcher:
         self.synonyms = Synonyms(index.manifest.synonyms)
         # Each interview question is compared by its own words and by each other way the
         # corpus's curators say people ask it: a question's topic is its nearest view.
-        # The views were embedded when the index was built.
-        manifest = index.manifest
-        views = view_texts(list(self.topics), manifest.phrasings, manifest.uncovered, self.synonyms)
+        # The views were embedded when the index was built; their interview questions come
+        # in the order of the answers, as self.topics's do.
+        views = index.layout
         topic_of = {question: i for i, question in enumerate(self.topics)}
         self.view_topic = np.array([topic_of[question] for question, _ in views.topics])
         self.view_vectors = index.views[: len(views.topics)]
