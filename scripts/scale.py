@@ -18,7 +18,7 @@ same passages and give the same top 10 for every question.
 """
 
 import argparse
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -52,6 +52,14 @@ def timed_searches(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[lis
     return times, found
 
 
+def memory(pid: int) -> str:
+    """A process's memory: resident, proportional (shared pages split among the processes
+    that map them) and anonymous (its own heap, never shared), from smaps_rollup."""
+    with open(f"/proc/{pid}/smaps_rollup") as file:
+        kb = {line.split(":")[0]: int(line.split()[1]) for line in file if line.endswith("kB\n")}
+    return ", ".join(f"{name} {kb[name] / 1024:.0f} MiB" for name in ("Rss", "Pss", "Anonymous"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--answers", type=int, default=100_000)
@@ -73,8 +81,9 @@ def main() -> None:
     version = current_version(index_dir)
     assert version is not None
     print("on disk:")
-    for file in sorted(version.iterdir()):
-        print(f"  {file.name:<16} {file.stat().st_size / 2**20:8.1f} MiB")
+    for file in sorted(f for f in version.rglob("*") if f.is_file()):
+        name = str(file.relative_to(version))
+        print(f"  {name:<26} {file.stat().st_size / 2**20:8.1f} MiB")
 
     settings = Settings(corpus_dir=corpus, index_dir=index_dir)
     embedder = load_embedder(settings)
@@ -82,10 +91,9 @@ def main() -> None:
     index = load_index(index_dir, embedder)
     searcher = Searcher(index, embedder, settings.min_score)
     loaded = time.perf_counter() - begin
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     count = index.vectors.ntotal
     print(f"{count} passages, index type {index.manifest.index_type}")
-    print(f"load index and set up the searcher: {loaded:.1f} s; process peak RSS {rss:.0f} MiB")
+    print(f"load index and set up the searcher: {loaded:.2f} s; {memory(os.getpid())}")
 
     vectors = index.vectors.reconstruct_n(0, count)
     built = {}
@@ -149,7 +157,7 @@ def incremental(work: Path, embedder: Embedder, queries: np.ndarray) -> None:
         f"ratio {again / whole:.3f} (target <= 0.05)"
     )
     one, other = (load_index(work / name, embedder) for name in ("index-incremental", "index-full"))
-    assert one.passages == other.passages, "the two builds hold different passages"
+    assert list(one.passages) == list(other.passages), "the two builds hold different passages"
     faiss.omp_set_num_threads(1)
     _, one_ids = timed_searches(one.vectors, queries, 10)
     _, other_ids = timed_searches(other.vectors, queries, 10)

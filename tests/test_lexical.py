@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from careerbot import CareerbotError
-from careerbot.lexical import Lexicon, Synonyms, words
+from careerbot.lexical import Lexicon, Synonyms, word_model, words
 
 SYNONYMS = Synonyms({"ML": ["machine learning"], "CV": ["computer vision", "resume"]})
 DOCUMENTS = [
@@ -15,7 +15,7 @@ DOCUMENTS = [
 
 @pytest.fixture(scope="module")
 def lexicon() -> Lexicon:
-    return Lexicon(DOCUMENTS, SYNONYMS)
+    return Lexicon(*word_model(DOCUMENTS, SYNONYMS), SYNONYMS)
 
 
 def test_words_drop_stopwords_and_chat_filler_and_join_hyphenated_compounds() -> None:
@@ -86,7 +86,11 @@ def test_misspelt_words_are_repaired_to_corpus_words_real_words_are_kept(
 def test_abbreviation_in_the_question_matches_the_long_form_in_passages(lexicon: Lexicon) -> None:
     scores = lexicon.scores(lexicon.terms("ML engineers"))
     assert scores.argmax() == 0 and scores[0] > 0.5
-    assert lexicon.matched(lexicon.terms("ML engineers"), 0) == ["machine", "learning", "engineers"]
+    assert lexicon.matched(lexicon.terms("ML engineers"), DOCUMENTS[0]) == [
+        "machine",
+        "learning",
+        "engineers",
+    ]
 
 
 def test_scores_are_the_share_of_the_questions_information_matched(lexicon: Lexicon) -> None:

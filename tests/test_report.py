@@ -78,10 +78,12 @@ def an_ask(
 @pytest.fixture
 def seeded(logged: Settings, engine: sa.Engine, fake_embedder: FakeEmbedder) -> Seeded:
     """Seven asks (one ten days old), votes on three of them and two picks."""
-    index = load_index(logged.index_dir, fake_embedder)
-    a1, a2, a3 = sorted(index.answers)[:3]
-    questions = sorted({record["question"] for record in index.answers.values()})
-    low = index.answers[a2]["question"]
+    answers = {
+        answer["id"]: answer for answer in load_index(logged.index_dir, fake_embedder).answers
+    }
+    a1, a2, a3 = sorted(answers)[:3]
+    questions = sorted({record["question"] for record in answers.values()})
+    low = answers[a2]["question"]
     picked = next(q for q in questions if q != low)
     log = QuestionLog(engine, "full", 90)
     log.write(

@@ -141,5 +141,5 @@ def test_a_filtered_or_named_speaker_is_compared_in_full_beyond_the_candidates(
         hits = searcher.ask(question, top_k=9, speaker=speaker).answers
         his = [hit for hit in hits if hit.answer["speaker"]["name"] == "Shubhankar Jain"]
         assert len(his) >= 3 and (speaker is None or his == hits)
-        positions = [searcher.index.passages.index(hit.passage) for hit in his]
+        positions = [list(searcher.index.passages).index(hit.passage) for hit in his]
         assert [hit.semantic for hit in his] == pytest.approx(list(exact[positions]), abs=1e-6)

@@ -3,17 +3,23 @@
 import hashlib
 import io
 import json
+import mmap
 import os
 import re
 import shutil
+import stat
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import bm25s
 import faiss
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
@@ -27,14 +33,29 @@ from careerbot import (
 from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
-from careerbot.lexical import SYNONYMS_FILE, Synonyms
+from careerbot.lexical import BM25_FILES, SYNONYMS_FILE, Synonyms, word_model
 from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME, plain
 from careerbot.transcript import Speaker, Transcript, parse_corpus
 
 # 2: the version folder's name carries its manifest's digest. 3: views.npy. 4: a record's
 # source gives the interview's title, date and url. 5: keys.npy, the model's fingerprint.
-FORMAT = 5
-DATA_FILES = ("faiss.index", "passages.jsonl", "answers.jsonl", "views.npy", "keys.npy")
+# 6: all a server needs is made at build (catalog.json, the arrays, bm25/), to be mapped.
+FORMAT = 6
+BM25_DIR = "bm25"
+DATA_FILES = (
+    "faiss.index",
+    "passages.jsonl",
+    "answers.jsonl",
+    "passages.npy",
+    "answers.npy",
+    "catalog.json",
+    "views.npy",
+    "keys.npy",
+    *(f"{BM25_DIR}/{name}" for name in BM25_FILES),
+)
+# passages.npy's columns: where the passage's line starts in passages.jsonl, and the rows
+# of its answer (in answers.jsonl), its interview question and its speaker (in catalog.json).
+LINE, ANSWER, TOPIC, SPEAKER = range(4)
 # Per passage, this many bytes of the SHA-256 of the model's fingerprint and the text
 # embedded: a later build reuses the vector of a passage whose key it finds again.
 KEY_BYTES = 16
@@ -67,7 +88,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[5]
+    format: Literal[6]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     fingerprint: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
@@ -133,13 +154,107 @@ class BuildSummary:
         )
 
 
+class CatalogSpeaker(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    id: str
+    name: str
+    role: str
+    organization: str
+    answers: Count
+
+
+class Named(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    id: str
+    name: str
+
+
+class Topic(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    question: str
+    speakers: list[Named]  # who answered it, once for each answer
+
+
+class Catalog(BaseModel):
+    """What a server lists and looks up without reading every answer: the speakers, the
+    interview questions (in the order of the answers) and the passages' words."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    speakers: list[CatalogSpeaker]
+    topics: list[Topic]
+    vocabulary: list[str]
+
+
+def catalog(answers: list[Record], vocabulary: list[str]) -> Catalog:
+    speakers: dict[str, Record] = {}
+    topics: dict[str, list[Named]] = {}
+    for answer in answers:
+        speaker = answer["speaker"]
+        speakers.setdefault(speaker["id"], {**speaker, "answers": 0})["answers"] += 1
+        topics.setdefault(answer["question"], []).append(
+            Named(id=speaker["id"], name=speaker["name"])
+        )
+    return Catalog(
+        speakers=[CatalogSpeaker(**speaker) for speaker in speakers.values()],
+        topics=[Topic(question=question, speakers=named) for question, named in topics.items()],
+        vocabulary=vocabulary,
+    )
+
+
+NEWLINE = ord("\n")
+
+
+class Lines:
+    """The records of a JSON-lines file, each parsed when asked for: a server reads only
+    the passages and answers it returns."""
+
+    def __init__(self, path: Path, starts: NDArray[np.int64]) -> None:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            self.data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        # Each start must be that of a line: the first at 0, each after a newline, and
+        # the file must end with one.
+        self.starts, self.ends = starts, np.append(starts[1:], size)
+        text = np.frombuffer(self.data, dtype=np.uint8)
+        if not (
+            (len(starts) == size == 0)
+            or (
+                len(starts) > 0
+                and starts[0] == 0
+                and (self.ends > starts).all()
+                and text[-1] == NEWLINE
+                and (text[starts[1:] - 1] == NEWLINE).all()
+            )
+        ):
+            raise CareerbotError(f"{path}: its line offsets do not fit it; {REBUILD}")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, row: int) -> Record:
+        if not 0 <= row < len(self.starts):
+            raise IndexError(row)
+        record: Record = json.loads(self.data[self.starts[row] : self.ends[row]])
+        return record
+
+    def __iter__(self) -> Iterator[Record]:
+        return (self[row] for row in range(len(self)))
+
+
 @dataclass(frozen=True)
 class LoadedIndex:
     version: str
     manifest: Manifest
     vectors: faiss.Index
-    passages: list[Record]
-    answers: dict[str, Record]
+    passages: Lines
+    answers: Lines
+    rows: NDArray[np.int64]  # per passage: LINE, ANSWER, TOPIC, SPEAKER
+    catalog: Catalog
+    bm25: bm25s.BM25
     # The vectors of `layout`'s views, in its order: the topic views, then the uncovered.
     views: Vectors
     layout: "Views"
@@ -176,9 +291,9 @@ def view_texts(
     )
 
 
-def interview_questions(answers: list[Record]) -> list[str]:
-    """The interview questions, each once, in the order of the answers."""
-    return list(dict.fromkeys(answer["question"] for answer in answers))
+def lexicon_text(question: str, text: str) -> str:
+    """What word matching reads of a passage: its interview question and its text."""
+    return f"{question} {text}"
 
 
 def sha256(path: Path) -> str:
@@ -261,8 +376,11 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def jsonl(records: list[Record]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+def jsonl(records: list[Record]) -> tuple[bytes, NDArray[np.int64]]:
+    """JSON lines, and where each line starts."""
+    lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode() for r in records]
+    starts = np.cumsum([0, *map(len, lines)], dtype=np.int64)[:-1]
+    return b"".join(lines), starts
 
 
 def current_version(index_dir: Path) -> Path | None:
@@ -355,15 +473,7 @@ def searchable(vectors: Vectors, kind: str) -> faiss.Index:
     return index
 
 
-def write_index(
-    index_dir: Path,
-    vectors: Vectors,
-    views: Vectors,
-    keys: list[bytes],
-    passages: list[Record],
-    answers: list[Record],
-    facts: Record,
-) -> str:
+def write_index(index_dir: Path, data: dict[str, bytes], bm25: bm25s.BM25, facts: Record) -> str:
     """Write a new version folder, then point CURRENT at it; return the version's name.
     (Old versions are then for clean_up to remove.)
 
@@ -376,15 +486,12 @@ def write_index(
     staging = versions / f"{BUILDING}{os.getpid()}-{built.strftime('%Y%m%dT%H%M%S%fZ')}"
     staging.mkdir()
     try:
-        write_file(
-            staging / "faiss.index",
-            faiss.serialize_index(searchable(vectors, facts["index_type"])).tobytes(),
-        )
-        write_file(staging / "passages.jsonl", jsonl(passages))
-        write_file(staging / "answers.jsonl", jsonl(answers))
-        write_file(staging / "views.npy", npy(views.astype(np.float32)))
-        rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
-        write_file(staging / "keys.npy", npy(rows))
+        for name, content in data.items():
+            write_file(staging / name, content)
+        bm25.save(staging / BM25_DIR, show_progress=False)
+        for name in BM25_FILES:
+            with (staging / BM25_DIR / name).open("rb") as file:
+                os.fsync(file.fileno())
         files = {name: sha256(staging / name) for name in DATA_FILES}
         sizes = {name: (staging / name).stat().st_size for name in DATA_FILES}
         manifest = json.dumps({**facts, "files": files, "sizes": sizes}, indent=2) + "\n"
@@ -449,7 +556,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
-    views = view_texts(interview_questions(records), phrasings, uncovered, synonyms)
+    views = view_texts(
+        list(dict.fromkeys(a.question for a in answers)), phrasings, uncovered, synonyms
+    )
     texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
     keys = [passage_key(embedder.fingerprint, text) for text in texts]
     known = previous.vectors(keys)
@@ -461,13 +570,14 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         if key in known:
             every[i] = known[key]
     speakers = {answer.speaker.id for answer in answers}
+    kind = index_kind(settings.index_type, len(passages))
     facts = {
         "format": FORMAT,
         "model": embedder.model_id,
         "fingerprint": embedder.fingerprint,
         "dimension": embedder.dimension,
         "passages": len(passages),
-        "index_type": index_kind(settings.index_type, len(passages)),
+        "index_type": kind,
         "answers": len(answers),
         "speakers": len(speakers),
         "documents": [transcript.document for transcript in transcripts],
@@ -479,15 +589,40 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    version = write_index(
-        settings.index_dir,
-        every[: len(passages)],
-        every[len(passages) :],
-        keys,
-        [passage_record(p) for p in passages],
-        records,
-        facts,
+    passage_lines, passage_starts = jsonl([passage_record(p) for p in passages])
+    answer_lines, answer_starts = jsonl(records)
+    bm25, vocabulary = word_model(
+        [lexicon_text(p.answer.question, p.text) for p in passages], synonyms
     )
+    listed = catalog(records, vocabulary)
+    row_of = {answer.id: row for row, answer in enumerate(answers)}
+    topic_of = {topic.question: row for row, topic in enumerate(listed.topics)}
+    speaker_of = {speaker.id: row for row, speaker in enumerate(listed.speakers)}
+    rows = np.array(
+        [
+            (
+                start,
+                row_of[p.answer.id],
+                topic_of[p.answer.question],
+                speaker_of[p.answer.speaker.id],
+            )
+            for start, p in zip(passage_starts, passages, strict=True)
+        ],
+        dtype=np.int64,
+    ).reshape(len(passages), 4)
+    data = {
+        "faiss.index": faiss.serialize_index(searchable(every[: len(passages)], kind)).tobytes(),
+        "passages.jsonl": passage_lines,
+        "answers.jsonl": answer_lines,
+        "passages.npy": npy(rows),
+        "answers.npy": npy(answer_starts),
+        "catalog.json": listed.model_dump_json().encode(),
+        "views.npy": npy(every[len(passages) :]),
+        "keys.npy": npy(
+            np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
+        ),
+    }
+    version = write_index(settings.index_dir, data, bm25, facts)
     return BuildSummary(
         settings.index_dir / VERSIONS / version,
         len(transcripts),
@@ -536,24 +671,24 @@ class Previous:
             where = str(version_dir)
             if not version_dir.is_dir():
                 raise CareerbotError("it names a version that is missing")
-            manifest, data = read_version(version_dir)
+            manifest = read_version(version_dir)
             if manifest.fingerprint != embedder.fingerprint:
                 return nothing, None
-            index = faiss.deserialize_index(np.frombuffer(data["faiss.index"], dtype=np.uint8))
-            views = np.load(io.BytesIO(data["views.npy"]), allow_pickle=False)
-            keys = np.load(io.BytesIO(data["keys.npy"]), allow_pickle=False)
-            if keys.dtype != np.uint8 or keys.shape != (index.ntotal + len(views), KEY_BYTES):
+            index = open_version(version_dir, manifest)
+            keys = np.load(version_dir / "keys.npy", allow_pickle=False)
+            views, size = index.views, index.vectors.ntotal + len(index.views)
+            if keys.dtype != np.uint8 or keys.shape != (size, KEY_BYTES):
                 raise CareerbotError("keys.npy does not fit its vectors")
-            if index.d != embedder.dimension or views.shape[1:] != (embedder.dimension,):
+            if index.vectors.d != embedder.dimension or views.shape[1:] != (embedder.dimension,):
                 raise CareerbotError("it holds vectors of another dimension")
-            stored = np.concatenate([index.reconstruct_n(0, index.ntotal), views])
-            if views.dtype != np.float32 or not np.isfinite(stored).all():
+            stored = np.concatenate([index.vectors.reconstruct_n(0, index.vectors.ntotal), views])
+            if not np.isfinite(stored).all():
                 raise CareerbotError("it holds vectors that are not finite float32 numbers")
             answers: dict[str, Record] = {}
             spans: dict[str, list[tuple[str, int, int]]] = {}
             if manifest.chunking.model_dump() == chunking:
-                answers = {a["id"]: a for a in read_jsonl(data["answers.jsonl"])}
-                for passage in read_jsonl(data["passages.jsonl"]):
+                answers = {a["id"]: a for a in index.answers}
+                for passage in index.passages:
                     start, end = passage["span"]
                     spans.setdefault(passage["answer_id"], []).append((passage["id"], start, end))
             rows = {bytes(key): row for row, key in enumerate(keys)}
@@ -592,10 +727,6 @@ def empty(dimension: int) -> Vectors:
     return np.zeros((0, dimension), dtype=np.float32)
 
 
-def read_jsonl(data: bytes) -> list[Record]:
-    return [json.loads(line) for line in data.decode("utf-8").splitlines()]
-
-
 def read_data(path: Path, max_bytes: int) -> bytes:
     try:
         return read_limited(path, max_bytes)
@@ -603,10 +734,35 @@ def read_data(path: Path, max_bytes: int) -> bytes:
         raise CareerbotError(f"{error}; {REBUILD}") from None
 
 
-def read_version(version_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
-    """A version's manifest and data files, each read once and verified from the bytes
-    read: the manifest against the digest in the folder's name, the files against the
-    manifest. Raises CareerbotError with one line that says what is wrong."""
+def verify_file(path: Path, size: int, digest: str) -> None:
+    """Check a data file against its manifest: a regular file, of that size (checked before
+    anything is read), with that SHA-256 (streamed, not kept)."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        raise CareerbotError(f"{path}: cannot be read ({error.strerror}); {REBUILD}") from None
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(handle)
+        raise CareerbotError(f"{path}: not a regular file; {REBUILD}")
+    with os.fdopen(handle, "rb") as file:
+        if info.st_size != size:
+            raise CareerbotError(
+                f"{path} does not match its checksum in the manifest (it has {info.st_size:,} "
+                f"bytes, not {size:,}); {REBUILD}"
+            )
+        try:
+            found = hashlib.file_digest(file, "sha256").hexdigest()
+        except OSError as error:
+            raise CareerbotError(f"{path}: cannot be read ({error.strerror}); {REBUILD}") from None
+    if found != digest:
+        raise CareerbotError(f"{path} does not match its checksum in the manifest; {REBUILD}")
+
+
+def read_version(version_dir: Path) -> Manifest:
+    """A version's manifest, once it and every data file verify: the manifest against the
+    digest in the folder's name, the files against the manifest (streamed, not kept).
+    Raises CareerbotError with one line that says what is wrong."""
     name = version_dir.name
     if not VERSION_NAME.fullmatch(name):
         raise CareerbotError(f"{version_dir} is not a version made by this careerbot; {REBUILD}")
@@ -625,16 +781,12 @@ def read_version(version_dir: Path) -> tuple[Manifest, dict[str, bytes]]:
             f"{manifest_path} is not a careerbot manifest of format {FORMAT} "
             f"({where}: {first['msg']}); {REBUILD}"
         ) from None
-    data = {}
     for file_name in DATA_FILES:
         path = version_dir / file_name
         if not os.path.lexists(path):
             raise CareerbotError(f"{path} is missing; {REBUILD}")
-        # A file larger than the manifest says is refused before it is read.
-        data[file_name] = read_data(path, manifest.sizes[file_name])
-        if hashlib.sha256(data[file_name]).hexdigest() != manifest.files[file_name]:
-            raise CareerbotError(f"{path} does not match its checksum in the manifest; {REBUILD}")
-    return manifest, data
+        verify_file(path, manifest.sizes[file_name], manifest.files[file_name])
+    return manifest
 
 
 def load_index(index_dir: Path, embedder: Embedder) -> LoadedIndex:
@@ -672,7 +824,7 @@ def load_newest(index_dir: Path, embedder: Embedder) -> tuple[LoadedIndex, list[
 
 def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
     """Load one version folder, once it verifies and agrees with the model."""
-    manifest, data = read_version(version_dir)
+    manifest = read_version(version_dir)
     if manifest.model != embedder.model_id:
         raise CareerbotError(
             f"{version_dir} was built with model {manifest.model!r}, not the configured "
@@ -683,37 +835,63 @@ def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
             f"{version_dir} holds {manifest.dimension}-dimensional vectors but the model makes "
             f"{embedder.dimension}-dimensional ones; {REBUILD}"
         )
+    return open_version(version_dir, manifest)
+
+
+def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
+    """A verified version, its large files mapped rather than read: several processes
+    serving it share their pages, and nothing the size of the corpus is worked through."""
     try:
-        vectors = faiss.deserialize_index(np.frombuffer(data["faiss.index"], dtype=np.uint8))
-        passages = read_jsonl(data["passages.jsonl"])
-        answers = {record["id"]: record for record in read_jsonl(data["answers.jsonl"])}
-        views = np.load(io.BytesIO(data["views.npy"]), allow_pickle=False)
-        expected = view_texts(
-            interview_questions(list(answers.values())),
-            manifest.phrasings,
-            manifest.uncovered,
-            Synonyms(manifest.synonyms),
-        )
-    except (RuntimeError, ValueError, KeyError, TypeError, EOFError) as error:
+        vectors = faiss.read_index(str(version_dir / "faiss.index"), faiss.IO_FLAG_MMAP_IFC)
+        rows = np.load(version_dir / "passages.npy", mmap_mode="r", allow_pickle=False)
+        starts = np.load(version_dir / "answers.npy", mmap_mode="r", allow_pickle=False)
+        listed = Catalog.model_validate_json((version_dir / "catalog.json").read_bytes())
+        views = np.load(version_dir / "views.npy", allow_pickle=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bm25s warns of versions on load
+            bm25 = bm25s.BM25.load(version_dir / BM25_DIR, mmap=True, show_progress=False)
+    except (RuntimeError, ValueError, KeyError, TypeError, EOFError, OSError) as error:
         raise CareerbotError(f"{version_dir} cannot be read ({error}); {REBUILD}") from None
     if vectors.d != manifest.dimension:
         raise CareerbotError(
             f"{version_dir}/faiss.index holds {vectors.d}-dimensional vectors, "
             f"the manifest says {manifest.dimension}; {REBUILD}"
         )
-    if not vectors.ntotal == len(passages) == manifest.passages:
+    if rows.dtype != np.int64 or rows.ndim != 2 or rows.shape[1] != 4:
+        raise CareerbotError(f"{version_dir}/passages.npy is not a table of 4 columns; {REBUILD}")
+    if starts.dtype != np.int64 or starts.ndim != 1 or len(starts) != manifest.answers:
+        raise CareerbotError(f"{version_dir}/answers.npy does not fit the manifest; {REBUILD}")
+    if not vectors.ntotal == len(rows) == manifest.passages == int(bm25.scores["num_docs"]):
         raise CareerbotError(
-            f"{version_dir} is inconsistent: {vectors.ntotal} vectors, {len(passages)} passages, "
+            f"{version_dir} is inconsistent: {vectors.ntotal} vectors, {len(rows)} passages, "
             f"manifest says {manifest.passages}; {REBUILD}"
         )
-    if any(not isinstance(p, dict) or p.get("answer_id") not in answers for p in passages):
+    limits = (manifest.answers, len(listed.topics), len(listed.speakers))
+    if len(rows) and not all(
+        rows[:, column].min() >= 0 and rows[:, column].max() < limit
+        for column, limit in zip((ANSWER, TOPIC, SPEAKER), limits, strict=True)
+    ):
         raise CareerbotError(f"{version_dir}: a passage names an unknown answer; {REBUILD}")
-    if views.dtype != np.float32 or views.shape != (len(expected.texts), manifest.dimension):
+    passages = Lines(version_dir / "passages.jsonl", np.ascontiguousarray(rows[:, LINE]))
+    answers = Lines(version_dir / "answers.jsonl", starts)
+    expected = view_texts(
+        [topic.question for topic in listed.topics],
+        manifest.phrasings,
+        manifest.uncovered,
+        Synonyms(manifest.synonyms),
+    )
+    if (
+        views.dtype != np.float32
+        or views.shape != (len(expected.texts), manifest.dimension)
+        or not np.isfinite(views).all()
+    ):
         raise CareerbotError(
             f"{version_dir}/views.npy holds {views.dtype} {views.shape}, not the "
-            f"{len(expected.texts)} views of the manifest; {REBUILD}"
+            f"{len(expected.texts)} views of the manifest as finite float32 numbers; {REBUILD}"
         )
-    return LoadedIndex(version_dir.name, manifest, vectors, passages, answers, views, expected)
+    return LoadedIndex(
+        version_dir.name, manifest, vectors, passages, answers, rows, listed, bm25, views, expected
+    )
 
 
 def search_vectors(index: faiss.Index, query: Vectors, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,6 @@
 import functools
 import math
 import re
-from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
@@ -101,28 +100,59 @@ class Synonyms:
         return self.pattern.sub(lambda m: " ".join(self.table[m[0].lower()]), text)
 
 
+# The files bm25s saves a model into (BM25 as Lucene scores it needs no others).
+BM25_FILES = (
+    "params.index.json",
+    "vocab.index.json",
+    "data.csc.index.npy",
+    "indices.csc.index.npy",
+    "indptr.csc.index.npy",
+)
+
+
+@functools.cache
+def english() -> SpellChecker:
+    """English words and how common each is: loaded once for every version served (and
+    before a server forks its workers, which then share it)."""
+    return SpellChecker()
+
+
+def word_model(documents: list[str], synonyms: Synonyms) -> tuple[bm25s.BM25, list[str]]:
+    """What word matching needs of the passages, made once when the index is built: BM25
+    over their words' stems, and the words themselves (for typo repair)."""
+    stemmer = Stemmer.Stemmer("english")
+    document_words = [words(synonyms.expand(document)) for document in documents]
+    bm25 = bm25s.BM25()
+    bm25.index([stemmer.stemWords(ws) for ws in document_words], show_progress=False)
+    return bm25, sorted({w for ws in document_words for w in ws})
+
+
 class Lexicon:
     """BM25 over the passages' words (stemmed), normalised so scores compare across questions."""
 
-    def __init__(self, documents: list[str], synonyms: Synonyms) -> None:
+    def __init__(self, bm25: bm25s.BM25, vocabulary: list[str], synonyms: Synonyms) -> None:
         self.synonyms = synonyms
         self.stemmer = Stemmer.Stemmer("english")
-        document_words = [words(synonyms.expand(document)) for document in documents]
-        self.vocabulary = sorted({w for ws in document_words for w in ws})
-        self.known = set(self.vocabulary)
-        stems = [self.stemmer.stemWords(ws) for ws in document_words]
-        self.document_stems = [set(s) for s in stems]
-        self.bm25 = bm25s.BM25()
-        self.bm25.index(stems, show_progress=False)
-        count = len(documents)
-        frequency = Counter(stem for s in self.document_stems for stem in s)
-        self.idf = {
-            stem: math.log(1 + (count - df + 0.5) / (df + 0.5)) for stem, df in frequency.items()
-        }
-        self.dictionary = SpellChecker()
+        self.bm25 = bm25
+        self.vocabulary = vocabulary
+        self.known = set(vocabulary)
+        # Per stem, its passages are a column of the scores, between two of these offsets.
+        self.columns = bm25.scores["indptr"]
+        self.count = int(bm25.scores["num_docs"])
+        self.dictionary = english()
         # A request repairs its question twice (for the model, then for word matching),
         # and people repeat questions: remember recent repairs.
         self.repair = functools.lru_cache(maxsize=1024)(self.repair_words)
+
+    def idf(self, stem: str) -> float | None:
+        """A stem's inverse document frequency, as BM25 (Lucene) has it; None for a stem
+        that no passage has."""
+        column = self.bm25.vocab_dict.get(stem)
+        if column is None or column + 1 >= len(self.columns):
+            return None
+        # Every passage with the stem scores above zero, so its column lists them all.
+        found = int(self.columns[column + 1] - self.columns[column])
+        return math.log(1 + (self.count - found + 0.5) / (found + 0.5)) if found else None
 
     def repair_words(self, question: str) -> str:
         """Fix misspelt words that are close to a word of the corpus ("intervew" -> "interview")."""
@@ -159,23 +189,25 @@ class Lexicon:
         A word counts in full when BM25 finds it once in a passage of typical length (less
         in a longer one), and is weighed by how informative it is in English.
         """
-        total = np.zeros(len(self.document_stems))
+        total = np.zeros(self.count)
         weights = {stem: self.information(word) for stem, word in terms.items()}
         # Lucene's BM25 gives a word at most its idf; one occurrence in a passage of
         # typical length gives idf / (k1 + 1): that much counts as a full match.
         full = 1 + self.bm25.k1
         for stem, weight in weights.items():
-            if stem in self.idf:
-                matched = self.bm25.get_scores([stem]) * full / self.idf[stem]
+            idf = self.idf(stem)
+            if idf is not None:
+                matched = self.bm25.get_scores([stem]) * full / idf
                 total += weight * np.minimum(1.0, matched)
         return np.minimum(1.0, total / max(sum(weights.values()), 1e-9))
 
     def coverage(self, terms: dict[str, str]) -> float:
         """The share of the question's information in words that the corpus uses at all."""
         weights = {stem: self.information(word) for stem, word in terms.items()}
-        known = sum(weight for stem, weight in weights.items() if stem in self.idf)
+        known = sum(weight for stem, weight in weights.items() if self.idf(stem) is not None)
         return known / sum(weights.values()) if weights else 0.0
 
-    def matched(self, terms: dict[str, str], document: int) -> list[str]:
-        """The question's words that a passage contains (after stemming)."""
-        return [word for stem, word in terms.items() if stem in self.document_stems[document]]
+    def matched(self, terms: dict[str, str], document: str) -> list[str]:
+        """The question's words that a passage's text contains (after stemming)."""
+        stems = set(self.stemmer.stemWords(words(self.synonyms.expand(document))))
+        return [word for stem, word in terms.items() if stem in stems]

@@ -130,11 +130,11 @@ def existing_log(url: str) -> Engine:
     return connect(url)
 
 
-def answer_facts(records: Mapping[str, Mapping[str, Any]]) -> dict[str, AnswerFacts]:
+def answer_facts(records: Iterable[Mapping[str, Any]]) -> dict[str, AnswerFacts]:
     """Answer id -> speaker and interview question, from an index's answer records."""
     return {
-        answer_id: AnswerFacts(record["speaker"]["name"], record["question"])
-        for answer_id, record in records.items()
+        record["id"]: AnswerFacts(record["speaker"]["name"], record["question"])
+        for record in records
     }
 
 

@@ -1,7 +1,6 @@
 """Answer a question from the index: hybrid scoring, one best passage per answer, a threshold."""
 
 import itertools
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -11,7 +10,15 @@ from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder, Vectors
-from careerbot.index import LoadedIndex, Record, search_vectors
+from careerbot.index import (
+    ANSWER,
+    SPEAKER,
+    TOPIC,
+    LoadedIndex,
+    Record,
+    lexicon_text,
+    search_vectors,
+)
 from careerbot.lexical import WORD, Lexicon, Synonyms
 
 # Passages taken from the vector index for each question; all of a corpus up to this size.
@@ -98,12 +105,9 @@ class Searcher:
     ) -> None:
         self.index, self.embedder = index, embedder
         self.min_score, self.weights = min_score, weights
-        answers = list(index.answers.values())
-        counts = Counter(answer["speaker"]["id"] for answer in answers)
-        self.speakers: dict[str, Record] = {
-            a["speaker"]["id"]: {**a["speaker"], "answers": counts[a["speaker"]["id"]]}
-            for a in answers
-        }
+        listed = index.catalog
+        self.speakers: dict[str, Record] = {s.id: s.model_dump() for s in listed.speakers}
+        self.speaker_row = {id: row for row, id in enumerate(self.speakers)}
         # Every word that names a speaker, and whom it names.
         self.naming: dict[str, set[str]] = {}
         for id, speaker in self.speakers.items():
@@ -111,15 +115,15 @@ class Searcher:
                 self.naming.setdefault(word, set()).add(id)
         self.name_words = list(self.naming)
         # The interview questions, each with who answered it: the topics the corpus covers.
-        self.topics: dict[str, list[Record]] = {}
-        for answer in answers:
-            speaker = {key: answer["speaker"][key] for key in ("id", "name")}
-            self.topics.setdefault(answer["question"], []).append(speaker)
+        self.topics: dict[str, list[Record]] = {
+            topic.question: [named.model_dump() for named in topic.speakers]
+            for topic in listed.topics
+        }
         self.synonyms = Synonyms(index.manifest.synonyms)
         # Each interview question is compared by its own words and by each other way the
         # corpus's curators say people ask it: a question's topic is its nearest view.
         # The views were embedded when the index was built; their interview questions come
-        # in the order of the answers, as self.topics's do.
+        # in the catalog's order, as self.topics's do.
         views = index.layout
         topic_of = {question: i for i, question in enumerate(self.topics)}
         self.view_topic = np.array([topic_of[question] for question, _ in views.topics])
@@ -127,11 +131,9 @@ class Searcher:
         self.uncovered_names = [name for name, _ in views.uncovered]
         self.uncovered_vectors = index.views[len(views.topics) :] if views.uncovered else None
         # Per passage, as arrays: which interview question and which speaker.
-        self.passage_topic = np.array([topic_of[p["question"]] for p in index.passages])
-        self.passage_speaker = np.array([p["speaker"]["id"] for p in index.passages])
-        self.lexicon = Lexicon(
-            [f"{p['question']} {p['text']}" for p in index.passages], self.synonyms
-        )
+        self.passage_topic = index.rows[:, TOPIC]
+        self.passage_speaker = index.rows[:, SPEAKER]
+        self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
     def resolve_speaker(self, name: str) -> str:
         """A speaker's id from their id or name, in any case."""
@@ -215,15 +217,17 @@ class Searcher:
         confidence = self.lexicon.coverage(terms) ** self.weights.coverage
         # The nearest passages by meaning; the others count as unrelated, except those of
         # a speaker the question names or the filter picks, which are all compared.
-        semantic = np.zeros(len(self.index.passages), dtype=np.float32)
+        count = len(self.index.rows)
+        semantic = np.zeros(count, dtype=np.float32)
         scores, ids = search_vectors(self.index.vectors, query, CANDIDATES)
         semantic[ids] = scores
-        by_named = np.isin(self.passage_speaker, list(named)) if named else None
-        by_only = self.passage_speaker == only if only else None
+        rows = self.speaker_row
+        by_named = np.isin(self.passage_speaker, [rows[s] for s in named]) if named else None
+        by_only = self.passage_speaker == rows[only] if only else None
         wanted = by_only if by_only is not None else by_named
-        if wanted is not None and len(self.index.passages) > CANDIDATES:
-            rows = np.flatnonzero(wanted)
-            semantic[rows] = self.index.vectors.reconstruct_batch(rows) @ query[0]
+        if wanted is not None and count > CANDIDATES:
+            picked = np.flatnonzero(wanted)
+            semantic[picked] = self.index.vectors.reconstruct_batch(picked) @ query[0]
         semantic = np.clip(semantic, 0.0, 1.0)
         w = self.weights
         topic = np.clip(topical[self.passage_topic], 0.0, 1.0)
@@ -233,23 +237,26 @@ class Searcher:
         if by_only is not None:
             score[~by_only] = -1.0
         hits: list[Hit] = []
-        seen: set[str] = set()
+        seen: set[int] = set()
         # Best passages first; the first of each answer is its best. Stop at top_k.
         for position in best_first(score):
-            passage = self.index.passages[position]
             if score[position] < max(self.min_score, 0.0) or len(hits) == top_k:
                 break
-            if passage["answer_id"] in seen:
+            answer = int(self.index.rows[position, ANSWER])
+            if answer in seen:
                 continue
-            seen.add(passage["answer_id"])
+            seen.add(answer)
+            passage = self.index.passages[position]
             hits.append(
                 Hit(
-                    answer=self.index.answers[passage["answer_id"]],
+                    answer=self.index.answers[answer],
                     passage=passage,
                     score=float(np.clip(score[position], 0.0, 1.0)),
                     semantic=float(semantic[position]),
                     lexical=float(lexical[position]),
-                    matched_terms=self.lexicon.matched(terms, position),
+                    matched_terms=self.lexicon.matched(
+                        terms, lexicon_text(passage["question"], passage["text"])
+                    ),
                 )
             )
         return Result(question, hits, [] if hits else self.suggest(topical))
