@@ -13,6 +13,10 @@ cache helps either side.
 
 compares /ask with the question log off, on SQLite and on PostgreSQL instead, in
 alternating rounds: p50 at 1 client and throughput at 16, as ratios to "off".
+
+    python scripts/bench.py --workers 2 [--rounds 3]
+
+compares /ask served by one worker and by `careerbot serve --workers 2` the same way.
 """
 
 import argparse
@@ -140,27 +144,30 @@ def serve_and_measure(
     return one, many, rss, cold_start
 
 
-def compare_logging(args: argparse.Namespace, careerbot: list[str], dirs: list[str]) -> None:
-    """/ask with the question log off and on (SQLite, and PostgreSQL when given), in
-    alternating rounds so that the machine's noise falls on each alike."""
-    modes = {"off": {"CAREERBOT_QUESTION_LOG": "off"}, "sqlite": {}}
-    if args.postgres_url:
-        modes["postgresql"] = {"CAREERBOT_DATABASE_URL": args.postgres_url}
+def compare(
+    args: argparse.Namespace,
+    careerbot: list[str],
+    dirs: list[str],
+    modes: dict[str, dict[str, str]],
+) -> None:
+    """/ask served in each mode (an environment for the server), in alternating rounds so
+    that the machine's noise falls on each alike; figures as ratios to the first mode."""
     results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
-    for round_ in range(args.log_rounds):
+    for round_ in range(args.rounds):
         for number, (mode, extra) in enumerate(modes.items()):
             offset = (round_ * len(modes) + number) * 100_000
             one, many, _, _ = serve_and_measure(careerbot, dirs, args.requests, extra, offset)
             results[mode].append((one["p50"], many["per_s"]))
-    off_p50 = float(np.median([p50 for p50, _ in results["off"]]))
-    off_rate = float(np.median([rate for _, rate in results["off"]]))
-    print(f"{args.log_rounds} rounds of {args.requests} questions at 1 client, twice that at 16")
+    first = next(iter(modes))
+    first_p50 = float(np.median([p50 for p50, _ in results[first]]))
+    first_rate = float(np.median([rate for _, rate in results[first]]))
+    print(f"{args.rounds} rounds of {args.requests} questions at 1 client, twice that at 16")
     for mode, runs in results.items():
         p50 = float(np.median([p for p, _ in runs]))
         rate = float(np.median([r for _, r in runs]))
         print(
-            f"log {mode:10s} p50 {p50:6.1f} ms ({p50 / off_p50:.3f} of off), "
-            f"16 clients {rate:6.1f}/s ({rate / off_rate:.3f} of off)"
+            f"{mode:14s} p50 {p50:6.1f} ms ({p50 / first_p50:.3f} of {first}), "
+            f"16 clients {rate:6.1f}/s ({rate / first_rate:.3f} of {first})"
         )
 
 
@@ -171,8 +178,11 @@ def main() -> None:
     parser.add_argument(
         "--log-modes", action="store_true", help="compare /ask with the question log off and on"
     )
-    parser.add_argument("--log-rounds", type=int, default=3)
     parser.add_argument("--postgres-url", help="also log to this PostgreSQL (with --log-modes)")
+    parser.add_argument(
+        "--workers", type=int, help="compare /ask served by one worker and by this many"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="of --log-modes or --workers")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="careerbot-bench-"))
     index_dir = scratch / "index"
@@ -190,7 +200,14 @@ def main() -> None:
     base = baseline(index_dir / "versions" / version / "faiss.index", args.requests)
 
     if args.log_modes:
-        compare_logging(args, careerbot, dirs)
+        modes = {"log off": {"CAREERBOT_QUESTION_LOG": "off"}, "log sqlite": {}}
+        if args.postgres_url:
+            modes["log postgresql"] = {"CAREERBOT_DATABASE_URL": args.postgres_url}
+        compare(args, careerbot, dirs, modes)
+        return
+    if args.workers:
+        workers = {"CAREERBOT_WORKERS": str(args.workers)}
+        compare(args, careerbot, dirs, {"1 worker": {}, f"{args.workers} workers": workers})
         return
     one, many, rss, cold_start = serve_and_measure(careerbot, dirs, args.requests, {}, 0)
 

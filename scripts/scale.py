@@ -18,11 +18,14 @@ same passages and give the same top 10 for every question.
 """
 
 import argparse
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import faiss
@@ -53,11 +56,15 @@ def timed_searches(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[lis
 
 
 def memory(pid: int) -> str:
-    """A process's memory: resident, proportional (shared pages split among the processes
-    that map them) and anonymous (its own heap, never shared), from smaps_rollup."""
+    """A process's memory, from smaps_rollup: resident (RSS), proportional (PSS: each page
+    it shares divided among the processes that map it), and its private dirty pages (its
+    own heap and a forked worker's copies: what it costs beyond the pages it shares; the
+    index files it alone has read so far are private too, but clean, and any other
+    process mapping them shares them)."""
     with open(f"/proc/{pid}/smaps_rollup") as file:
         kb = {line.split(":")[0]: int(line.split()[1]) for line in file if line.endswith("kB\n")}
-    return ", ".join(f"{name} {kb[name] / 1024:.0f} MiB" for name in ("Rss", "Pss", "Anonymous"))
+    names = ("Rss", "Pss", "Private_Dirty")
+    return ", ".join(f"{name} {kb[name] / 1024:.0f} MiB" for name in names)
 
 
 def main() -> None:
@@ -126,8 +133,53 @@ def main() -> None:
         searcher.ask(question, 3, query=query[None, :])
         ask_times.append(time.perf_counter() - begin)
     print(f"Searcher.ask, question embedded beforehand: {percentiles(ask_times)}")
+    for workers in (1, 2):
+        start_up(corpus, index_dir, workers)
     if args.incremental:
         incremental(args.work, embedder, queries)
+
+
+def start_up(corpus: Path, index_dir: Path, workers: int) -> None:
+    """Time `careerbot serve` from its start to a healthy /health, and say each of its
+    processes' memory then."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "careerbot", "serve", "--port", str(port)]
+    command += [
+        "--workers",
+        str(workers),
+        "--corpus-dir",
+        str(corpus),
+        "--index-dir",
+        str(index_dir),
+    ]
+    begin = time.perf_counter()
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.05)
+        seconds = time.perf_counter() - begin
+        # A few questions, so the workers have searched (the rate limit allows 20 at once).
+        for _ in range(10):
+            ask = urllib.request.Request(
+                f"http://127.0.0.1:{port}/ask",
+                data=json.dumps({"question": "how do I prepare for interviews?"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(ask, timeout=10).read()
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        print(f"careerbot serve --workers {workers}: healthy /health after {seconds:.2f} s")
+        for role, pid in [("main", server.pid), *(("worker", int(c)) for c in children)]:
+            print(f"  {role} {pid}: {memory(pid)}")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def timed_build(corpus: Path, index_dir: Path) -> float:

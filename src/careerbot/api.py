@@ -38,7 +38,7 @@ from careerbot.errors import (
 from careerbot.feedback import FEEDBACK_FIELDS
 from careerbot.feedback import router as feedback_router
 from careerbot.guard import Busy, SecurityHeaders, Slots, Throttle
-from careerbot.index import current_version, load_newest
+from careerbot.index import LoadedIndex, current_version, load_newest
 from careerbot.pages import router as pages_router
 from careerbot.questionlog import Ask, QuestionLog
 from careerbot.reload import IndexWatch, Refusal
@@ -222,27 +222,35 @@ def open_log(settings: Settings) -> tuple[Engine | None, str | None]:
 
 
 def create_app(
-    settings: Settings, embedder: Embedder | None = None, warnings: Sequence[str] = ()
+    settings: Settings,
+    embedder: Embedder | None = None,
+    warnings: Sequence[str] = (),
+    index: LoadedIndex | None = None,
 ) -> FastAPI:
-    """The careerbot service; the index and the model load once, when it starts.
-    `warnings` are start-up problems for /health to report."""
+    """The careerbot service; the model and the index (unless given, with the problems
+    met loading it as `warnings`) load once, when it starts. `warnings` are start-up
+    problems for /health to report."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = BatchingEmbedder(embedder or load_embedder(settings))
         app.state.model = model
-        index, problems = load_newest(settings.index_dir, model)
+        if index is None:
+            served, problems = load_newest(settings.index_dir, model)
+            for problem in problems:
+                log.warning("%s", problem)
+        else:  # loaded before the app (and its workers) started; `warnings` said why
+            served, problems = index, list(warnings)
         watch = IndexWatch(
-            Searcher(index, model, settings.min_score),
+            Searcher(served, model, settings.min_score),
             settings.index_dir,
             model,
             settings.min_score,
         )
-        if problems:  # CURRENT's version was refused: say so (the watcher retries it later)
-            pointed = current_version_name(settings.index_dir)
+        pointed = current_version_name(settings.index_dir)
+        if problems and pointed != served.version:
+            # CURRENT's version was refused: say so (the watcher retries it later)
             watch.refused = Refusal(pointed or "CURRENT", problems[0])
-            for problem in problems:
-                log.warning("%s", problem)
         app.state.watch = watch
         engine, unavailable = open_log(settings)
         app.state.engine = engine  # for /admin/report; None when the log is off

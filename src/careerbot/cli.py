@@ -59,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API and widget")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes serving the port (default: 1)")
     report = commands.add_parser("report", parents=[common], help="what the question log says")
     report.add_argument("--since", default="7d", help="how far back: Nd or Nh (default: 7d)")
     report.add_argument("--json", action="store_true", help="as JSON, as GET /admin/report")
@@ -72,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("corpus_dir", "index_dir", "top_k", "host", "port")
+        for name in ("corpus_dir", "index_dir", "top_k", "host", "port", "workers")
         if (value := getattr(args, name, None)) is not None
     }
     try:
@@ -282,16 +283,17 @@ def serve(settings: Settings, embedder: Embedder) -> None:
     from careerbot import server
     from careerbot.api import create_app
 
-    _, problems = ensure_index(settings, embedder)
+    index, problems = ensure_index(settings, embedder)
     # careerbot's own log lines (index swaps), in uvicorn's style; other libraries' stay quiet.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     careerbot: %(message)s"))
     logger = logging.getLogger("careerbot")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    app = create_app(settings, embedder, warnings=problems)
+    app = create_app(settings, embedder, warnings=problems, index=index)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"careerbot: serving on http://{host}:{settings.port}/ (API docs at /docs)")
+    workers = f" with {settings.workers} workers" if settings.workers > 1 else ""
+    print(f"careerbot: serving on http://{host}:{settings.port}/{workers} (API docs at /docs)")
     server.run(app, settings)
 
 

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # A SecretStr, so printing the settings never shows it.
     admin_token: SecretStr = SecretStr("")
     host: str = "127.0.0.1"
+    # Worker processes serving one port (careerbot serve --workers). Each has its own
+    # rate limits and hot-swaps versions itself; the model runs on cores / workers threads.
+    workers: int = Field(default=1, ge=1, le=64)
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.
     cors_origins: str = ""
@@ -79,6 +82,14 @@ class Settings(BaseSettings):
                 single = network.num_addresses == 1
                 networks.append(str(network.network_address) if single else str(network))
         return ", ".join(networks)
+
+    @model_validator(mode="after")
+    def forkable_encoder(self) -> "Settings":
+        if self.workers > 1 and self.encoder == "torch":
+            raise ValueError(
+                "several workers need an ONNX encoder (torch's threads do not survive a fork)"
+            )
+        return self
 
     @field_validator("admin_token")
     @classmethod

@@ -150,7 +150,11 @@ def load_embedder(settings: Settings) -> Embedder:
     """The model named by the settings, run the way they say."""
     if settings.encoder == "torch":
         return SentenceTransformerEmbedder(settings.model)
-    return OnnxEmbedder(settings.model, settings.encoder_dir, int8=settings.encoder == "onnx-int8")
+    # Workers share the cores: each runs the model on its share of them.
+    threads = max(1, min(2, (os.cpu_count() or 1) // settings.workers))
+    return OnnxEmbedder(
+        settings.model, settings.encoder_dir, settings.encoder == "onnx-int8", threads
+    )
 
 
 # Part of the export's name: change it when export_onnx changes what it writes.
@@ -334,6 +338,7 @@ class OnnxEmbedder(ModelFacts):
         model: str = BUNDLED_MODEL,
         cache_dir: Path = Path("index/encoders"),
         int8: bool = False,
+        threads: int = 2,
     ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
@@ -353,7 +358,7 @@ class OnnxEmbedder(ModelFacts):
         )
         file = onnx_file(path, cache_dir, int8)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = min(threads, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:

@@ -1,12 +1,14 @@
 """Serving over HTTP: uvicorn, with time and size limits on what a client sends."""
 
 import asyncio
+import gc
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from careerbot.config import Settings
+from careerbot.lexical import english
 
 
 class HeadersTooLarge(Exception):
@@ -139,5 +141,43 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
 
 
 def run(app: Any, settings: Settings) -> None:
-    """Serve the app until interrupted."""
-    uvicorn.Server(server_config(app, settings, log_level="info")).run()
+    """Serve the app until interrupted: in this process, or in settings.workers processes
+    forked from it once the app, the model and the index are loaded (gunicorn, preloading),
+    so that they share those pages rather than each loading its own."""
+    if settings.workers == 1:
+        uvicorn.Server(server_config(app, settings, log_level="info")).run()
+        return
+    from gunicorn.app.base import BaseApplication
+    from uvicorn_worker import UvicornWorker
+
+    english()  # the dictionary of the word matching, shared too
+    worker = type(
+        "Worker",
+        (UvicornWorker,),
+        {"CONFIG_KWARGS": {"loop": "auto", "http": limited_http(settings), "proxy_headers": False}},
+    )
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    options = {
+        "bind": [f"{host}:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": worker,
+        "preload_app": True,
+        # A worker stopping finishes its requests and writes its question log first.
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "loglevel": "info",
+        "control_socket_disable": True,  # no gunicornc: nothing to write in $HOME
+    }
+
+    class Workers(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    # Objects made so far are never collected: a collection would touch (and so copy)
+    # every page of them in each worker.
+    gc.freeze()
+    Workers().run()

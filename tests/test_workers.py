@@ -1,0 +1,78 @@
+"""careerbot serve --workers: forked workers on one port, each swapping versions itself."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from careerbot.config import Settings
+from careerbot.embedding import OnnxEmbedder
+from careerbot.index import build_index
+from tests.test_reliability import wait_for
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.model
+def test_two_workers_serve_one_port_and_each_swaps_to_a_new_version(
+    settings: Settings, encoder_dir: Path, real_embedder: OnnxEmbedder, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"min_score": 0.3})
+    shutil.copytree(encoder_dir, settings.index_dir / "encoders")
+    build_index(settings, real_embedder)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "CAREERBOT_RELOAD_SECONDS": "0.2",
+        "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0",
+        "CAREERBOT_QUESTION_LOG": "off",
+    }
+    command = [sys.executable, "-m", "careerbot", "serve", "--port", str(port), "--workers", "2"]
+    command += ["--corpus-dir", str(settings.corpus_dir), "--index-dir", str(settings.index_dir)]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(healthy, 60)
+        wait_for(lambda: len(children(server.pid)) == 2)
+        workers = children(server.pid)
+        # A new connection each time, so both workers take some of them.
+        for _ in range(20):
+            reply = httpx.post(f"{url}/ask", json={"question": "core values interviews"})
+            assert reply.status_code == 200 and reply.json()["answered"]
+        (settings.corpus_dir / "ml-engineer-career-qa.speakers.toml").unlink()
+        second = build_index(settings, real_embedder).index_dir.name
+
+        def all_swapped() -> bool:
+            versions = {httpx.get(f"{url}/health").json()["index_version"] for _ in range(20)}
+            return versions == {second}
+
+        wait_for(all_swapped, 30)
+        assert sorted(children(server.pid)) == sorted(workers)  # swapped, not restarted
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert "Booting worker" in err and "Shutting down: Master" in err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_several_workers_with_the_torch_encoder_are_refused() -> None:
+    with pytest.raises(ValueError, match="several workers need an ONNX encoder"):
+        Settings(workers=2, encoder="torch")
