@@ -22,7 +22,6 @@ compares /ask served by one worker and by `careerbot serve --workers 2` the same
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from pathlib import Path
 import faiss
 import httpx
 import numpy as np
+
+from load import free_port, wait_healthy
 
 QUESTIONS = [
     "How do I move from data science into ML engineering",
@@ -113,9 +114,7 @@ def serve_and_measure(
 ) -> tuple[dict[str, float], dict[str, float], float, float]:
     """Start `careerbot serve` with the extra environment, and time /ask at 1 and 16
     clients: (1 client, 16 clients, peak RSS in MB, seconds to a healthy /health)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0", **extra}
     begin = time.perf_counter()
@@ -124,15 +123,7 @@ def serve_and_measure(
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.perf_counter() - begin > 120:
-                raise SystemExit("bench: the server did not become healthy in 120 s")
-            time.sleep(0.02)
+        wait_healthy(f"{url}/health", server, 120)
         cold_start = time.perf_counter() - begin
         asyncio.run(over_http(url, ["warm up"], 1))
         one = asyncio.run(over_http(url, questions(count, 10_000 + offset), 1))

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,8 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     versions: list[str] = field(default_factory=list)
+    # The question-log id of each answered /ask, for scripts that check the log.
+    ids: list[str] = field(default_factory=list)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -51,6 +54,28 @@ def percentile(values: list[float], share: float) -> float:
 
 def percentiles(values: list[float]) -> dict[str, float]:
     return {f"p{q}": round(percentile(values, q / 100), 1) for q in (50, 95, 99)}
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on at the moment."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait until GET url answers 200; give up when the process ends or time runs out."""
+    started = time.monotonic()
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() - started > seconds:
+            process.kill()
+            raise SystemExit(f"{url} did not answer 200 within {seconds:.0f} s")
+        time.sleep(0.02)
 
 
 def loopback(url: str) -> None:
@@ -66,7 +91,12 @@ def loopback(url: str) -> None:
 
 
 async def client(
-    http: httpx.AsyncClient, number: int, until: float, budget: list[int], tally: Tally
+    http: httpx.AsyncClient,
+    number: int,
+    until: float,
+    budget: list[int],
+    tally: Tally,
+    questions: list[str] = QUESTIONS,
 ) -> None:
     turn = number
     while time.monotonic() < until and budget[0] > 0:
@@ -74,10 +104,11 @@ async def client(
         turn += 1
         started = time.perf_counter()
         try:
-            response = await http.post("/ask", json={"question": QUESTIONS[turn % len(QUESTIONS)]})
+            response = await http.post("/ask", json={"question": questions[turn % len(questions)]})
             tally.statuses[f"ask {response.status_code}"] += 1
             if response.status_code == 200:
                 tally.ask.append(time.perf_counter() - started)
+                tally.ids.append(response.json()["id"])
         except httpx.HTTPError as error:
             tally.errors[type(error).__name__] += 1
 

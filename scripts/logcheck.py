@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+
+from load import free_port, wait_healthy
 
 
 async def ask_for(base: str, clients: int, seconds: float) -> tuple[list[str], Counter[int]]:
@@ -61,26 +62,14 @@ def env_for(args: argparse.Namespace) -> dict[str, str]:
 
 def start(args: argparse.Namespace, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     """`careerbot serve` on a free loopback port, once healthy, and its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "careerbot", "serve", "--host", "127.0.0.1"]
     server = subprocess.Popen(
         [*command, "--port", str(port), "--index-dir", str(args.index_dir)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    started = time.monotonic()
-    while True:
-        try:
-            if httpx.get(f"{base}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() - started > 180 or server.poll() is not None:
-            server.kill()
-            raise SystemExit("logcheck: the server did not become healthy")
-        time.sleep(0.1)
+    wait_healthy(f"{base}/health", server, 180)
     return server, base
 
 
