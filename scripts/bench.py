@@ -17,6 +17,8 @@ alternating rounds: p50 at 1 client and throughput at 16, as ratios to "off".
     python scripts/bench.py --workers 2 [--rounds 3]
 
 compares /ask served by one worker and by `careerbot serve --workers 2` the same way.
+With --serve-with PYTHON, that Python's careerbot serves (an install without the export
+extra, say); the index is still built by this one.
 """
 
 import argparse
@@ -174,11 +176,17 @@ def main() -> None:
         "--workers", type=int, help="compare /ask served by one worker and by this many"
     )
     parser.add_argument("--rounds", type=int, default=3, help="of --log-modes or --workers")
+    parser.add_argument(
+        "--serve-with",
+        help="the Python whose careerbot serves (e.g. an install without the export extra)",
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="careerbot-bench-"))
     index_dir = scratch / "index"
     dirs = ["--corpus-dir", str(args.corpus_dir), "--index-dir", str(index_dir)]
     careerbot = [sys.executable, "-m", "careerbot"]
+    # Builds need the export extra; the server may be another install of careerbot.
+    server = [args.serve_with or sys.executable, "-m", "careerbot"]
 
     # The first build also exports the model to ONNX (once per index directory).
     build_seconds = []
@@ -194,16 +202,17 @@ def main() -> None:
         modes = {"log off": {"CAREERBOT_QUESTION_LOG": "off"}, "log sqlite": {}}
         if args.postgres_url:
             modes["log postgresql"] = {"CAREERBOT_DATABASE_URL": args.postgres_url}
-        compare(args, careerbot, dirs, modes)
+        compare(args, server, dirs, modes)
         return
     if args.workers:
         workers = {"CAREERBOT_WORKERS": str(args.workers)}
-        compare(args, careerbot, dirs, {"1 worker": {}, f"{args.workers} workers": workers})
+        compare(args, server, dirs, {"1 worker": {}, f"{args.workers} workers": workers})
         return
-    one, many, rss, cold_start = serve_and_measure(careerbot, dirs, args.requests, {}, 0)
+    one, many, rss, cold_start = serve_and_measure(server, dirs, args.requests, {}, 0)
 
     cpus = os.cpu_count()
     print(f"machine: {cpus} CPUs, Python {sys.version.split()[0]}, {args.requests} questions each")
+    print(f"served by: {server[0]}")
     print(line("baseline (encode + FAISS)", base))
     print(line("careerbot /ask, 1 client", one))
     print(line("careerbot /ask, 16 clients", many))

