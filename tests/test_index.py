@@ -16,8 +16,10 @@ from careerbot.config import HNSW_FROM, Settings
 from careerbot.index import (
     ANSWER,
     DATA_FILES,
+    END,
     FORMAT,
     HNSW_SEARCH_DEPTH,
+    START,
     build_index,
     clean_up,
     index_kind,
@@ -607,17 +609,23 @@ def test_a_previous_version_that_does_not_verify_is_not_trusted(
     assert len(load_index(settings.index_dir, fake_embedder).passages) == summary.passages
 
 
-def test_unchanged_answers_keep_their_split_unless_the_settings_change(
-    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
-) -> None:
+def count_calls(embedder: FakeEmbedder) -> list[str]:
+    """The texts whose tokens the embedder is asked to count (as splitting does), from now."""
     counted: list[str] = []
-    real = fake_embedder.count_tokens
+    real = embedder.count_tokens
 
     def counting(text: str) -> int:
         counted.append(text)
         return real(text)
 
-    fake_embedder.count_tokens = counting  # type: ignore[method-assign]
+    embedder.count_tokens = counting  # type: ignore[method-assign]
+    return counted
+
+
+def test_unchanged_answers_keep_their_split_unless_the_settings_change(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    counted = count_calls(fake_embedder)
     (settings.corpus_dir / "ada.txt").write_text(NEW_TRANSCRIPT)
     build_index(settings, fake_embedder)
     new = ("Start with data you care about, and finish something small.",
@@ -662,15 +670,28 @@ def test_a_longer_speaker_role_splits_the_answers_anew(
     same_as_a_full_build(settings, tmp_path)
 
 
-@pytest.mark.parametrize("span", [[0.0, 40.5], [50, 20], [0, 999999], [True, 5]])
+@pytest.mark.parametrize("span", [(50, 20), (0, 999999), (-5, 10), (0, 0)])
 def test_a_sealed_version_with_bad_spans_is_split_anew(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path, span: Any
 ) -> None:
-    passages = [json.loads(line) for line in (built / "passages.jsonl").read_text().splitlines()]
-    passages[0]["span"] = span
-    (built / "passages.jsonl").write_text("".join(json.dumps(p) + "\n" for p in passages))
+    rows = np.load(built / "passages.npy")
+    rows[0, [START, END]] = span
+    np.save(built / "passages.npy", rows)
     reseal(built)
+    counted = count_calls(fake_embedder)
     build_index(settings, fake_embedder)
+    assert counted, "the first answer was split anew"
+    same_as_a_full_build(settings, tmp_path)
+
+
+def test_the_same_answer_in_a_renamed_transcript_keeps_its_split(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    for old in settings.corpus_dir.glob("ml-engineer-career-qa*"):
+        old.rename(old.with_name(old.name.replace("ml-engineer-career-qa", "renamed")))
+    counted = count_calls(fake_embedder)
+    summary = build_index(settings, fake_embedder)
+    assert counted == [] and summary.reused == summary.passages
     same_as_a_full_build(settings, tmp_path)
 
 

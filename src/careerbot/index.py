@@ -51,11 +51,13 @@ DATA_FILES = (
     "catalog.json",
     "views.npy",
     "keys.npy",
+    "answer-keys.npy",
     *(f"{BM25_DIR}/{name}" for name in BM25_FILES),
 )
-# passages.npy's columns: where the passage's line starts in passages.jsonl, and the rows
-# of its answer (in answers.jsonl), its interview question and its speaker (in catalog.json).
-LINE, ANSWER, TOPIC, SPEAKER = range(4)
+# passages.npy's columns: where the passage's line starts in passages.jsonl; the rows of
+# its answer (in answers.jsonl), its interview question and its speaker (in catalog.json);
+# and where it starts and ends in its answer's text.
+LINE, ANSWER, TOPIC, SPEAKER, START, END = range(6)
 # Per passage, this many bytes of the SHA-256 of the model's fingerprint and the text
 # embedded: a later build reuses the vector of a passage whose key it finds again.
 KEY_BYTES = 16
@@ -252,7 +254,7 @@ class LoadedIndex:
     vectors: faiss.Index
     passages: Lines
     answers: Lines
-    rows: NDArray[np.int64]  # per passage: LINE, ANSWER, TOPIC, SPEAKER
+    rows: NDArray[np.int64]  # per passage: LINE, ANSWER, TOPIC, SPEAKER, START, END
     catalog: Catalog
     bm25: bm25s.BM25
     # The vectors of `layout`'s views, in its order: the topic views, then the uncovered.
@@ -601,15 +603,17 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     rows = np.array(
         [
             (
-                start,
+                line,
                 row_of[p.answer.id],
                 topic_of[p.answer.question],
                 speaker_of[p.answer.speaker.id],
+                p.start,
+                p.end,
             )
-            for start, p in zip(passage_starts, passages, strict=True)
+            for line, p in zip(passage_starts, passages, strict=True)
         ],
         dtype=np.int64,
-    ).reshape(len(passages), 4)
+    ).reshape(len(passages), 6)
     data = {
         "faiss.index": faiss.serialize_index(searchable(every[: len(passages)], kind)).tobytes(),
         "passages.jsonl": passage_lines,
@@ -618,9 +622,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "answers.npy": npy(answer_starts),
         "catalog.json": listed.model_dump_json().encode(),
         "views.npy": npy(every[len(passages) :]),
-        "keys.npy": npy(
-            np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
-        ),
+        "keys.npy": npy(key_rows(keys)),
+        "answer-keys.npy": npy(key_rows([split_key(record) for record in records])),
     }
     version = write_index(settings.index_dir, data, bm25, facts)
     return BuildSummary(
@@ -643,14 +646,24 @@ def passage_key(fingerprint: str, text: str) -> bytes:
     return hashlib.sha256(f"{fingerprint}\0{text}".encode()).digest()[:KEY_BYTES]
 
 
+def key_rows(keys: list[bytes]) -> NDArray[np.uint8]:
+    return np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
+
+
+def split_key(record: Record) -> bytes:
+    """What an answer's split depends on, besides the settings and the tokenizer: its
+    text, and its question and speaker, which are embedded with each passage."""
+    content = json.dumps([record["text"], record["question"], record["speaker"]])
+    return hashlib.sha256(content.encode()).digest()[:KEY_BYTES]
+
+
 @dataclass(frozen=True)
 class Previous:
     """What the version being served holds that a new build may reuse: each answer's
     passages (when split with the same settings and tokenizer), and the vectors of its
     passages and views by key (made by the same model)."""
 
-    answers: dict[str, Record]
-    spans: dict[str, list[tuple[str, int, int]]]  # answer id: (passage id, start, end)
+    spans: dict[bytes, list[tuple[int, int]]]  # split key: (start, end) of each passage
     keys: dict[bytes, int]  # key: row of `stored`
     stored: Vectors  # the passage vectors, then the view vectors
 
@@ -662,7 +675,7 @@ class Previous:
         was made by another model. A version that does not verify, or whose keys do not
         fit its vectors, is not trusted: nothing of it is used, and the second value
         says why."""
-        nothing = cls({}, {}, {}, empty(embedder.dimension))
+        nothing = cls({}, {}, empty(embedder.dimension))
         where = str(index_dir / POINTER)
         try:
             version_dir = current_version(index_dir)
@@ -676,47 +689,41 @@ class Previous:
                 return nothing, None
             index = open_version(version_dir, manifest)
             keys = np.load(version_dir / "keys.npy", allow_pickle=False)
+            splits = np.load(version_dir / "answer-keys.npy", allow_pickle=False)
             views, size = index.views, index.vectors.ntotal + len(index.views)
             if keys.dtype != np.uint8 or keys.shape != (size, KEY_BYTES):
                 raise CareerbotError("keys.npy does not fit its vectors")
+            if splits.dtype != np.uint8 or splits.shape != (manifest.answers, KEY_BYTES):
+                raise CareerbotError("answer-keys.npy does not fit its answers")
             if index.vectors.d != embedder.dimension or views.shape[1:] != (embedder.dimension,):
                 raise CareerbotError("it holds vectors of another dimension")
             stored = np.concatenate([index.vectors.reconstruct_n(0, index.vectors.ntotal), views])
             if not np.isfinite(stored).all():
                 raise CareerbotError("it holds vectors that are not finite float32 numbers")
-            answers: dict[str, Record] = {}
-            spans: dict[str, list[tuple[str, int, int]]] = {}
+            spans: dict[bytes, list[tuple[int, int]]] = {}
             if manifest.chunking.model_dump() == chunking:
-                answers = {a["id"]: a for a in index.answers}
-                for passage in index.passages:
-                    start, end = passage["span"]
-                    spans.setdefault(passage["answer_id"], []).append((passage["id"], start, end))
+                split_of = [bytes(key) for key in splits]
+                for answer, start, end in index.rows[:, [ANSWER, START, END]].tolist():
+                    spans.setdefault(split_of[answer], []).append((start, end))
             rows = {bytes(key): row for row, key in enumerate(keys)}
-            return cls(answers, spans, rows, stored), None
+            return cls(spans, rows, stored), None
         except (CareerbotError, RuntimeError, ValueError, EOFError, KeyError, TypeError) as error:
             return nothing, f"{where} is not reused ({error}); all is made anew"
 
     def passages(self, answer: Answer, record: Record) -> list[Passage]:
-        """The answer's passages as last split, when it is the same answer (the split
-        depends on the question and speaker too, which are embedded with each passage) and
-        the spans are well formed; else none."""
-        old = self.answers.get(answer.id)
-        if old is None or any(
-            old.get(key) != record[key] for key in ("text", "question", "speaker")
-        ):
-            return []
-        spans = self.spans.get(answer.id, [])
-        ends = [0] + [end for _, _, end in spans]
+        """The answer's passages as last split, when an answer of the same text, question
+        and speaker was split before into well-formed spans; else none."""
+        spans = self.spans.get(split_key(record), [])
+        ends = [0] + [end for _, end in spans]
         if not all(
-            id == f"{answer.id}#{number}"
-            and type(start) is int
-            and type(end) is int
-            and 0 <= start < end <= len(answer.text)
-            and end > ends[number - 1]
-            for number, (id, start, end) in enumerate(spans, start=1)
+            0 <= start < end <= len(answer.text) and end > ends[number - 1]
+            for number, (start, end) in enumerate(spans, start=1)
         ):
             return []
-        return [Passage(id, answer, start, end) for id, start, end in spans]
+        return [
+            Passage(f"{answer.id}#{number}", answer, start, end)
+            for number, (start, end) in enumerate(spans, start=1)
+        ]
 
     def vectors(self, keys: list[bytes]) -> dict[bytes, Vectors]:
         """The stored vectors of those keys it has."""
@@ -857,8 +864,8 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
             f"{version_dir}/faiss.index holds {vectors.d}-dimensional vectors, "
             f"the manifest says {manifest.dimension}; {REBUILD}"
         )
-    if rows.dtype != np.int64 or rows.ndim != 2 or rows.shape[1] != 4:
-        raise CareerbotError(f"{version_dir}/passages.npy is not a table of 4 columns; {REBUILD}")
+    if rows.dtype != np.int64 or rows.ndim != 2 or rows.shape[1] != 6:
+        raise CareerbotError(f"{version_dir}/passages.npy is not a table of 6 columns; {REBUILD}")
     if starts.dtype != np.int64 or starts.ndim != 1 or len(starts) != manifest.answers:
         raise CareerbotError(f"{version_dir}/answers.npy does not fit the manifest; {REBUILD}")
     if not vectors.ntotal == len(rows) == manifest.passages == int(bm25.scores["num_docs"]):

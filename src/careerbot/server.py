@@ -162,6 +162,10 @@ def run(app: Any, settings: Settings) -> None:
         "workers": settings.workers,
         "worker_class": worker,
         "preload_app": True,
+        # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new
+        # connections among them; on one shared socket the first worker to wake takes most
+        # of a burst, and kept-alive clients stay where they landed.
+        "reuse_port": True,
         # A worker stopping finishes its requests and writes its question log first.
         "graceful_timeout": 30,
         "keepalive": 5,
