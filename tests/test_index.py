@@ -20,6 +20,7 @@ from careerbot.index import (
     FORMAT,
     HNSW_SEARCH_DEPTH,
     START,
+    DamagedIndex,
     build_index,
     clean_up,
     index_kind,
@@ -748,3 +749,100 @@ def test_a_loaded_index_maps_its_large_files_and_parses_records_only_when_asked(
     assert index.passages[0] == first
     with pytest.raises(IndexError):
         index.passages[len(index.passages)]
+
+
+def edit_json(name: str, change: Callable[[Any], Any]) -> Callable[[Path], None]:
+    def edit(version: Path) -> None:
+        path = version / name
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+    return edit
+
+
+def edit_array(name: str, change: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
+    return lambda version: np.save(version / name, change(np.load(version / name)))
+
+
+def with_(**changes: object) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda table: {**table, **changes}
+
+
+PARAMS, VOCAB = "bm25/params.index.json", "bm25/vocab.index.json"
+DATA, INDICES, INDPTR = (f"bm25/{name}.csc.index.npy" for name in ("data", "indices", "indptr"))
+# Each of these once loaded, then failed (or scored NaN) on every question that reached it.
+HOSTILE_WORD_MODELS = {
+    "k1 as text": edit_json(PARAMS, with_(k1="1.5")),
+    "k1 not a number": edit_json(PARAMS, with_(k1=float("nan"))),
+    "a backend that compiles": edit_json(PARAMS, with_(backend="numba")),
+    "another method": edit_json(PARAMS, with_(method="robertson")),
+    "scores as objects": edit_json(PARAMS, with_(dtype="object")),
+    "narrow word ids": edit_json(PARAMS, with_(int_dtype="int8")),
+    "passages counted as text": edit_json(PARAMS, with_(num_docs="31")),
+    "a word numbered -1": edit_json(VOCAB, lambda vocab: dict.fromkeys(vocab, -1)),
+    "words numbered as text": edit_json(VOCAB, lambda vocab: {k: str(v) for k, v in vocab.items()}),
+    "a vocabulary that is a list": edit_json(VOCAB, list),
+    "columns in reverse": edit_array(INDPTR, lambda a: a[::-1].copy()),
+    "columns past the scores": edit_array(INDPTR, lambda a: a * 1000),
+    "column offsets as floats": edit_array(INDPTR, lambda a: a.astype(np.float64)),
+    "a passage past the last": edit_array(INDICES, lambda a: a + 10**6),
+    "a negative passage": edit_array(INDICES, lambda a: a - 10**6),
+    "scores as text": edit_array(DATA, lambda a: a.astype(str)),
+    "scores not finite": edit_array(DATA, lambda a: a * np.nan),
+    "scores fewer than offsets": edit_array(DATA, lambda a: a[:3]),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_WORD_MODELS)
+def test_a_hostile_word_model_is_refused_at_load_with_one_line(
+    built: Path, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    HOSTILE_WORD_MODELS[case](built)
+    sealed = reseal(built)
+    with pytest.raises(CareerbotError) as refusal:
+        load_index(sealed.parent.parent, fake_embedder)
+    assert "\n" not in str(refusal.value)
+    assert str(refusal.value).endswith("rebuild it with: careerbot build")
+
+
+def with_speakers(change: Callable[[list[Any]], list[Any]]) -> Callable[[Path], None]:
+    return edit_json("catalog.json", lambda c: {**c, "speakers": change(c["speakers"])})
+
+
+HOSTILE_CATALOGS = {
+    "a speaker twice": with_speakers(lambda speakers: [speakers[0]] * len(speakers)),
+    "a topic naming nobody listed": edit_json(
+        "catalog.json",
+        lambda c: {
+            **c,
+            "topics": [{**t, "speakers": [{"id": "x", "name": "X"}]} for t in c["topics"]],
+        },
+    ),
+    "words that are numbers": edit_json("catalog.json", lambda c: {**c, "vocabulary": [1, 2]}),
+    "more speakers than the manifest": with_speakers(
+        lambda speakers: [*speakers, {**speakers[0], "id": "another"}]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_CATALOGS)
+def test_a_catalog_that_contradicts_itself_or_the_manifest_is_refused_with_one_line(
+    built: Path, fake_embedder: FakeEmbedder, case: str
+) -> None:
+    HOSTILE_CATALOGS[case](built)
+    sealed = reseal(built)
+    with pytest.raises(CareerbotError, match=r"catalog\.json") as refusal:
+        load_index(sealed.parent.parent, fake_embedder)
+    assert "\n" not in str(refusal.value)
+
+
+def test_a_record_that_is_not_what_the_build_wrote_is_damaged_index_when_read(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    lines = (built / "answers.jsonl").read_bytes().splitlines(keepends=True)
+    # The same length, so every offset still fits: only parsing the record can tell.
+    lines[0] = b"[" + b" " * (len(lines[0]) - 3) + b"]\n"
+    (built / "answers.jsonl").write_bytes(b"".join(lines))
+    index = load_index(reseal(built).parent.parent, fake_embedder)
+    with pytest.raises(DamagedIndex, match=r"answers\.jsonl: line 1 is not what careerbot build"):
+        index.answers[0]
+    assert index.answers[1]["id"]

@@ -17,7 +17,7 @@ from careerbot.config import Settings
 from careerbot.index import build_index
 from tests.conftest import FakeEmbedder, served_version
 from tests.test_cli import dirs
-from tests.test_index import reseal
+from tests.test_index import HOSTILE_WORD_MODELS, reseal
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
@@ -71,12 +71,25 @@ def publish_sealed(**changes: object) -> Callable[[Settings, FakeEmbedder], None
     return lambda settings, embedder: reseal(build_index(settings, embedder).index_dir, **changes)
 
 
+def publish_edited(name: str) -> Callable[[Settings, FakeEmbedder], None]:
+    """A new version with one of HOSTILE_WORD_MODELS's edits, resealed."""
+
+    def publish(settings: Settings, embedder: FakeEmbedder) -> None:
+        version = build_index(settings, embedder).index_dir
+        HOSTILE_WORD_MODELS[name](version)
+        reseal(version)
+
+    return publish
+
+
 WATCH_BREAKERS = {
     "pointer of bytes that are not text": break_pointer(b"\xff\xfe garbage"),
     "pointer of 300 characters": break_pointer(b"2" * 300),
     "pointer to another index": break_pointer(b"/tmp"),
     "manifest with a synonym that is a number": publish_sealed(synonyms={"ml": 5}),
     "manifest with no files": publish_sealed(files=[]),
+    "word model with a backend that compiles": publish_edited("a backend that compiles"),
+    "word model with a word numbered -1": publish_edited("a word numbered -1"),
 }
 
 
@@ -309,3 +322,21 @@ def test_serve_without_index_or_corpus_says_so(
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"careerbot: error: corpus directory {tmp_path / 'none'} does not exist"
     )
+
+
+def test_a_record_damaged_under_a_running_server_is_503_and_logged_once(
+    live: tuple[TestClient, str], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = live
+    caplog.set_level(logging.ERROR, logger="careerbot")
+    answers = served_version(settings.index_dir) / "answers.jsonl"
+    size = answers.stat().st_size
+    with answers.open("r+b") as file:  # in place, as the server maps it
+        file.write(b"[" + b" " * (size - 3) + b"]\n")
+    for _ in range(2):
+        response = client.post("/ask", json={"question": "core values interviews"})
+        assert response.status_code == 503, response.text
+        assert response.json()["detail"] == "the index being served is damaged; try again later"
+        assert response.headers["Retry-After"] == "30"
+    damaged = [r for r in caplog.records if "answers.jsonl: line " in r.getMessage()]
+    assert len(damaged) == 1

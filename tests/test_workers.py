@@ -76,3 +76,26 @@ def test_two_workers_serve_one_port_and_each_swaps_to_a_new_version(
 def test_several_workers_with_the_torch_encoder_are_refused() -> None:
     with pytest.raises(ValueError, match="several workers need an ONNX encoder"):
         Settings(workers=2, encoder="torch")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_one_line_before_anything_loads(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
+) -> None:
+    from careerbot import cli
+
+    monkeypatch.setattr(cli, "load_embedder", lambda settings: pytest.fail("loaded the model"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code = cli.main(
+            ["serve", "--workers", workers, "--port", port, "--index-dir", str(tmp_path)]
+        )
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"careerbot: error: cannot listen on 127.0.0.1 port {port} (Address already in use)"
+    ]

@@ -38,7 +38,7 @@ from careerbot.errors import (
 from careerbot.feedback import FEEDBACK_FIELDS
 from careerbot.feedback import router as feedback_router
 from careerbot.guard import Busy, SecurityHeaders, Slots, Throttle
-from careerbot.index import LoadedIndex, current_version, load_newest
+from careerbot.index import DamagedIndex, LoadedIndex, current_version, load_newest
 from careerbot.pages import router as pages_router
 from careerbot.questionlog import Ask, QuestionLog
 from careerbot.reload import IndexWatch, Refusal
@@ -331,6 +331,18 @@ def create_app(
     @app.exception_handler(Busy)
     async def busy(request: Request, error: Busy) -> Response:
         return unavailable("careerbot is busy; try again in a moment")
+
+    said: set[str] = set()
+
+    @app.exception_handler(DamagedIndex)
+    async def damaged(request: Request, error: DamagedIndex) -> Response:
+        # A record is checked only when a search returns it (parsing them all would make
+        # loading the size of the corpus): the operator gets the line, once; the client
+        # no path, and a retry for when a good version is published.
+        if str(error) not in said and len(said) < 100:
+            said.add(str(error))
+            log.error("%s", error)
+        return unavailable("the index being served is damaged; try again later", 30)
 
     def searcher(request: Request) -> Searcher:
         found: Searcher = request.app.state.watch.searcher

@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> None:
     settings = settings_from(args)
     # A bad --since is refused before the model loads.
     since = parse_since(args.since) if args.command in ("report", "review") else None
+    if args.command == "serve":
+        from careerbot.server import check_address
+
+        check_address(settings)  # a port in use is said before anything loads
     embedder = load_embedder(settings)
     if args.command == "build":
         build(settings, embedder)

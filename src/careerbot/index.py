@@ -9,7 +9,6 @@ import re
 import shutil
 import stat
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +19,18 @@ import bm25s
 import faiss
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+    with_config,
+)
 from tqdm import tqdm
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from careerbot import (
     SMALL_FILE_BYTES,
@@ -33,7 +42,13 @@ from careerbot import (
 from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
-from careerbot.lexical import BM25_FILES, SYNONYMS_FILE, Synonyms, word_model
+from careerbot.lexical import (
+    BM25_FILES,
+    SYNONYMS_FILE,
+    Synonyms,
+    load_word_model,
+    word_model,
+)
 from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME, plain
 from careerbot.transcript import Speaker, Transcript, parse_corpus
 
@@ -190,6 +205,19 @@ class Catalog(BaseModel):
     topics: list[Topic]
     vocabulary: list[str]
 
+    @model_validator(mode="after")
+    def each_once(self) -> "Catalog":
+        # A server finds speakers by id and topics by question, and each passage names
+        # its speaker and topic by row: twins would make rows and names disagree.
+        ids = {speaker.id for speaker in self.speakers}
+        if len(ids) != len(self.speakers):
+            raise ValueError("a speaker is listed twice")
+        if len({topic.question for topic in self.topics}) != len(self.topics):
+            raise ValueError("an interview question is listed twice")
+        if any(named.id not in ids for topic in self.topics for named in topic.speakers):
+            raise ValueError("a question names a speaker it does not list")
+        return self
+
 
 def catalog(answers: list[Record], vocabulary: list[str]) -> Catalog:
     speakers: dict[str, Record] = {}
@@ -210,11 +238,57 @@ def catalog(answers: list[Record], vocabulary: list[str]) -> Catalog:
 NEWLINE = ord("\n")
 
 
+STRICT_RECORD = ConfigDict(extra="forbid", strict=True)
+
+
+class DamagedIndex(CareerbotError):
+    """A record of the version being served is not what the build wrote."""
+
+
+@with_config(STRICT_RECORD)
+class SpeakerRecord(TypedDict):
+    id: str
+    name: str
+    role: str
+    organization: str
+
+
+@with_config(STRICT_RECORD)
+class SourceRecord(TypedDict):
+    document: str
+    lines: list[int]
+    title: str | None
+    date: str | None
+    url: str | None
+
+
+@with_config(STRICT_RECORD)
+class AnswerRecord(TypedDict):
+    id: str
+    speaker: SpeakerRecord
+    question: str
+    text: str
+    source: SourceRecord
+
+
+@with_config(STRICT_RECORD)
+class PassageRecord(AnswerRecord):
+    answer_id: str
+    span: list[int]
+
+
+PASSAGE_RECORD: TypeAdapter[Any] = TypeAdapter(PassageRecord)
+ANSWER_RECORD: TypeAdapter[Any] = TypeAdapter(AnswerRecord)
+
+
 class Lines:
     """The records of a JSON-lines file, each parsed when asked for: a server reads only
-    the passages and answers it returns."""
+    the passages and answers it returns. Parsing every record at load would cost time the
+    size of the corpus, so each is checked against `kind` as it is parsed: one that is
+    not what the build wrote is DamagedIndex, one line, never a KeyError mid-request."""
 
-    def __init__(self, path: Path, starts: NDArray[np.int64]) -> None:
+    def __init__(self, path: Path, starts: NDArray[np.int64], kind: TypeAdapter[Any]) -> None:
+        self.path, self.kind = path, kind
         with path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
             self.data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -240,8 +314,16 @@ class Lines:
     def __getitem__(self, row: int) -> Record:
         if not 0 <= row < len(self.starts):
             raise IndexError(row)
-        record: Record = json.loads(self.data[self.starts[row] : self.ends[row]])
-        return record
+        try:
+            record: Record = self.kind.validate_json(self.data[self.starts[row] : self.ends[row]])
+            return record
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "record"
+            raise DamagedIndex(
+                f"{self.path}: line {row + 1} is not what careerbot build writes "
+                f"({where}: {first['msg']}); {REBUILD}"
+            ) from None
 
     def __iter__(self) -> Iterator[Record]:
         return (self[row] for row in range(len(self)))
@@ -854,11 +936,31 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
         starts = np.load(version_dir / "answers.npy", mmap_mode="r", allow_pickle=False)
         listed = Catalog.model_validate_json((version_dir / "catalog.json").read_bytes())
         views = np.load(version_dir / "views.npy", allow_pickle=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # bm25s warns of versions on load
-            bm25 = bm25s.BM25.load(version_dir / BM25_DIR, mmap=True, show_progress=False)
-    except (RuntimeError, ValueError, KeyError, TypeError, EOFError, OSError) as error:
+        bm25 = load_word_model(version_dir / BM25_DIR, manifest.passages)
+    except CareerbotError as error:
+        raise CareerbotError(f"{error}; {REBUILD}") from None
+    except ValidationError as error:  # the catalog's; one line, as for the manifest
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "catalog"
+        raise CareerbotError(
+            f"{version_dir}/catalog.json is not a careerbot catalog ({where}: {first['msg']}); "
+            f"{REBUILD}"
+        ) from None
+    except (
+        RuntimeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,  # bm25s reads a vocabulary that is not a table
+        EOFError,
+        OSError,
+    ) as error:
         raise CareerbotError(f"{version_dir} cannot be read ({error}); {REBUILD}") from None
+    if len(listed.speakers) != manifest.speakers:
+        raise CareerbotError(
+            f"{version_dir}/catalog.json lists {len(listed.speakers)} speakers, the manifest "
+            f"says {manifest.speakers}; {REBUILD}"
+        )
     if vectors.d != manifest.dimension:
         raise CareerbotError(
             f"{version_dir}/faiss.index holds {vectors.d}-dimensional vectors, "
@@ -868,7 +970,7 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
         raise CareerbotError(f"{version_dir}/passages.npy is not a table of 6 columns; {REBUILD}")
     if starts.dtype != np.int64 or starts.ndim != 1 or len(starts) != manifest.answers:
         raise CareerbotError(f"{version_dir}/answers.npy does not fit the manifest; {REBUILD}")
-    if not vectors.ntotal == len(rows) == manifest.passages == int(bm25.scores["num_docs"]):
+    if not vectors.ntotal == len(rows) == manifest.passages:
         raise CareerbotError(
             f"{version_dir} is inconsistent: {vectors.ntotal} vectors, {len(rows)} passages, "
             f"manifest says {manifest.passages}; {REBUILD}"
@@ -879,8 +981,9 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
         for column, limit in zip((ANSWER, TOPIC, SPEAKER), limits, strict=True)
     ):
         raise CareerbotError(f"{version_dir}: a passage names an unknown answer; {REBUILD}")
-    passages = Lines(version_dir / "passages.jsonl", np.ascontiguousarray(rows[:, LINE]))
-    answers = Lines(version_dir / "answers.jsonl", starts)
+    line_starts = np.ascontiguousarray(rows[:, LINE])
+    passages = Lines(version_dir / "passages.jsonl", line_starts, PASSAGE_RECORD)
+    answers = Lines(version_dir / "answers.jsonl", starts, ANSWER_RECORD)
     expected = view_texts(
         [topic.question for topic in listed.topics],
         manifest.phrasings,

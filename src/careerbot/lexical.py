@@ -3,18 +3,21 @@
 import functools
 import math
 import re
+import warnings
 from collections.abc import Collection
 from pathlib import Path
+from typing import Annotated, Literal
 
 import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rapidfuzz import fuzz, process
 from spellchecker import SpellChecker
 
-from careerbot import CareerbotError
+from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 from careerbot.metadata import read_toml
 
 SYNONYMS_FILE = "synonyms.toml"
@@ -108,6 +111,73 @@ BM25_FILES = (
     "indices.csc.index.npy",
     "indptr.csc.index.npy",
 )
+
+
+class Bm25Params(BaseModel):
+    """params.index.json as word_model's BM25 saves it. bm25s passes the file's keys to
+    BM25(**params) and reads the types only when scoring: a forged file could pick a
+    backend that compiles code or fails to import, or make every question fail later."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    k1: Annotated[float, Field(gt=0, le=100)]
+    b: Annotated[float, Field(ge=0, le=1)]
+    delta: Annotated[float, Field(ge=0, le=100)]
+    method: Literal["lucene"]
+    idf_method: Literal["lucene"]
+    dtype: Literal["float32"]
+    int_dtype: Literal["int32"]
+    num_docs: Annotated[int, Field(ge=0)]
+    version: Annotated[str, Field(max_length=100)]
+    backend: Literal["numpy"]
+
+
+def load_word_model(folder: Path, documents: int) -> bm25s.BM25:
+    """The BM25 model saved in folder, mapped, once it fits `documents` passages: its
+    parameters, vocabulary and score arrays checked here, as bm25s trusts them and a
+    question would otherwise fail (or score NaN) long after loading."""
+
+    def refuse(reason: str) -> CareerbotError:
+        return CareerbotError(f"{folder}: {reason}")
+
+    try:
+        params = Bm25Params.model_validate_json(
+            read_limited(folder / BM25_FILES[0], SMALL_FILE_BYTES)
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "params"
+        reason = f"{where}: {first['msg']}"
+        raise refuse(f"{BM25_FILES[0]} is not bm25s' parameters ({reason})") from None
+    if params.num_docs != documents:
+        raise refuse(f"the word model holds {params.num_docs} passages, not {documents}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bm25s warns of versions on load
+        bm25 = bm25s.BM25.load(folder, mmap=True, show_progress=False)
+    vocab, scores = bm25.vocab_dict, bm25.scores
+    data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+    # Each stem names a column of the scores; columns beyond indptr are stems no passage
+    # has (bm25s adds one for the empty word), which Lexicon.idf reads as unknown.
+    if not (
+        isinstance(vocab, dict)
+        and all(type(key) is str and type(column) is int for key, column in vocab.items())
+        and set(vocab.values()) == set(range(len(vocab)))
+    ):
+        raise refuse(f"{BM25_FILES[1]} does not number its words 0, 1, 2, ...")
+    shapes = [(array.dtype, array.ndim) for array in (data, indices, indptr)]
+    if shapes != [(np.dtype(np.float32), 1), (np.dtype(np.int32), 1), (np.dtype(np.int64), 1)]:
+        raise refuse("the word model's scores are not bm25s' arrays (float32, int32, int64)")
+    if not (
+        1 <= len(indptr) <= len(vocab) + 1
+        and indptr[0] == 0
+        and indptr[-1] == len(data) == len(indices)
+        and (np.diff(indptr) >= 0).all()
+        and (len(indices) == 0 or (indices.min() >= 0 and indices.max() < documents))
+        and np.isfinite(data).all()
+        and (data >= 0).all()
+    ):
+        raise refuse("the word model's scores do not fit its words and passages")
+    return bm25
 
 
 @functools.cache

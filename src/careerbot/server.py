@@ -2,11 +2,13 @@
 
 import asyncio
 import gc
+import socket
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from careerbot import CareerbotError
 from careerbot.config import Settings
 from careerbot.lexical import english
 
@@ -138,6 +140,21 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
         proxy_headers=False,
         **options,
     )
+
+
+def check_address(settings: Settings) -> None:
+    """Refuse, with one line, an address this process cannot listen on, before the model
+    and index load: gunicorn would retry it five times over five seconds, ten log lines,
+    and uvicorn would say so only once everything had loaded."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as trial:
+            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as both servers do
+            trial.bind((settings.host, settings.port))
+    except OSError as error:
+        raise CareerbotError(
+            f"cannot listen on {settings.host} port {settings.port} ({error.strerror})"
+        ) from None
 
 
 def run(app: Any, settings: Settings) -> None:
