@@ -13,8 +13,9 @@ from pathlib import Path
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.evaluate import evaluate, read_cases
-from careerbot.index import build_index, load_index
+from careerbot.index import build_index
 from careerbot.search import Searcher
+from careerbot.version import load_index
 
 
 def main() -> None:

@@ -34,8 +34,9 @@ import numpy as np
 from careerbot.config import Settings
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import read_cases
-from careerbot.index import current_version, load_index, searchable
+from careerbot.index import searchable
 from careerbot.search import Searcher
+from careerbot.version import current_version, load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 

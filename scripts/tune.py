@@ -17,8 +17,9 @@ import numpy as np
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Vectors
 from careerbot.evaluate import Report, evaluate, read_cases
-from careerbot.index import build_index, load_index
+from careerbot.index import build_index
 from careerbot.search import Searcher, Weights
+from careerbot.version import load_index
 
 
 def at_threshold(report: Report, threshold: float) -> Report:

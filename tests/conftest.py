@@ -9,7 +9,7 @@ import pytest
 
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Vectors
-from careerbot.index import current_version
+from careerbot.version import current_version
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"

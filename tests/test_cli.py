@@ -15,7 +15,7 @@ import pytest
 from careerbot import cli
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
-from careerbot.index import current_version
+from careerbot.version import current_version
 from tests.conftest import DATA, ROOT, FakeEmbedder, served_version
 
 

@@ -17,8 +17,9 @@ from careerbot.embedding import (
     onnx_file,
     writing,
 )
-from careerbot.index import build_index, load_index
+from careerbot.index import build_index
 from careerbot.search import Searcher
+from careerbot.version import load_index
 
 
 def test_a_hub_model_name_is_refused_instead_of_downloaded() -> None:

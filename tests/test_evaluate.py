@@ -6,8 +6,9 @@ import pytest
 from careerbot import CareerbotError
 from careerbot.config import Settings
 from careerbot.evaluate import evaluate, read_cases
-from careerbot.index import build_index, load_index
+from careerbot.index import build_index
 from careerbot.search import Searcher
+from careerbot.version import load_index
 from tests.conftest import FakeEmbedder
 
 TIPS = "What are some tips for the interview process?"

@@ -13,24 +13,19 @@ import pytest
 from careerbot import CareerbotError
 from careerbot.cli import ensure_index
 from careerbot.config import HNSW_FROM, Settings
-from careerbot.index import (
+from careerbot.index import HNSW_SEARCH_DEPTH, build_index, clean_up, index_kind, searchable, sha256
+from careerbot.search import Searcher
+from careerbot.version import (
     ANSWER,
     DATA_FILES,
     END,
     FORMAT,
-    HNSW_SEARCH_DEPTH,
     START,
     DamagedIndex,
-    build_index,
-    clean_up,
-    index_kind,
     load_index,
     load_newest,
     search_vectors,
-    searchable,
-    sha256,
 )
-from careerbot.search import Searcher
 from tests.conftest import FakeEmbedder, served_version
 
 

@@ -12,8 +12,9 @@ import pytest
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.evaluate import Report, evaluate, read_cases
-from careerbot.index import build_index, load_index
+from careerbot.index import build_index
 from careerbot.search import Searcher
+from careerbot.version import load_index
 from tests.conftest import DATA, ROOT
 
 FLOORS = {

@@ -21,7 +21,6 @@ from careerbot import CareerbotError, cli, curation
 from careerbot import admin as admin_module
 from careerbot.api import create_app
 from careerbot.config import Settings
-from careerbot.index import load_index
 from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
 from careerbot.report import (
     SAME_MEANING,
@@ -32,6 +31,7 @@ from careerbot.report import (
     render,
 )
 from careerbot.store import connect
+from careerbot.version import load_index
 from tests import test_questionlog
 from tests.conftest import FakeEmbedder
 

@@ -8,8 +8,9 @@ import pytest
 from careerbot import search
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
-from careerbot.index import build_index, load_index
+from careerbot.index import build_index
 from careerbot.search import Searcher, UnknownSpeaker, best_first
+from careerbot.version import load_index
 from tests.conftest import DATA, FakeEmbedder
 
 

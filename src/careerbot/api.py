@@ -38,12 +38,12 @@ from careerbot.errors import (
 from careerbot.feedback import FEEDBACK_FIELDS
 from careerbot.feedback import router as feedback_router
 from careerbot.guard import Busy, SecurityHeaders, Slots, Throttle
-from careerbot.index import DamagedIndex, LoadedIndex, current_version, load_newest
 from careerbot.pages import router as pages_router
 from careerbot.questionlog import Ask, QuestionLog
 from careerbot.reload import IndexWatch, Refusal
 from careerbot.search import Hit, Searcher, UnknownSpeaker
 from careerbot.store import connect
+from careerbot.version import DamagedIndex, LoadedIndex, current_version, load_newest
 
 log = logging.getLogger("careerbot")
 MAX_QUESTION_CHARS = 1000

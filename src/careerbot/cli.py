@@ -19,14 +19,7 @@ from careerbot.config import Settings
 from careerbot.curation import Section, add_phrasing, curated, metadata_files, topic_name
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases
-from careerbot.index import (
-    LoadedIndex,
-    NoIndex,
-    build_index,
-    corpus_sha256,
-    load_index,
-    load_newest,
-)
+from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
     Candidate,
     answer_facts,
@@ -38,6 +31,7 @@ from careerbot.report import (
 )
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert
+from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder
-from careerbot.index import POINTER, current_version, load_version
 from careerbot.search import Searcher
+from careerbot.version import POINTER, current_version, load_version
 
 log = logging.getLogger("careerbot")
 

@@ -10,7 +10,8 @@ from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder, Vectors
-from careerbot.index import (
+from careerbot.lexical import WORD, Lexicon, Synonyms
+from careerbot.version import (
     ANSWER,
     SPEAKER,
     TOPIC,
@@ -19,7 +20,6 @@ from careerbot.index import (
     lexicon_text,
     search_vectors,
 )
-from careerbot.lexical import WORD, Lexicon, Synonyms
 
 # Passages taken from the vector index for each question; all of a corpus up to this size.
 CANDIDATES = 256
