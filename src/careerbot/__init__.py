@@ -4,12 +4,20 @@ import os
 import stat
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 __version__ = version("careerbot")
 
 
 class CareerbotError(Exception):
     """A problem a person can fix; its message is one line meant for them."""
+
+
+def first_problem(error: Any, whole: str) -> str:
+    """A pydantic ValidationError's first problem, in one line: "where: what" (`whole` when
+    the problem is with the whole value)."""
+    first = error.errors()[0]
+    return f"{'.'.join(map(str, first['loc'])) or whole}: {first['msg']}"
 
 
 def left_by_dead_writer(name: str, prefix: str) -> bool:

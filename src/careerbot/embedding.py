@@ -27,7 +27,13 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from careerbot import SMALL_FILE_BYTES, CareerbotError, left_by_dead_writer, read_limited
+from careerbot import (
+    SMALL_FILE_BYTES,
+    CareerbotError,
+    first_problem,
+    left_by_dead_writer,
+    read_limited,
+)
 from careerbot.config import BUNDLED_MODEL, Settings
 
 Vectors = NDArray[np.float32]
@@ -293,9 +299,8 @@ def stored_export(model: str, cache_dir: Path) -> Export:
             known = ExportFacts.model_validate_json(read_limited(facts, SMALL_FILE_BYTES))
         except (CareerbotError, ValidationError) as error:
             if isinstance(error, ValidationError):
-                first = error.errors()[0]
-                where = ".".join(map(str, first["loc"])) or "facts"
-                error = CareerbotError(f"{facts}: not an export's facts ({where}: {first['msg']})")
+                problem = first_problem(error, "facts")
+                error = CareerbotError(f"{facts}: not an export's facts ({problem})")
             refused.append(str(error))
             continue
         export = Export(

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rapidfuzz import fuzz, process
 from spellchecker import SpellChecker
 
-from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
+from careerbot import SMALL_FILE_BYTES, CareerbotError, first_problem, read_limited
 from careerbot.metadata import read_toml
 
 SYNONYMS_FILE = "synonyms.toml"
@@ -145,9 +145,7 @@ def load_word_model(folder: Path, documents: int) -> bm25s.BM25:
             read_limited(folder / BM25_FILES[0], SMALL_FILE_BYTES)
         )
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "params"
-        reason = f"{where}: {first['msg']}"
+        reason = first_problem(error, "params")
         raise refuse(f"{BM25_FILES[0]} is not bm25s' parameters ({reason})") from None
     if params.num_docs != documents:
         raise refuse(f"the word model holds {params.num_docs} passages, not {documents}")

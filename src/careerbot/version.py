@@ -30,6 +30,7 @@ from typing_extensions import TypedDict  # pydantic reads typing's only from Pyt
 from careerbot import (
     SMALL_FILE_BYTES,
     CareerbotError,
+    first_problem,
     read_limited,
 )
 from careerbot.embedding import Embedder, Vectors
@@ -288,11 +289,9 @@ class Lines:
             record: Record = self.kind.validate_json(self.data[self.starts[row] : self.ends[row]])
             return record
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "record"
             raise DamagedIndex(
                 f"{self.path}: line {row + 1} is not what careerbot build writes "
-                f"({where}: {first['msg']}); {REBUILD}"
+                f"({first_problem(error, 'record')}); {REBUILD}"
             ) from None
 
     def __iter__(self) -> Iterator[Record]:
@@ -422,11 +421,9 @@ def read_version(version_dir: Path) -> Manifest:
     try:
         manifest = Manifest.model_validate_json(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "manifest"
         raise CareerbotError(
             f"{manifest_path} is not a careerbot manifest of format {FORMAT} "
-            f"({where}: {first['msg']}); {REBUILD}"
+            f"({first_problem(error, 'manifest')}); {REBUILD}"
         ) from None
     for file_name in DATA_FILES:
         path = version_dir / file_name
@@ -498,11 +495,9 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
     except CareerbotError as error:
         raise CareerbotError(f"{error}; {REBUILD}") from None
     except ValidationError as error:  # the catalog's; one line, as for the manifest
-        first = error.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "catalog"
         raise CareerbotError(
-            f"{version_dir}/catalog.json is not a careerbot catalog ({where}: {first['msg']}); "
-            f"{REBUILD}"
+            f"{version_dir}/catalog.json is not a careerbot catalog "
+            f"({first_problem(error, 'catalog')}); {REBUILD}"
         ) from None
     except (
         RuntimeError,
