@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from careerbot.evaluate import read_cases
 from careerbot.index import searchable
 from careerbot.search import Searcher
 from careerbot.version import current_version, load_index
+from load import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,9 +143,7 @@ def main() -> None:
 def start_up(corpus: Path, index_dir: Path, workers: int) -> None:
     """Time `careerbot serve` from its start to a healthy /health, and say each of its
     processes' memory then."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "careerbot", "serve", "--port", str(port)]
     command += [
         "--workers",
@@ -158,13 +156,7 @@ def start_up(corpus: Path, index_dir: Path, workers: int) -> None:
     begin = time.perf_counter()
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.05)
+        wait_healthy(f"http://127.0.0.1:{port}/health", server, 120)
         seconds = time.perf_counter() - begin
         # A few questions, so the workers have searched (the rate limit allows 20 at once).
         for _ in range(10):

@@ -394,7 +394,7 @@ MANIFESTS = {
     "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
     "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
     "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
-    "older format": ({"format": 5}, r"format: Input should be 6"),
+    "older format": ({"format": 6}, r"format: Input should be 7"),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
 }
 
@@ -841,3 +841,37 @@ def test_a_record_that_is_not_what_the_build_wrote_is_damaged_index_when_read(
     with pytest.raises(DamagedIndex, match=r"answers\.jsonl: line 1 is not what careerbot build"):
         index.answers[0]
     assert index.answers[1]["id"]
+
+
+def test_an_index_built_from_other_files_of_the_same_model_is_refused(
+    built: Path, fake_embedder: FakeEmbedder
+) -> None:
+    other = FakeEmbedder()
+    other.fingerprint = "fake-model:other files"
+    with pytest.raises(CareerbotError, match=r"built with other files of model 'fake-model'"):
+        load_index(built.parent.parent, other)
+
+
+def test_an_answer_told_twice_keeps_its_split(
+    settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    (settings.corpus_dir / "ada.txt").write_text(NEW_TRANSCRIPT)
+    (settings.corpus_dir / "ada-again.txt").write_text(NEW_TRANSCRIPT)
+    build_index(settings, fake_embedder)
+    counted = count_calls(fake_embedder)
+    build_index(settings, fake_embedder)
+    assert counted == []
+    same_as_a_full_build(settings, tmp_path)
+
+
+def test_a_version_split_by_another_splitter_is_split_anew(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    manifest = json.loads((built / "manifest.json").read_text())
+    reseal(
+        built, chunking={**manifest["chunking"], "splitter": manifest["chunking"]["splitter"] + 1}
+    )
+    counted = count_calls(fake_embedder)
+    summary = build_index(settings, fake_embedder)
+    assert counted and summary.reused == summary.passages  # split anew, vectors kept
+    same_as_a_full_build(settings, tmp_path)

@@ -340,3 +340,16 @@ def test_a_record_damaged_under_a_running_server_is_503_and_logged_once(
         assert response.headers["Retry-After"] == "30"
     damaged = [r for r in caplog.records if "answers.jsonl: line " in r.getMessage()]
     assert len(damaged) == 1
+
+
+def test_an_app_given_an_index_older_than_current_serves_current_from_the_start(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """A worker forked after CURRENT moved holds the version loaded before the fork."""
+    build_index(settings, fake_embedder)
+    old = cli.load_index(settings.index_dir, fake_embedder)
+    new = build_index(settings, fake_embedder).index_dir.name
+    never = settings.model_copy(update={"reload_seconds": 0})  # no watcher: only the start
+    with TestClient(create_app(never, fake_embedder, index=old)) as client:
+        health = client.get("/health").json()
+    assert (health["index_version"], health["refused_version"]) == (new, None)

@@ -4,7 +4,10 @@ import os
 import stat
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __version__ = version("careerbot")
 
@@ -13,7 +16,7 @@ class CareerbotError(Exception):
     """A problem a person can fix; its message is one line meant for them."""
 
 
-def first_problem(error: Any, whole: str) -> str:
+def first_problem(error: "ValidationError", whole: str) -> str:
     """A pydantic ValidationError's first problem, in one line: "where: what" (`whole` when
     the problem is with the whole value)."""
     first = error.errors()[0]

@@ -227,20 +227,16 @@ def create_app(
     warnings: Sequence[str] = (),
     index: LoadedIndex | None = None,
 ) -> FastAPI:
-    """The careerbot service; the model and the index (unless given, with the problems
-    met loading it as `warnings`) load once, when it starts. `warnings` are start-up
-    problems for /health to report."""
+    """The careerbot service; the model and the index (unless given) load once, when it
+    starts. `warnings` are start-up problems for /health to report."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = BatchingEmbedder(embedder or load_embedder(settings))
         app.state.model = model
-        if index is None:
-            served, problems = load_newest(settings.index_dir, model)
-            for problem in problems:
-                log.warning("%s", problem)
-        else:  # loaded before the app (and its workers) started; `warnings` said why
-            served, problems = index, list(warnings)
+        served, problems = (index, []) if index else load_newest(settings.index_dir, model)
+        for problem in problems:
+            log.warning("%s", problem)
         watch = IndexWatch(
             Searcher(served, model, settings.min_score),
             settings.index_dir,
@@ -251,6 +247,10 @@ def create_app(
         if problems and pointed != served.version:
             # CURRENT's version was refused: say so (the watcher retries it later)
             watch.refused = Refusal(pointed or "CURRENT", problems[0])
+        elif index is not None and pointed != served.version:
+            # Loaded before the app started: CURRENT was refused then, or (in a worker
+            # forked later to replace one) has moved on since. Look now, not in a while.
+            await watch.check()
         app.state.watch = watch
         engine, unavailable = open_log(settings)
         app.state.engine = engine  # for /admin/report; None when the log is off

@@ -90,6 +90,11 @@ def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
         start = end
 
 
+# The version of split_passages (and sentence_spans): change it when they split anything
+# differently, so that a build splits every answer anew rather than reuse old splits.
+SPLITTER = 1
+
+
 def split_passages(
     answer: Answer, count_tokens: Callable[[str], int], window: int, passage_tokens: int
 ) -> list[Passage]:

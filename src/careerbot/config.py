@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     admin_token: SecretStr = SecretStr("")
     host: str = "127.0.0.1"
     # Worker processes serving one port (careerbot serve --workers). Each has its own
-    # rate limits and hot-swaps versions itself; the model runs on cores / workers threads.
+    # rate limits and hot-swaps versions itself, and runs the model on one thread.
     workers: int = Field(default=1, ge=1, le=64)
     port: int = Field(default=8000, ge=1, le=65535)
     # Origins allowed to call the API from a browser, comma-separated; none by default.

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -176,8 +176,9 @@ def load_embedder(settings: Settings) -> Embedder:
     """The model named by the settings, run the way they say."""
     if settings.encoder == "torch":
         return SentenceTransformerEmbedder(settings.model)
-    # Workers share the cores: each runs the model on its share of them.
-    threads = max(1, min(2, (os.cpu_count() or 1) // settings.workers))
+    # With several workers the session is made before they fork, and a thread pool does
+    # not survive a fork: each worker runs the model on its own thread.
+    threads = 1 if settings.workers > 1 else 2
     return OnnxEmbedder(
         settings.model, settings.encoder_dir, settings.encoder == "onnx-int8", threads
     )
@@ -188,20 +189,21 @@ EXPORT_RECIPE = 1
 
 
 def files_digest(path: Path) -> str:
-    """A digest of a model folder's files (names, sizes and modification times): it
-    changes when the model does."""
+    """A digest of a model folder's files (names and contents, about 0.1 s for the
+    bundled model): it changes when the model does, and not when it is installed again."""
     digest = hashlib.sha256()
     for file in sorted(path.rglob("*")):
         if file.is_file():
-            stat = file.stat()
-            digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+            with file.open("rb") as handle:
+                content = hashlib.file_digest(handle, "sha256").hexdigest()
+            digest.update(f"{file.relative_to(path)}:{content};".encode())
     return digest.hexdigest()[:16]
 
 
 def onnx_file(path: Path, cache_dir: Path) -> Path:
     """The ONNX export of the model at path, made when missing (with torch, in a child
     process) and kept in cache_dir. Its name holds a digest of the export recipe and the
-    model's files (names, sizes and modification times), so a changed model is exported
+    model's files (names and contents), so a changed model is exported
     anew."""
     digest = hashlib.sha256(f"recipe {EXPORT_RECIPE};{files_digest(path)}".encode())
     exported = cache_dir / f"{path.name}-{digest.hexdigest()[:16]}.onnx"
@@ -281,7 +283,7 @@ class ExportFacts(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    recipe: Literal[1]  # EXPORT_RECIPE
+    recipe: int  # must be EXPORT_RECIPE (checked below)
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     digest: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     window: Annotated[int, Field(ge=1, le=MAX_WINDOW)]
@@ -306,7 +308,12 @@ def stored_export(model: str, cache_dir: Path) -> Export:
         export = Export(
             facts.with_suffix(".onnx"), known.model, known.digest, known.window, known.lower
         )
-        if export.model == model and export.onnx.is_file() and export.tokenizer.is_file():
+        if (
+            known.recipe == EXPORT_RECIPE
+            and export.model == model
+            and export.onnx.is_file()
+            and export.tokenizer.is_file()
+        ):
             found.append((facts.stat().st_mtime_ns, export))
     if not found:
         why = f" ({refused[0]})" if refused else ""

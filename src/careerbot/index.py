@@ -25,7 +25,14 @@ from careerbot import (
     left_by_dead_writer,
     read_limited,
 )
-from careerbot.chunking import Answer, Passage, answers_of, embedding_text, split_passages
+from careerbot.chunking import (
+    SPLITTER,
+    Answer,
+    Passage,
+    answers_of,
+    embedding_text,
+    split_passages,
+)
 from careerbot.config import HNSW_FROM, Settings
 from careerbot.embedding import Embedder, Vectors
 from careerbot.lexical import (
@@ -331,7 +338,11 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     phrasings, uncovered = curation(transcripts)
     synonyms = Synonyms.read(settings.corpus_dir)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
-    chunking = {"passage_tokens": settings.passage_tokens, "window": embedder.window}
+    chunking = {
+        "passage_tokens": settings.passage_tokens,
+        "window": embedder.window,
+        "splitter": SPLITTER,
+    }
     previous, problem = Previous.load(settings.index_dir, embedder, chunking)
     records = [answer_record(a) for a in answers]
     passages: list[Passage] = []
@@ -381,7 +392,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     # FAISS builds its index without Python's lock, alongside the work below (an HNSW
-    # graph of 100,000 passages takes about 14 s, the rest about 5 s).
+    # graph of 100,000 passages takes about 12 s, the rest about 5 s).
     with ThreadPoolExecutor(max_workers=1) as pool:
         searching = pool.submit(searchable, every[: len(passages)], kind)
         data, bm25 = version_files(passages, records, every, keys, synonyms)
@@ -507,12 +518,23 @@ class Previous:
                 raise CareerbotError("it holds vectors that are not finite float32 numbers")
             spans: dict[bytes, list[tuple[int, int]]] = {}
             if manifest.chunking.model_dump() == chunking:
-                split_of = [bytes(key) for key in splits]
+                by_answer: dict[int, list[tuple[int, int]]] = {}
                 for answer, start, end in index.rows[:, [ANSWER, START, END]].tolist():
-                    spans.setdefault(split_of[answer], []).append((start, end))
+                    by_answer.setdefault(answer, []).append((start, end))
+                # An answer told twice (in two transcripts, say) has one split: the first.
+                for answer, its in by_answer.items():
+                    spans.setdefault(bytes(splits[answer]), its)
             rows = {bytes(key): row for row, key in enumerate(keys)}
             return cls(spans, rows, stored), None
-        except (CareerbotError, RuntimeError, ValueError, EOFError, KeyError, TypeError) as error:
+        except (
+            CareerbotError,
+            OSError,
+            RuntimeError,
+            ValueError,
+            EOFError,
+            KeyError,
+            TypeError,
+        ) as error:
             return nothing, f"{where} is not reused ({error}); all is made anew"
 
     def passages(self, answer: Answer, record: Record) -> list[Passage]:

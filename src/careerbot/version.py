@@ -44,7 +44,8 @@ from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME
 # 2: the version folder's name carries its manifest's digest. 3: views.npy. 4: a record's
 # source gives the interview's title, date and url. 5: keys.npy, the model's fingerprint.
 # 6: all a server needs is made at build (catalog.json, the arrays, bm25/), to be mapped.
-FORMAT = 6
+# 7: answer-keys.npy and the spans in passages.npy; the splitter's version in the manifest.
+FORMAT = 7
 
 
 BM25_DIR = "bm25"
@@ -85,10 +86,8 @@ VERSIONS = "versions"
 # A version's name: its build time, then the first 24 hex digits of its manifest's SHA-256,
 # so the pointer (which holds the name) vouches for the manifest, and the manifest for
 # every other file. Nothing else is a version: no path, no dot, no separator.
-VERSION_NAME = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{24}")
-
-
 MANIFEST_DIGEST = 24
+VERSION_NAME = re.compile(rf"\d{{8}}T\d{{12}}Z-[0-9a-f]{{{MANIFEST_DIGEST}}}")
 
 
 REBUILD = "rebuild it with: careerbot build"
@@ -111,6 +110,7 @@ class Chunking(BaseModel):
 
     passage_tokens: Annotated[int, Field(ge=1)]
     window: Annotated[int, Field(ge=1)]
+    splitter: Annotated[int, Field(ge=1)]  # chunking.SPLITTER of the build
 
 
 class Manifest(BaseModel):
@@ -118,7 +118,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[6]
+    format: Literal[7]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     fingerprint: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
@@ -478,6 +478,12 @@ def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
         raise CareerbotError(
             f"{version_dir} holds {manifest.dimension}-dimensional vectors but the model makes "
             f"{embedder.dimension}-dimensional ones; {REBUILD}"
+        )
+    if manifest.fingerprint != embedder.fingerprint:
+        # Same name, other files: questions would be embedded unlike the passages.
+        raise CareerbotError(
+            f"{version_dir} was built with other files of model {manifest.model!r} "
+            f"({manifest.fingerprint}, not {embedder.fingerprint}); {REBUILD}"
         )
     return open_version(version_dir, manifest)
 
