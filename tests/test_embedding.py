@@ -8,15 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from careerbot import CareerbotError, embedding
+from careerbot import CareerbotError
+from careerbot import export as exporting
 from careerbot.config import Settings
-from careerbot.embedding import (
-    OnnxEmbedder,
-    SentenceTransformerEmbedder,
-    model_path,
-    onnx_file,
-    writing,
-)
+from careerbot.embedding import OnnxEmbedder, SentenceTransformerEmbedder, model_path
+from careerbot.export import onnx_file, writing
 from careerbot.index import build_index
 from careerbot.search import Searcher
 from careerbot.version import load_index
@@ -150,14 +146,14 @@ def test_each_model_load_removes_dead_writers_leftovers_even_with_no_export_to_d
     model.mkdir()
     (model / "config.json").write_text("{}")
     cache = tmp_path / "encoders"
-    monkeypatch.setattr(embedding, "export_apart", lambda path, target: target.write_bytes(b"x"))
+    monkeypatch.setattr(exporting, "export_apart", lambda path, target: target.write_bytes(b"x"))
     cache.mkdir()
     export = onnx_file(model, cache)
     killed = cache / f".writing-{dead_pid()}-{export.name}-k1ll3d"
     running = cache / f".writing-{os.getpid()}-{export.name}-busy01"
     for partial in (killed, running):
         partial.write_bytes(b"half an export")
-    monkeypatch.setattr(embedding, "export_apart", lambda path, target: pytest.fail("exported"))
+    monkeypatch.setattr(exporting, "export_apart", lambda path, target: pytest.fail("exported"))
     assert onnx_file(model, cache) == export
     assert {p.name for p in cache.iterdir()} == {export.name, running.name}
 
