@@ -290,7 +290,9 @@ def write_index(index_dir: Path, data: dict[str, bytes], bm25: bm25s.BM25, facts
         for name in BM25_FILES:
             with (staging / BM25_DIR / name).open("rb") as file:
                 os.fsync(file.fileno())
-        files = {name: sha256(staging / name) for name in DATA_FILES}
+        # The files written from memory are hashed there; bm25s wrote its own.
+        files = {name: hashlib.sha256(content).hexdigest() for name, content in data.items()}
+        files |= {name: sha256(staging / name) for name in DATA_FILES if name not in data}
         sizes = {name: (staging / name).stat().st_size for name in DATA_FILES}
         manifest = json.dumps({**facts, "files": files, "sizes": sizes}, indent=2) + "\n"
         write_file(staging / "manifest.json", manifest.encode())
