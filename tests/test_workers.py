@@ -164,3 +164,35 @@ def test_sigint_or_sigquit_to_the_master_stops_the_workers_at_once_with_their_lo
     with sqlite3.connect(settings.index_dir / "questions.sqlite") as log:
         logged = {row[0] for row in log.execute("SELECT id FROM asks")}
     assert set(ids) <= logged
+
+
+@pytest.mark.model
+def test_a_replacement_worker_serves_the_version_built_while_it_was_down(
+    settings: Settings, encoder_dir: Path, real_embedder: OnnxEmbedder
+) -> None:
+    # Workers are forked from the main process, which holds the version it loaded at
+    # start; a replacement used to serve that one (its folder since removed, /health
+    # "ok") until its first look at CURRENT, a reload interval later.
+    settings = settings.model_copy(update={"min_score": 0.3})
+    shutil.copytree(encoder_dir, settings.index_dir / "encoders")
+    first = build_index(settings, real_embedder).index_dir.name
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # Workers look at CURRENT only every 60 s: a replacement must not wait for that.
+    server = serve_workers(settings, port, CAREERBOT_RELOAD_SECONDS="60")
+    try:
+        (settings.corpus_dir / "ml-engineer-career-qa.speakers.toml").unlink()
+        second = build_index(settings, real_embedder).index_dir.name
+        assert second != first
+        old = children(server.pid)
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: len(set(children(server.pid)) - set(old)) == 2, 30)
+        wait_for(lambda: healthy(url), 30)
+        # A new connection each time, so both replacements answer some of them.
+        replies = [httpx.get(f"{url}/health").json() for _ in range(20)]
+        assert {(r["index_version"], r["status"]) for r in replies} == {(second, "ok")}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
