@@ -4,8 +4,10 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,35 @@ from tests.test_reliability import wait_for
 
 def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_workers(settings: Settings, port: int, **env: str) -> subprocess.Popen[str]:
+    """`careerbot serve --workers 2` on loopback, once both workers answer."""
+    environment = {**os.environ, "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0", **env}
+    command = [sys.executable, "-m", "careerbot", "serve", "--port", str(port), "--workers", "2"]
+    command += ["--corpus-dir", str(settings.corpus_dir), "--index-dir", str(settings.index_dir)]
+    server = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: healthy(f"http://127.0.0.1:{port}"), 60)
+        wait_for(lambda: len(children(server.pid)) == 2)
+    except BaseException:
+        server.kill()
+        server.communicate()
+        raise
+    return server
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health").status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @pytest.mark.model
@@ -99,3 +130,69 @@ def test_a_port_in_use_is_one_line_before_anything_loads(
     assert capsys.readouterr().err.splitlines() == [
         f"careerbot: error: cannot listen on 127.0.0.1 port {port} (Address already in use)"
     ]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGQUIT])
+def test_sigint_or_sigquit_to_the_master_stops_the_workers_at_once_with_their_logs(
+    settings: Settings,
+    encoder_dir: Path,
+    real_embedder: OnnxEmbedder,
+    stop: signal.Signals,
+) -> None:
+    # gunicorn's quick shutdown sends the workers SIGQUIT; they used to ignore it, answer
+    # on for graceful_timeout (30 s) and be killed, their queued question logs lost.
+    shutil.copytree(encoder_dir, settings.index_dir / "encoders")
+    build_index(settings, real_embedder)
+    port = free_port()
+    server = serve_workers(settings, port)
+    workers = children(server.pid)
+    try:
+        ids = []
+        for number in range(10):
+            reply = httpx.post(f"http://127.0.0.1:{port}/ask", json={"question": f"cv {number}"})
+            ids.append(reply.json()["id"])
+        started = time.monotonic()
+        server.send_signal(stop)
+        _, err = server.communicate(timeout=60)
+    finally:
+        server.kill()
+    assert time.monotonic() - started < 10, err
+    assert server.returncode == 0, err
+    assert "SIGKILL" not in err and "Traceback" not in err, err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    with sqlite3.connect(settings.index_dir / "questions.sqlite") as log:
+        logged = {row[0] for row in log.execute("SELECT id FROM asks")}
+    assert set(ids) <= logged
+
+
+@pytest.mark.model
+def test_a_replacement_worker_serves_the_version_built_while_it_was_down(
+    settings: Settings, encoder_dir: Path, real_embedder: OnnxEmbedder
+) -> None:
+    # Workers are forked from the main process, which holds the version it loaded at
+    # start; a replacement used to serve that one (its folder since removed, /health
+    # "ok") until its first look at CURRENT, a reload interval later.
+    settings = settings.model_copy(update={"min_score": 0.3})
+    shutil.copytree(encoder_dir, settings.index_dir / "encoders")
+    first = build_index(settings, real_embedder).index_dir.name
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # Workers look at CURRENT only every 60 s: a replacement must not wait for that.
+    server = serve_workers(settings, port, CAREERBOT_RELOAD_SECONDS="60")
+    try:
+        (settings.corpus_dir / "ml-engineer-career-qa.speakers.toml").unlink()
+        second = build_index(settings, real_embedder).index_dir.name
+        assert second != first
+        old = children(server.pid)
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: len(set(children(server.pid)) - set(old)) == 2, 30)
+        wait_for(lambda: healthy(url), 30)
+        # A new connection each time, so both replacements answer some of them.
+        replies = [httpx.get(f"{url}/health").json() for _ in range(20)]
+        assert {(r["index_version"], r["status"]) for r in replies} == {(second, "ok")}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err

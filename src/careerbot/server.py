@@ -2,8 +2,11 @@
 
 import asyncio
 import gc
+import os
+import signal
 import socket
-from typing import Any
+import sys
+from typing import Any, ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -165,19 +168,51 @@ def run(app: Any, settings: Settings) -> None:
         uvicorn.Server(server_config(app, settings, log_level="info")).run()
         return
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
     from uvicorn_worker import UvicornWorker
 
     english()  # the dictionary of the word matching, shared too
-    worker = type(
-        "Worker",
-        (UvicornWorker,),
-        {"CONFIG_KWARGS": {"loop": "auto", "http": limited_http(settings), "proxy_headers": False}},
-    )
+
+    class Worker(UvicornWorker):  # type: ignore[misc]
+        CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+            "loop": "auto",
+            "http": limited_http(settings),
+            "proxy_headers": False,
+        }
+
+        async def _serve(self) -> None:
+            """uvicorn_worker's, but SIGQUIT stops the worker as SIGTERM does.
+
+            gunicorn's quick shutdown (SIGINT or SIGQUIT to the main process) sends the
+            workers SIGQUIT, and uvicorn_worker's handler for it only clears gunicorn's
+            `alive` flag, which uvicorn never reads: the workers went on answering until
+            killed graceful_timeout later, their queued question logs lost. Here it ends
+            the server, which finishes its requests and writes its log. (Not the server's
+            handle_exit: that raises the signal again once stopped, and SIGQUIT's default
+            action is a core dump.)
+            """
+            self.config.app = self.wsgi
+            server = uvicorn.Server(config=self.config)
+
+            def stop() -> None:
+                server.should_exit = True
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, stop)
+            await server.serve(sockets=self.sockets)
+            # Its log is written: leave without Python's finalization, as a worker stopped
+            # by SIGTERM does (killed by the signal, raised again). Finalizing runs the
+            # destructors of ONNX Runtime's objects, made in the main process before the
+            # fork, which wait on threads the fork did not copy: the worker hung or
+            # aborted ("terminate called ... std::system_error").
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0 if server.started else Arbiter.WORKER_BOOT_ERROR)
+
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     options = {
         "bind": [f"{host}:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": worker,
+        "worker_class": Worker,
         "preload_app": True,
         # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new
         # connections among them; on one shared socket the first worker to wake takes most
