@@ -3,7 +3,6 @@
 import asyncio
 import copy
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -231,8 +230,6 @@ def create_app(
     """The careerbot service; the model and the index (unless given) load once, when it
     starts. `warnings` are start-up problems for /health to report."""
 
-    made_in = os.getpid()  # the main process, when workers are forked from it
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = BatchingEmbedder(embedder or load_embedder(settings))
@@ -264,11 +261,6 @@ def create_app(
         app.state.questions = questions
         watcher = None
         if settings.reload_seconds > 0:
-            if index is not None and os.getpid() != made_in:
-                # A forked worker holds the version the main process loaded at start. One
-                # forked later (replacing a worker that died, or after SIGHUP) would serve
-                # that, its folder perhaps gone, until its first look at CURRENT.
-                await watch.check()
             watcher = asyncio.create_task(watch.run(settings.reload_seconds))
         yield
         if watcher:
