@@ -289,9 +289,8 @@ def serve(settings: Settings, embedder: Embedder) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     app = create_app(settings, embedder, warnings=problems, index=index)
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     workers = f" with {settings.workers} workers" if settings.workers > 1 else ""
-    print(f"careerbot: serving on http://{host}:{settings.port}/{workers} (API docs at /docs)")
+    print(f"careerbot: serving on http://{server.address(settings)}/{workers} (API docs at /docs)")
     server.run(app, settings)
 
 

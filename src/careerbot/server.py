@@ -160,6 +160,12 @@ def check_address(settings: Settings) -> None:
         ) from None
 
 
+def address(settings: Settings) -> str:
+    """host:port, an IPv6 host in brackets."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{host}:{settings.port}"
+
+
 def run(app: Any, settings: Settings) -> None:
     """Serve the app until interrupted: in this process, or in settings.workers processes
     forked from it once the app, the model and the index are loaded (gunicorn, preloading),
@@ -208,9 +214,8 @@ def run(app: Any, settings: Settings) -> None:
             sys.stderr.flush()
             os._exit(0 if server.started else Arbiter.WORKER_BOOT_ERROR)
 
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     options = {
-        "bind": [f"{host}:{settings.port}"],
+        "bind": [address(settings)],
         "workers": settings.workers,
         "worker_class": Worker,
         "preload_app": True,
