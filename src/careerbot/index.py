@@ -347,6 +347,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     }
     previous, problem = Previous.load(settings.index_dir, embedder, chunking)
     records = [answer_record(a) for a in answers]
+    splits = [split_key(record) for record in records]
     passages: list[Passage] = []
     with tqdm(
         total=sum(len(answer.text) for answer in answers),
@@ -355,8 +356,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         unit_scale=True,
         disable=not progress,
     ) as bar:
-        for answer, record in zip(answers, records, strict=True):
-            passages += previous.passages(answer, record) or split_passages(
+        for answer, split in zip(answers, splits, strict=True):
+            passages += previous.passages(answer, split) or split_passages(
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
@@ -397,7 +398,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     # graph of 100,000 passages takes about 12 s, the rest about 5 s).
     with ThreadPoolExecutor(max_workers=1) as pool:
         searching = pool.submit(searchable, every[: len(passages)], kind)
-        data, bm25 = version_files(passages, records, every, keys, synonyms)
+        data, bm25 = version_files(passages, records, splits, every, keys, synonyms)
         data["faiss.index"] = faiss.serialize_index(searching.result()).tobytes()
     version = write_index(settings.index_dir, data, bm25, facts)
     return BuildSummary(
@@ -419,6 +420,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
 def version_files(
     passages: list[Passage],
     records: list[Record],
+    splits: list[bytes],
     every: Vectors,
     keys: list[bytes],
     synonyms: Synonyms,
@@ -455,7 +457,7 @@ def version_files(
         "catalog.json": listed.model_dump_json().encode(),
         "views.npy": npy(every[len(passages) :]),
         "keys.npy": npy(key_rows(keys)),
-        "answer-keys.npy": npy(key_rows([split_key(record) for record in records])),
+        "answer-keys.npy": npy(key_rows(splits)),
     }
     return data, bm25
 
@@ -539,10 +541,11 @@ class Previous:
         ) as error:
             return nothing, f"{where} is not reused ({error}); all is made anew"
 
-    def passages(self, answer: Answer, record: Record) -> list[Passage]:
+    def passages(self, answer: Answer, split: bytes) -> list[Passage]:
         """The answer's passages as last split, when an answer of the same text, question
-        and speaker was split before into well-formed spans; else none."""
-        spans = self.spans.get(split_key(record), [])
+        and speaker (the same split key) was split before into well-formed spans; else
+        none."""
+        spans = self.spans.get(split, [])
         ends = [0] + [end for _, end in spans]
         if not all(
             0 <= start < end <= len(answer.text) and end > ends[number - 1]
