@@ -166,9 +166,7 @@ def test_an_index_of_an_older_format_is_rebuilt(
 def test_views_that_do_not_match_the_manifest_are_refused(
     built: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    views = np.load(built / "views.npy")
-    np.save(built / "views.npy", views[:-1])
-    sealed = reseal(built)
+    sealed = reseal_array(built, "views.npy", lambda views: views[:-1])
     with pytest.raises(CareerbotError, match=r"views\.npy holds float32 \(\d+, 64\), not the \d+"):
         load_index(sealed.parent.parent, fake_embedder)
 
@@ -285,6 +283,19 @@ def test_damaged_index_is_refused_with_one_clear_line(
     with pytest.raises(CareerbotError, match=message) as error:
         load_index(built.parent.parent, fake_embedder)
     assert "\n" not in str(error.value)
+
+
+def reseal_array(version_dir: Path, name: str, change: Callable[[Any], Any]) -> Path:
+    """Replace one of a version's arrays by `change` of it, then reseal the version."""
+    np.save(version_dir / name, change(np.load(version_dir / name)))
+    return reseal(version_dir)
+
+
+def assigned(array: Any, where: Any, value: Any) -> Any:
+    """A copy of the array with array[where] = value."""
+    changed = array.copy()
+    changed[where] = value
+    return changed
 
 
 def reseal(version_dir: Path, **changes: object) -> Path:
@@ -590,9 +601,7 @@ def test_vectors_of_another_model_are_not_reused(built: Path, settings: Settings
 def test_a_previous_version_that_does_not_verify_is_not_trusted(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    keys = np.load(built / "keys.npy")
-    np.save(built / "keys.npy", keys[:-1])
-    reseal(built)
+    reseal_array(built, "keys.npy", lambda keys: keys[:-1])
     summary = build_index(settings, fake_embedder)
     assert summary.reused == 0
     assert any("keys.npy does not fit its vectors" in w for w in summary.warnings)
@@ -670,10 +679,7 @@ def test_a_longer_speaker_role_splits_the_answers_anew(
 def test_a_sealed_version_with_bad_spans_is_split_anew(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path, span: Any
 ) -> None:
-    rows = np.load(built / "passages.npy")
-    rows[0, [START, END]] = span
-    np.save(built / "passages.npy", rows)
-    reseal(built)
+    reseal_array(built, "passages.npy", lambda rows: assigned(rows, (0, [START, END]), span))
     counted = count_calls(fake_embedder)
     build_index(settings, fake_embedder)
     assert counted, "the first answer was split anew"
@@ -694,10 +700,7 @@ def test_the_same_answer_in_a_renamed_transcript_keeps_its_split(
 def test_stored_vectors_that_are_not_finite_are_not_reused(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
 ) -> None:
-    views = np.load(built / "views.npy")
-    views[0, 0] = np.nan
-    np.save(built / "views.npy", views)
-    sealed = reseal(built)
+    sealed = reseal_array(built, "views.npy", lambda views: assigned(views, (0, 0), np.nan))
     summary = build_index(settings, fake_embedder)
     assert summary.reused == 0
     assert any("finite float32" in w and sealed.name in w for w in summary.warnings)
@@ -714,9 +717,9 @@ def test_a_pointer_to_a_missing_version_is_said_and_all_is_made_anew(
 
 
 ROWS = {
-    "an answer past the last": lambda rows: rows.__setitem__((0, 1), 10**6),
-    "a negative speaker": lambda rows: rows.__setitem__((0, 3), -1),
-    "a line start inside a line": lambda rows: rows.__setitem__((1, 0), rows[1, 0] + 1),
+    "an answer past the last": lambda rows: assigned(rows, (0, 1), 10**6),
+    "a negative speaker": lambda rows: assigned(rows, (0, 3), -1),
+    "a line start inside a line": lambda rows: assigned(rows, (1, 0), rows[1, 0] + 1),
 }
 
 
@@ -724,10 +727,7 @@ ROWS = {
 def test_per_passage_rows_that_do_not_fit_are_refused_even_with_matching_checksums(
     built: Path, fake_embedder: FakeEmbedder, case: str
 ) -> None:
-    rows = np.load(built / "passages.npy")
-    ROWS[case](rows)
-    np.save(built / "passages.npy", rows)
-    sealed = reseal(built)
+    sealed = reseal_array(built, "passages.npy", ROWS[case])
     with pytest.raises(CareerbotError, match=r"unknown answer|line offsets do not fit"):
         load_index(sealed.parent.parent, fake_embedder)
 
