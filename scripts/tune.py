@@ -59,26 +59,42 @@ def main() -> None:
     cases = [case for name in sys.argv[1:] for case in read_cases(Path(name))]
     embedder = CachedEmbedder()
     steps = [round(0.1 * i, 1) for i in range(11)]
+    fine = [round(0.05 * i, 2) for i in range(21)]
     results = []
     for passage_tokens in (96, 128):
         with tempfile.TemporaryDirectory() as scratch:
             settings = Settings(index_dir=Path(scratch) / "index", passage_tokens=passage_tokens)
             build_index(settings, embedder)
             index = load_index(settings.index_dir, embedder)
+            # The weights of answers without phrasings of their own, at the best threshold.
             for semantic, lexical in itertools.product(steps, steps):
                 topic = round(1 - semantic - lexical, 1)
                 if topic < 0:
                     continue
-                weights = Weights(semantic, lexical, topic)
+                weights = Weights(semantic, lexical, topic, phrased=(semantic, lexical, topic))
                 report = evaluate(Searcher(index, embedder, 0.0, weights), cases)
                 threshold, chosen = best_threshold(report)
-                f = chosen.figures()
-                value = f["top1"] + f["evidence1"] / 2 + f["offtopic_rejected"]
-                value -= f["false_rejection"]
                 setting = f"tokens {passage_tokens} {weights} threshold {threshold:.3f}"
-                results.append((value, f"{setting}: {chosen}"))
+                results.append((value_of(chosen), f"{setting}: {chosen}"))
+            # The weights of answers with phrasings, at the threshold of the others: their
+            # sum may stay under 1, so that one threshold serves both.
+            for total, semantic, lexical in itertools.product((0.85, 0.9, 0.95, 1.0), fine, fine):
+                topic = round(total - semantic - lexical, 2)
+                if topic < 0:
+                    continue
+                weights = Weights(phrased=(semantic, lexical, topic))
+                chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
+                setting = (
+                    f"tokens {passage_tokens} phrased {weights.phrased} at {settings.min_score}"
+                )
+                results.append((value_of(chosen), f"{setting}: {chosen}"))
     for value, line in sorted(results, reverse=True)[:25]:
         print(f"{value:.3f} {line}")
+
+
+def value_of(report: Report) -> float:
+    f = report.figures()
+    return f["top1"] + f["evidence1"] / 2 + f["offtopic_rejected"] - f["false_rejection"]
 
 
 if __name__ == "__main__":

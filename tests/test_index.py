@@ -405,8 +405,16 @@ MANIFESTS = {
     "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
     "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
     "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
-    "older format": ({"format": 6}, r"format: Input should be 7"),
+    "older format": ({"format": 7}, r"format: Input should be 8"),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
+    "an answer's phrasings past the answers": (
+        {"answer_phrasings": [{"answer": "x/1/ada", "row": 9, "phrasings": ["y"]}]},
+        r"phrasings of answer 'x/1/ada' at row 9, past the manifest's 9 answers",
+    ),
+    "an answer without phrasings": (
+        {"answer_phrasings": [{"answer": "x/1/ada", "row": 0, "phrasings": []}]},
+        r"answer_phrasings\.0\.phrasings: List should have at least 1 item",
+    ),
 }
 
 

@@ -144,3 +144,51 @@ def test_a_filtered_or_named_speaker_is_compared_in_full_beyond_the_candidates(
         assert len(his) >= 3 and (speaker is None or his == hits)
         positions = [list(searcher.index.passages).index(hit.passage) for hit in his]
         assert [hit.semantic for hit in his] == pytest.approx(list(exact[positions]), abs=1e-6)
+
+
+def two_answers(corpus: Path, phrasing: str | None) -> None:
+    """A corpus of one question answered by two speakers alike; Bob's answer may have a
+    phrasing of its own."""
+    for old in corpus.iterdir():
+        old.unlink()
+    (corpus / "qa.txt").write_text(
+        "What matters most?\n\nAda: Patience matters, and practice.\n\n"
+        "Bob: Practice matters, and patience.\n"
+    )
+    table = f'[questions."What matters most?".answers.Bob]\nphrasings = ["{phrasing}"]\n'
+    (corpus / "qa.speakers.toml").write_text(
+        '[speakers.Ada]\nname = "Ada"\n\n[speakers.Bob]\nname = "Bob"\n\n'
+        + (table if phrasing else "")
+    )
+
+
+def test_an_answers_phrasings_lift_that_answer_over_the_other_speakers(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    question = "which matters, patience or practice"
+    scores = {}
+    for phrasing in (None, question):
+        two_answers(settings.corpus_dir, phrasing)
+        build_index(settings, fake_embedder)
+        searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
+        hits = searcher.ask(question, top_k=2).answers
+        scores[phrasing] = {hit.answer["speaker"]["name"]: hit.score for hit in hits}
+    # Without it the two answers tie (the same words); with it, Bob's is first, by the
+    # topic signal alone: Ada's answer is scored as before.
+    assert scores[None]["Ada"] == pytest.approx(scores[None]["Bob"])
+    assert scores[question]["Bob"] > scores[question]["Ada"] + 0.2
+    assert next(iter(scores[question])) == "Bob"
+
+
+def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    two_answers(settings.corpus_dir, "how much do chess players earn")
+    with (settings.corpus_dir / "qa.speakers.toml").open("a") as toml:
+        toml.write('\n[uncovered.pay]\nphrasings = ["how much do chess players make"]\n')
+    build_index(settings, fake_embedder)
+    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder, 0.99)
+    # Nearer to Bob's phrasing than to the uncovered topic's: not called uncovered.
+    result = searcher.ask("how much do chess players earn")
+    assert result.uncovered is None and result.suggestions == ["What matters most?"]
+    assert searcher.ask("how much do chess players make").uncovered == "pay"

@@ -27,6 +27,8 @@ class Answer:
     # (offset in text, first line) of each paragraph, to give a passage its lines.
     paragraph_starts: tuple[tuple[int, int], ...]
     interview: Interview
+    # Questions people ask that this answer answers, from the metadata file.
+    phrasings: tuple[str, ...] = ()
 
     def line_at(self, offset: int) -> int:
         # A binary search: a long answer has thousands of passages and paragraphs.
@@ -74,6 +76,7 @@ def answers_of(transcript: Transcript) -> list[Answer]:
                 lines=(turn.paragraphs[0].first_line, turn.paragraphs[-1].last_line),
                 paragraph_starts=tuple(starts),
                 interview=transcript.interview,
+                phrasings=turn.phrasings,
             )
         )
     return answers

@@ -54,6 +54,7 @@ from careerbot.version import (
     POINTER,
     START,
     VERSIONS,
+    AnswerPhrasings,
     Catalog,
     CatalogSpeaker,
     Named,
@@ -316,11 +317,13 @@ def write_index(index_dir: Path, data: dict[str, bytes], bm25: bm25s.BM25, facts
 
 def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """The corpus's phrasings and uncovered topics; an uncovered topic may not claim an
-    interview question or a phrasing, which would make that question unanswerable."""
+    interview question or a phrasing (of a question or of an answer), which would make
+    that question unanswerable."""
     phrasings = merged([t.curation.phrasings for t in transcripts])
     uncovered = merged([t.curation.uncovered for t in transcripts])
     covered = {plain(text) for q, texts in phrasings.items() for text in (q, *texts)}
     covered |= {plain(question.text) for t in transcripts for question in t.questions}
+    covered |= {plain(text) for t in transcripts for turn in t.turns for text in turn.phrasings}
     for name, texts in uncovered.items():
         for text in texts:
             if plain(text) in covered:
@@ -361,8 +364,13 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
+    phrased = [
+        AnswerPhrasings(answer=answer.id, row=row, phrasings=list(answer.phrasings))
+        for row, answer in enumerate(answers)
+        if answer.phrasings
+    ]
     views = view_texts(
-        list(dict.fromkeys(a.question for a in answers)), phrasings, uncovered, synonyms
+        list(dict.fromkeys(a.question for a in answers)), phrasings, phrased, uncovered, synonyms
     )
     texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
     keys = [passage_key(embedder.fingerprint, text) for text in texts]
@@ -391,6 +399,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "synonyms": synonyms.table,
         "phrasings": phrasings,
         "uncovered": uncovered,
+        "answer_phrasings": [a.model_dump() for a in phrased],
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -1,6 +1,7 @@
 """What a transcript's metadata file (NAME.speakers.toml) says beside its speakers: the
-interview's title, date and address, other ways people ask each interview question, and
-career topics the interviews do not cover, each with ways people ask about it.
+interview's title, date and address, other ways people ask each interview question and
+what each speaker's answer to it answers, and career topics the interviews do not
+cover, each with ways people ask about it.
 
     [interview]
     title = "Machine learning engineer careers: Q&A with Airbnb and SurveyMonkey engineers"
@@ -9,6 +10,9 @@ career topics the interviews do not cover, each with ways people ask about it.
 
     [questions."How can a data scientist transition to a machine learning engineer role?"]
     phrasings = ["how do I go from data science to ML engineering"]
+
+    [questions."What separates a great candidate from a good candidate?".answers.Chirag]
+    phrasings = ["should I specialize or be a generalist"]
 
     [uncovered.pay]
     phrasings = ["how much do ML engineers earn"]
@@ -37,10 +41,12 @@ Phrasings = dict[str, tuple[str, ...]]
 
 @dataclass(frozen=True)
 class Curation:
-    """Phrasings by interview question, and uncovered topics by name."""
+    """Phrasings by interview question, by answer, and uncovered topics by name."""
 
     phrasings: Phrasings = field(default_factory=dict)
     uncovered: Phrasings = field(default_factory=dict)
+    # By interview question and speaker label: questions that speaker's answer answers.
+    answers: dict[str, Phrasings] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,22 @@ def phrasings_of(table: object, where: str) -> Phrasings:
 
 
 def curation_from(data: dict[str, Any], path: Path) -> Curation:
-    """The [questions] and [uncovered] tables of a metadata file (both optional)."""
-    phrasings = phrasings_of(data.get("questions", {}), f"{path.name}: [questions]")
+    """The [questions] and [uncovered] tables of a metadata file (both optional). A
+    question's table may hold phrasings, an `answers` table by speaker label, or both."""
+    where = f"{path.name}: [questions]"
+    questions = data.get("questions", {})
+    if not isinstance(questions, dict):
+        raise CareerbotError(f"{where} must be tables, each with phrasings = [...]")
+    answers: dict[str, Phrasings] = {}
+    own: dict[str, object] = {}
+    for question, entry in questions.items():
+        if isinstance(entry, dict) and "answers" in entry:
+            answers[question] = phrasings_of(entry["answers"], f"{where} {question!r} answers")
+            entry = {key: value for key, value in entry.items() if key != "answers"}
+            if not entry:
+                continue
+        own[question] = entry
+    phrasings = phrasings_of(own, where)
     uncovered = phrasings_of(data.get("uncovered", {}), f"{path.name}: [uncovered]")
     for name in uncovered:
         if not TOPIC_NAME.fullmatch(name):
@@ -101,7 +121,7 @@ def curation_from(data: dict[str, Any], path: Path) -> Curation:
                 f"{path.name}: [uncovered] {name!r}: a topic's name is lowercase words joined "
                 "by hyphens, such as remote-work"
             )
-    return Curation(phrasings, uncovered)
+    return Curation(phrasings, uncovered, answers)
 
 
 def shown(value: object) -> str:

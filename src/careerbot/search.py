@@ -36,6 +36,9 @@ class Weights:
     semantic: float = 0.5  # the question against the passage (with its context)
     lexical: float = 0.2  # BM25 of the question's words in the passage
     topic: float = 0.3  # the question against the interview question and its phrasings
+    # For the passages of an answer with phrasings of its own, which tell more of what
+    # it answers: the same signals, the topic also taking the answer's phrasings.
+    phrased: tuple[float, float, float] = (0.25, 0.1, 0.55)
     # An answer by someone other than the speaker a question names is worth this much less.
     other_speaker: float = 0.25
     # Scores are scaled by coverage ** this: the share of the question's information in
@@ -128,11 +131,23 @@ class Searcher:
         topic_of = {question: i for i, question in enumerate(self.topics)}
         self.view_topic = np.array([topic_of[question] for question, _ in views.topics])
         self.view_vectors = index.views[: len(views.topics)]
+        after_answers = len(views.topics) + len(views.answers)
         self.uncovered_names = [name for name, _ in views.uncovered]
-        self.uncovered_vectors = index.views[len(views.topics) :] if views.uncovered else None
+        self.uncovered_vectors = index.views[after_answers:] if views.uncovered else None
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = index.rows[:, TOPIC]
         self.passage_speaker = index.rows[:, SPEAKER]
+        # What particular answers answer: each such view counts for its answer's passages
+        # only, so it can tell apart two speakers' answers to one interview question.
+        self.answer_vectors = index.views[len(views.topics) : after_answers]
+        phrased = np.array([row for row, _ in views.answers], dtype=np.int64)
+        self.phrased, self.answer_view_slot = np.unique(phrased, return_inverse=True)
+        self.phrased_passages = np.flatnonzero(np.isin(index.rows[:, ANSWER], self.phrased))
+        self.phrased_passage_slot = np.searchsorted(
+            self.phrased, index.rows[self.phrased_passages, ANSWER]
+        )
+        self.phrased_topic = np.zeros(len(self.phrased), dtype=np.int64)
+        self.phrased_topic[self.phrased_passage_slot] = index.rows[self.phrased_passages, TOPIC]
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
     def resolve_speaker(self, name: str) -> str:
@@ -186,6 +201,18 @@ class Searcher:
         np.maximum.at(topical, self.view_topic, self.view_vectors @ query[0])
         return topical
 
+    def answer_near(self, query: Vectors) -> Vectors:
+        """Per answer with phrasings (in self.phrased's order), its nearest to the query."""
+        near = np.full(len(self.phrased), -1.0, dtype=np.float32)
+        np.maximum.at(near, self.answer_view_slot, self.answer_vectors @ query[0])
+        return near
+
+    def covered(self, topical: Vectors, near: Vectors) -> Vectors:
+        """Per interview question, the nearest of its views and its answers' phrasings."""
+        covered = topical.copy()
+        np.maximum.at(covered, self.phrased_topic, near)
+        return covered
+
     def ask(
         self,
         question: str,
@@ -204,16 +231,19 @@ class Searcher:
         # Who is named steers the choice of speaker, not the word matching.
         terms = self.lexicon.terms(repaired, ignore=naming)
         lexical = self.lexicon.scores(terms)
-        topical = self.topical(query)
+        topical, near = self.topical(query), self.answer_near(query)
+        covered = self.covered(topical, near)
         if topic_query is None:
             unnamed = self.unnamed(repaired, naming)
             topic_query = query if unnamed is None else self.embedder.embed([unnamed])
-        same = topic_query is query
-        uncovered = self.uncovered_topic(
-            topic_query, topical if same else self.topical(topic_query)
+        unnamed_covered = (
+            covered
+            if topic_query is query
+            else self.covered(self.topical(topic_query), self.answer_near(topic_query))
         )
+        uncovered = self.uncovered_topic(topic_query, unnamed_covered)
         if uncovered is not None:
-            return Result(question, [], self.suggest(topical), uncovered)
+            return Result(question, [], self.suggest(covered), uncovered)
         confidence = self.lexicon.coverage(terms) ** self.weights.coverage
         # The nearest passages by meaning; the others count as unrelated, except those of
         # a speaker the question names or the filter picks, which are all compared.
@@ -230,8 +260,17 @@ class Searcher:
             semantic[picked] = self.index.vectors.reconstruct_batch(picked) @ query[0]
         semantic = np.clip(semantic, 0.0, 1.0)
         w = self.weights
-        topic = np.clip(topical[self.passage_topic], 0.0, 1.0)
-        score = (w.semantic * semantic + w.lexical * lexical + w.topic * topic) * confidence
+        # A passage's topic: the nearest view of its interview question or of its answer.
+        topic = topical[self.passage_topic]
+        phrased = self.phrased_passages
+        topic[phrased] = np.maximum(topic[phrased], near[self.phrased_passage_slot])
+        topic = np.clip(topic, 0.0, 1.0)
+        score = w.semantic * semantic + w.lexical * lexical + w.topic * topic
+        if len(phrased):
+            mix = np.array(w.phrased, dtype=np.float32)
+            signals = np.stack([semantic[phrased], lexical[phrased], topic[phrased]], axis=1)
+            score[phrased] = signals @ mix
+        score *= confidence
         if by_named is not None:
             score[~by_named] *= 1 - w.other_speaker
         if by_only is not None:
@@ -259,21 +298,21 @@ class Searcher:
                     ),
                 )
             )
-        return Result(question, hits, [] if hits else self.suggest(topical))
+        return Result(question, hits, [] if hits else self.suggest(covered))
 
-    def uncovered_topic(self, query: Vectors, topical: Vectors) -> str | None:
-        """The uncovered topic a question is nearer to than to anything covered (`topical`,
+    def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:
+        """The uncovered topic a question is nearer to than to anything covered (`covered`,
         for the same query), if any."""
         if self.uncovered_vectors is None:
             return None
         near = self.uncovered_vectors @ query[0]
         best = int(np.argmax(near))
         margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
-        if near[best] >= max(floor, float(topical.max()) + margin):
+        if near[best] >= max(floor, float(covered.max()) + margin):
             return self.uncovered_names[best]
         return None
 
-    def suggest(self, topical: Vectors, count: int = 3) -> list[str]:
+    def suggest(self, covered: Vectors, count: int = 3) -> list[str]:
         """The interview questions closest to the question, for a person to pick from."""
         questions = list(self.topics)
-        return [questions[i] for i in np.argsort(-topical)[:count]]
+        return [questions[i] for i in np.argsort(-covered)[:count]]

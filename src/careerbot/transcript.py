@@ -65,6 +65,8 @@ class Turn:
     question: Question
     speaker: Speaker
     paragraphs: tuple[Paragraph, ...]
+    # From the metadata file: questions people ask that this reply answers.
+    phrasings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,37 @@ def left_out(document: str, lines: list[str], used: list[Paragraph]) -> list[str
     ]
 
 
+def answer_phrasings(
+    curation: Curation,
+    questions: list[Question],
+    turns: dict[tuple[int, str], list[Paragraph]],
+    known: dict[str, Speaker] | None,
+    document: str,
+    path: Path,
+) -> dict[tuple[int, str], tuple[str, ...]]:
+    """The metadata file's phrasings of answers, by (question number, speaker id); each
+    must name an interview question of the transcript and a speaker who answers it."""
+    found: dict[tuple[int, str], tuple[str, ...]] = {}
+    for question, label, texts in (
+        (question, label, texts)
+        for question, by_label in curation.answers.items()
+        for label, texts in by_label.items()
+    ):
+        where = f"{speakers_file(path).name}: [questions] {question[:100]!r} answers.{label}"
+        numbers = [q.number for q in questions if q.text == question]
+        if not numbers:
+            raise CareerbotError(
+                f"{where}: not a question in {document}; copy it from there word for word"
+            )
+        speaker = known.get(label) if known is not None else Speaker(slug(label), label, "")
+        keys = [(n, speaker.id) for n in numbers if speaker and (n, speaker.id) in turns]
+        if not keys:
+            raise CareerbotError(f"{where}: {label!r} gives no answer to that question")
+        for key in keys:
+            found[key] = tuple(dict.fromkeys([*found.get(key, ()), *texts]))
+    return found
+
+
 def parse_transcript(
     path: Path, document: str | None = None, max_bytes: int = MAX_TRANSCRIPT_BYTES
 ) -> Transcript:
@@ -308,6 +341,7 @@ def parse_transcript(
                 f"{speakers_file(path).name}: [questions] {question[:100]!r} is not a question "
                 f"in {document}; copy it from there word for word"
             )
+    phrased = answer_phrasings(curation, questions, turns, known, document, path)
     return Transcript(
         curation=curation,
         interview=interview,
@@ -315,7 +349,12 @@ def parse_transcript(
         speakers=tuple(speakers.values()),
         questions=tuple(questions),
         turns=tuple(
-            Turn(questions[number - 1], speakers[speaker_id], tuple(parts))
+            Turn(
+                questions[number - 1],
+                speakers[speaker_id],
+                tuple(parts),
+                phrased.get((number, speaker_id), ()),
+            )
             for (number, speaker_id), parts in turns.items()
         ),
         warnings=(

@@ -45,7 +45,8 @@ from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME
 # source gives the interview's title, date and url. 5: keys.npy, the model's fingerprint.
 # 6: all a server needs is made at build (catalog.json, the arrays, bm25/), to be mapped.
 # 7: answer-keys.npy and the spans in passages.npy; the splitter's version in the manifest.
-FORMAT = 7
+# 8: phrasings of answers, as views.
+FORMAT = 8
 
 
 BM25_DIR = "bm25"
@@ -113,12 +114,20 @@ class Chunking(BaseModel):
     splitter: Annotated[int, Field(ge=1)]  # chunking.SPLITTER of the build
 
 
+class AnswerPhrasings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    answer: Annotated[str, Field(min_length=1)]  # its id
+    row: Count
+    phrasings: Annotated[list[Phrasing], Field(min_length=1)]
+
+
 class Manifest(BaseModel):
     """What a version holds and how it was built; every field checked when it loads."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[7]
+    format: Literal[8]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     fingerprint: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
@@ -133,6 +142,8 @@ class Manifest(BaseModel):
     # Other ways people ask each interview question, and topics the corpus does not cover.
     phrasings: dict[str, list[Phrasing]] = {}
     uncovered: dict[Annotated[str, Field(pattern=TOPIC_NAME.pattern)], list[Phrasing]] = {}
+    # What particular answers answer, by their row in answers.jsonl.
+    answer_phrasings: list[AnswerPhrasings] = []
     careerbot_version: str
     built_at: str
     files: dict[str, Digest]
@@ -308,31 +319,34 @@ class LoadedIndex:
     rows: NDArray[np.int64]  # per passage: LINE, ANSWER, TOPIC, SPEAKER, START, END
     catalog: Catalog
     bm25: bm25s.BM25
-    # The vectors of `layout`'s views, in its order: the topic views, then the uncovered.
+    # The vectors of `layout`'s views, in its order: topics, answers, uncovered topics.
     views: Vectors
     layout: "Views"
 
 
 @dataclass(frozen=True)
 class Views:
-    """What the model embeds for each interview question and each uncovered topic: the
-    question itself and each of its phrasings, which say how else people ask it."""
+    """What the model embeds for each interview question, answer and uncovered topic: the
+    question itself and each of its phrasings, which say how else people ask it; what a
+    particular answer answers; how people ask about a topic the corpus does not cover."""
 
     topics: list[tuple[str, str]]  # (interview question, view text)
+    answers: list[tuple[int, str]]  # (answer's row, phrasing)
     uncovered: list[tuple[str, str]]  # (topic name, phrasing)
 
     @property
     def texts(self) -> list[str]:
-        return [text for _, text in (*self.topics, *self.uncovered)]
+        return [text for _, text in (*self.topics, *self.answers, *self.uncovered)]
 
 
 def view_texts(
     questions: list[str],
     phrasings: dict[str, list[str]],
+    answers: list[AnswerPhrasings],
     uncovered: dict[str, list[str]],
     synonyms: Synonyms,
 ) -> Views:
-    """The views of the corpus's interview questions (in the order given) and of its
+    """The views of the corpus's interview questions (in the order given), answers and
     uncovered topics; phrasings have their abbreviations expanded, as questions asked do."""
     return Views(
         [
@@ -340,6 +354,7 @@ def view_texts(
             for question in questions
             for text in (question, *phrasings.get(question, []))
         ],
+        [(a.row, synonyms.expand(text)) for a in answers for text in a.phrasings],
         [(name, synonyms.expand(text)) for name, texts in uncovered.items() for text in texts],
     )
 
@@ -543,9 +558,16 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
     line_starts = np.ascontiguousarray(rows[:, LINE])
     passages = Lines(version_dir / "passages.jsonl", line_starts, PASSAGE_RECORD)
     answers = Lines(version_dir / "answers.jsonl", starts, ANSWER_RECORD)
+    for phrased in manifest.answer_phrasings:
+        if phrased.row >= manifest.answers:
+            raise CareerbotError(
+                f"{version_dir}/manifest.json gives phrasings of answer {phrased.answer[:100]!r} "
+                f"at row {phrased.row}, past the manifest's {manifest.answers} answers; {REBUILD}"
+            )
     expected = view_texts(
         [topic.question for topic in listed.topics],
         manifest.phrasings,
+        manifest.answer_phrasings,
         manifest.uncovered,
         Synonyms(manifest.synonyms),
     )
