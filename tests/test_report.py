@@ -21,6 +21,7 @@ from careerbot import CareerbotError, cli, curation
 from careerbot import admin as admin_module
 from careerbot.api import create_app
 from careerbot.config import Settings
+from careerbot.index import build_index
 from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
 from careerbot.report import (
     SAME_MEANING,
@@ -142,8 +143,16 @@ def expected_week(seeded: Seeded, facts: dict[str, Any]) -> dict[str, Any]:
         ],
         "unhelpful": [{"question": "airbnb hiring process", "answer_id": seeded.a1}],
         "candidates": [
-            {"phrasing": "how much do ML engineers earn", "question": seeded.picked},
-            {"phrasing": "how do I get hired at airbnb", "question": seeded.low},
+            {
+                "phrasing": "how much do ML engineers earn",
+                "question": seeded.picked,
+                "answer_id": None,
+            },
+            {
+                "phrasing": "how do I get hired at airbnb",
+                "question": seeded.low,
+                "answer_id": seeded.a2,
+            },
         ],
     }
 
@@ -386,6 +395,31 @@ def test_review_accepts_a_candidate_as_an_uncovered_topic_after_a_bad_name(
     assert "'ML Salaries' is not a topic name: use lowercase letters, digits" in out
     assert phrasings(path, "uncovered", "ml-salaries") == ["how much do ML engineers earn"]
     assert "how do I get hired at airbnb" not in path.read_text()  # q stopped the review
+
+
+def test_review_puts_a_helpful_votes_phrasing_under_the_answer_voted_for(
+    command: Settings,
+    seeded: Seeded,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = metadata(command)
+    speaker = facts_of(command, fake_embedder)[seeded.a2].speaker
+    # The suggestion picked has no answer: [a] is not offered, and is asked again.
+    assert review(command, monkeypatch, "a\nn\na\n") == 0
+    out = capsys.readouterr().out
+    assert out.count("for this answer [a]") == 1
+    assert f"found helpful in the answer by {speaker}" in out
+    table = tomllib.loads(path.read_text())["questions"][seeded.low]["answers"][speaker]
+    assert table["phrasings"] == ["how do I get hired at airbnb"]
+    # The next build takes it as a phrasing of that answer, and the next review is done.
+    build_index(command, fake_embedder)
+    manifest = load_index(command.index_dir, fake_embedder).manifest
+    (phrased,) = [a for a in manifest.answer_phrasings if a.answer == seeded.a2]
+    assert phrased.phrasings[-1] == "how do I get hired at airbnb"
+    assert review(command, monkeypatch, "") == 0
+    assert "Nothing to review." in capsys.readouterr().out
 
 
 def test_review_quits_at_the_end_of_input_writing_nothing(

@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -21,6 +21,7 @@ from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
+    AnswerFacts,
     Candidate,
     answer_facts,
     build_report,
@@ -31,6 +32,7 @@ from careerbot.report import (
 )
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert
+from careerbot.transcript import speakers_file
 from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
 
 
@@ -196,7 +198,7 @@ def curate(
     engine = existing_log(settings.database)
     try:
         if command == "review":
-            review(settings, proposals(engine, since, answers), engine)
+            review(settings, proposals(engine, since, answers), answers, engine)
             return
         made = build_report(engine, embedder, since, answers)
     finally:
@@ -204,9 +206,15 @@ def curate(
     print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
 
 
-def review(settings: Settings, candidates: Sequence[Candidate], engine: Engine) -> None:
+def review(
+    settings: Settings,
+    candidates: Sequence[Candidate],
+    answers: Mapping[str, AnswerFacts],
+    engine: Engine,
+) -> None:
     """Offer each proposed phrasing not decided on before (accepted into a metadata file,
-    or skipped in an earlier review); write down what is accepted, remember what is not."""
+    or skipped in an earlier review); write down what is accepted, remember what is not.
+    A phrasing proposed by a helpful vote may go to the answer voted for."""
     files = metadata_files(settings.corpus_dir, settings.max_transcript_bytes)
     with engine.connect() as connection:
         skipped = {(row.phrasing, row.question) for row in connection.execute(sa.select(skips))}
@@ -231,7 +239,10 @@ def review(settings: Settings, candidates: Sequence[Candidate], engine: Engine) 
             continue
         print(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
         print(f"  proposed as a way to ask: {candidate.question!r}  ({path})")
-        decision = decide(candidate.question)
+        helpful = answers.get(candidate.answer_id or "")
+        if helpful is not None:
+            print(f"  found helpful in the answer by {helpful.speaker}")
+        decision = decide(candidate.question, helpful.speaker if helpful else None)
         if decision is None:
             break
         if decision == "skip":
@@ -242,21 +253,34 @@ def review(settings: Settings, candidates: Sequence[Candidate], engine: Engine) 
                     "skipped_at": datetime.now(UTC),
                 }
                 connection.execute(upsert(engine, skips, ["phrasing", "question"]), row)
-        elif add_phrasing(path, *decision, candidate.phrasing):
+            continue
+        target, (section, key), speaker = path, decision, None
+        if section == "answers" and helpful is not None:  # offered only with an answer
+            # The answer's own transcript holds its phrasings, under the speaker's name.
+            target = speakers_file(settings.corpus_dir / Path(helpful.document).name)
+            section, key, speaker = "questions", candidate.question, helpful.speaker
+        if section != "answers" and add_phrasing(target, section, key, candidate.phrasing, speaker):
             added += 1
-            print(f"  added to {path}")
+            print(f"  added to {target}")
     print(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")
 
 
-def decide(question: str) -> tuple[Section, str] | Literal["skip"] | None:
-    """The curator's choice: where the phrasing goes (the interview question, or an
-    uncovered topic they name), "skip", or None to stop (q, or the end of input)."""
+def decide(
+    question: str, speaker: str | None = None
+) -> tuple[Section | Literal["answers"], str] | Literal["skip"] | None:
+    """The curator's choice: where the phrasing goes (the interview question, the answer by
+    `speaker` when given, or an uncovered topic they name), "skip", or None to stop (q, or
+    the end of input)."""
+    choices = "Accept [y], for this answer [a], skip [n], an uncovered topic [u], quit [q]? "
+    if speaker is None:
+        choices = "Accept [y], skip [n], an uncovered topic [u], quit [q]? "
     try:
         while True:
-            answer = input("Accept [y], skip [n], an uncovered topic [u], quit [q]? ")
-            answer = answer.strip().lower()
+            answer = input(choices).strip().lower()
             if answer == "y":
                 return "questions", question
+            if answer == "a" and speaker is not None:
+                return "answers", speaker
             if answer in ("n", "q"):
                 return "skip" if answer == "n" else None
             if answer == "u" and (topic := ask_topic()) is not None:

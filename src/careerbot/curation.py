@@ -4,6 +4,9 @@ transcript:
     [questions."<interview question text, verbatim>"]
     phrasings = ["another way to ask it", ...]
 
+    [questions."<interview question text, verbatim>".answers."<speaker's name>"]
+    phrasings = ["a question that speaker's answer answers", ...]
+
     [uncovered.<topic-name>]
     phrasings = ["how much do ML engineers earn", ...]
 
@@ -65,36 +68,42 @@ def read(path: Path) -> tomlkit.TOMLDocument:
 
 
 def phrasings_of(
-    path: Path, document: MutableMapping[str, Any], section: Section, key: str, create: bool
+    path: Path,
+    document: MutableMapping[str, Any],
+    section: Section,
+    key: str,
+    create: bool,
+    speaker: str | None = None,
 ) -> list[Any] | None:
-    """The phrasings array of [section."key"], made when missing if `create`."""
-    table = document.get(section)
-    if table is None:
+    """The phrasings array of [section."key"], or of [questions."key".answers."speaker"]
+    when a speaker is given; made when missing if `create`."""
+    keys = [section, key] if speaker is None else [section, key, "answers", speaker]
+    table: MutableMapping[str, Any] = document
+    for depth, name in enumerate(keys):
+        where = ".".join(repr(k) if i else k for i, k in enumerate(keys[: depth + 1]))
+        entry = table.get(name)
+        if entry is None:
+            if not create:
+                return None
+            last = depth == len(keys) - 1
+            # A super table writes no header of its own ([questions]), only its tables'.
+            entry = tomlkit.table(is_super_table=not last)
+            if last:
+                entry["phrasings"] = tomlkit.array()
+            if last and isinstance(table, Table) and table.value:
+                follow(table.value.body[-1][1], entry)
+            table[name] = entry
+        if not isinstance(entry, MutableMapping):
+            raise CareerbotError(f"{path}: {where} must be a table")
+        table = entry
+    if "phrasings" not in table:
         if not create:
             return None
-        # A super table writes no [questions] header of its own, only [questions."..."].
-        table = tomlkit.table(is_super_table=True)
-        document[section] = table
-    if not isinstance(table, MutableMapping):
-        raise CareerbotError(f"{path}: {section} must be a table of [{section}.NAME] tables")
-    entry = table.get(key)
-    if entry is None:
-        if not create:
-            return None
-        entry = tomlkit.table()
-        entry["phrasings"] = tomlkit.array()
-        if isinstance(table, Table) and table.value:
-            follow(table.value.body[-1][1], entry)
-        table[key] = entry
-    if not isinstance(entry, MutableMapping):
-        raise CareerbotError(f"{path}: {section}.{key!r} must be a table")
-    if "phrasings" not in entry:
-        if not create:
-            return None
-        entry["phrasings"] = tomlkit.array()
-    phrasings = entry["phrasings"]
+        table["phrasings"] = tomlkit.array()
+    phrasings = table["phrasings"]
     if not isinstance(phrasings, list) or not all(isinstance(p, str) for p in phrasings):
-        raise CareerbotError(f"{path}: {section}.{key!r}.phrasings must be a list of text")
+        where = ".".join(repr(k) if i else k for i, k in enumerate(keys))
+        raise CareerbotError(f"{path}: {where}.phrasings must be a list of text")
     return phrasings
 
 
@@ -119,23 +128,31 @@ def follow(previous: object, new: Table) -> None:
 
 
 def curated(path: Path, question: str, phrasing: str) -> bool:
-    """Whether the file already has the phrasing, for the question or any uncovered topic:
-    a curator decided on it before."""
+    """Whether the file already has the phrasing, for the question, any of its answers or
+    any uncovered topic: a curator decided on it before."""
     document = read(path)
     topics = document.get("uncovered")
-    places: list[tuple[Section, str]] = [("questions", question)]
+    places: list[tuple[Section, str, str | None]] = [("questions", question, None)]
     if isinstance(topics, MutableMapping):
-        places += [("uncovered", str(topic)) for topic in topics]
+        places += [("uncovered", str(topic), None) for topic in topics]
+    questions = document.get("questions")
+    entry = questions.get(question) if isinstance(questions, MutableMapping) else None
+    answers = entry.get("answers") if isinstance(entry, MutableMapping) else None
+    if isinstance(answers, MutableMapping):
+        places += [("questions", question, str(speaker)) for speaker in answers]
     listed = {
         plain(p)
-        for section, key in places
-        for p in phrasings_of(path, document, section, key, create=False) or []
+        for section, key, speaker in places
+        for p in phrasings_of(path, document, section, key, create=False, speaker=speaker) or []
     }
     return plain(phrasing) in listed
 
 
-def add_phrasing(path: Path, section: Section, key: str, phrasing: str) -> bool:
-    """Add the phrasing under [section."key"] of the file; False when it is there already."""
+def add_phrasing(
+    path: Path, section: Section, key: str, phrasing: str, speaker: str | None = None
+) -> bool:
+    """Add the phrasing under [section."key"] of the file, or under the answers of the
+    given speaker to interview question `key`; False when it is there already."""
     phrasing = phrasing.strip()
     if not phrasing:
         raise CareerbotError("a phrasing must not be empty")
@@ -149,7 +166,7 @@ def add_phrasing(path: Path, section: Section, key: str, phrasing: str) -> bool:
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         document = read(path)
-        phrasings = phrasings_of(path, document, section, key, create=True)
+        phrasings = phrasings_of(path, document, section, key, create=True, speaker=speaker)
         assert phrasings is not None  # made when missing
         if plain(phrasing) in {plain(p) for p in phrasings}:
             return False

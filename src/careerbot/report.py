@@ -38,10 +38,12 @@ SINCE = re.compile(r"([1-9][0-9]{0,4})([dh])")
 
 @dataclass(frozen=True)
 class AnswerFacts:
-    """Who gave an answer of the served index, and to which interview question."""
+    """Who gave an answer of the served index, to which interview question, and in which
+    transcript."""
 
     speaker: str
     question: str
+    document: str
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,12 @@ class Unhelpful:
 
 @dataclass(frozen=True)
 class Candidate:
-    """An asked question proposed as another way to ask an interview question."""
+    """An asked question proposed as another way to ask an interview question; when a
+    particular answer was found helpful for it, as a question that answer answers."""
 
     phrasing: str
     question: str
+    answer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,9 @@ def existing_log(url: str) -> Engine:
 def answer_facts(records: Iterable[Mapping[str, Any]]) -> dict[str, AnswerFacts]:
     """Answer id -> speaker and interview question, from an index's answer records."""
     return {
-        record["id"]: AnswerFacts(record["speaker"]["name"], record["question"])
+        record["id"]: AnswerFacts(
+            record["speaker"]["name"], record["question"], record["source"]["document"]
+        )
         for record in records
     }
 
@@ -275,7 +281,7 @@ def propose(
     for answer_id, is_helpful, question, scores in judged:
         low = scores.get(answer_id, 1.0) < LOW_SCORE
         if is_helpful and low and answer_id in answers:
-            found.append(Candidate(question, answers[answer_id].question))
+            found.append(Candidate(question, answers[answer_id].question, answer_id))
     seen: set[tuple[str, str]] = set()
     kept = []
     for candidate in found:
@@ -327,6 +333,8 @@ def render(report: Report) -> str:
     for candidate in report.candidates:
         lines.append(f"  {candidate.phrasing}")
         lines.append(f"       as a way to ask: {candidate.question}")
+        if candidate.answer_id:
+            lines.append(f"       found helpful in answer {candidate.answer_id}")
     lines += none_if_empty(report.candidates)
     return "\n".join(lines)
 
