@@ -10,9 +10,10 @@ import faiss
 import numpy as np
 import pytest
 
-from careerbot import CareerbotError
+from careerbot import SMALL_FILE_BYTES, CareerbotError
 from careerbot.cli import ensure_index
 from careerbot.config import HNSW_FROM, Settings
+from careerbot.curation import add_phrasing
 from careerbot.index import HNSW_SEARCH_DEPTH, build_index, clean_up, index_kind, searchable, sha256
 from careerbot.search import Searcher
 from careerbot.version import (
@@ -410,6 +411,15 @@ MANIFESTS = {
     "an answer's phrasings past the answers": (
         {"answer_phrasings": [{"answer": "x/1/ada", "row": 9, "phrasings": ["y"]}]},
         r"phrasings of answer 'x/1/ada' at row 9, past the manifest's 9 answers",
+    ),
+    "an answer's phrasings twice": (
+        {
+            "answer_phrasings": [
+                {"answer": "x/1/ada", "row": 0, "phrasings": ["y"]},
+                {"answer": "x/1/ada", "row": 0, "phrasings": ["z"]},
+            ]
+        },
+        r"gives phrasings of an answer twice, or of an answer without passages",
     ),
     "an answer without phrasings": (
         {"answer_phrasings": [{"answer": "x/1/ada", "row": 0, "phrasings": []}]},
@@ -883,3 +893,35 @@ def test_a_version_split_by_another_splitter_is_split_anew(
     summary = build_index(settings, fake_embedder)
     assert counted and summary.reused == summary.passages  # split anew, vectors kept
     same_as_a_full_build(settings, tmp_path)
+
+
+def test_an_uncovered_topic_may_not_claim_an_answers_phrasing(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    (path,) = settings.corpus_dir.glob("*.speakers.toml")
+    with path.open("a") as toml:
+        toml.write('\n[uncovered.pay]\nphrasings = ["Does  SWE work pay off?"]\n')
+    text = path.read_text()
+    question = "What separates a great candidate from a good candidate?"
+    add_phrasing(path, "questions", question, "does SWE work pay off?", "Chirag")
+    with pytest.raises(
+        CareerbotError, match=r"\[uncovered\.pay\] lists 'Does  SWE work pay off\?'"
+    ):
+        build_index(settings, fake_embedder)
+    path.write_text(text)  # without the answer's phrasing it builds
+    build_index(settings, fake_embedder)
+
+
+def test_phrasings_that_would_make_an_unloadable_manifest_fail_the_build(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    (path,) = settings.corpus_dir.glob("*.speakers.toml")
+    # Each é is 2 bytes in the file and 6 (\u00e9) in the manifest.
+    texts = ", ".join(f'"{i} {"é" * 990}"' for i in range(900))
+    with path.open("a") as toml:
+        toml.write(f"\n[uncovered.pay]\nphrasings = [{texts}]\n")
+    assert path.stat().st_size < SMALL_FILE_BYTES
+    with pytest.raises(CareerbotError, match=r"would make a manifest of [\d,]+ bytes, over"):
+        build_index(settings, fake_embedder)
+    assert fake_embedder.calls == []  # refused before anything was embedded
+    assert not (settings.index_dir / "CURRENT").exists()

@@ -655,7 +655,9 @@ def test_an_uncovered_phrasing_that_is_an_interview_question_fails_the_build(
     (path,) = settings.corpus_dir.glob("*.speakers.toml")
     question = "What are some tips for the interview process?"
     path.write_text(path.read_text() + f'\n[uncovered.pay]\nphrasings = ["{question}"]\n')
-    with pytest.raises(CareerbotError, match="is an interview question or one of its phrasings"):
+    with pytest.raises(
+        CareerbotError, match="is an interview question or a phrasing of one or of an answer"
+    ):
         build_index(settings, fake_embedder)
 
 

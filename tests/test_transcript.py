@@ -303,9 +303,17 @@ BAD_METADATA = {
         '[questions."What is love?".answers.Ada]\nphrasings = ["x"]',
         "'What is love?' answers.Ada: not a question in corpus/qa.txt",
     ),
-    "an answer by someone who does not answer it": (
+    "an answer by nobody the file lists": (
         '[questions."Why?".answers.Bob]\nphrasings = ["x"]',
-        "answers.Bob: 'Bob' gives no answer to that question",
+        "answers.Bob: no speaker is called 'Bob'; the file lists Ada",
+    ),
+    "an empty answers table": (
+        '[questions."Why?".answers]',
+        "[questions] 'Why?' answers: expected [...answers.<speaker>] tables",
+    ),
+    "an unknown key beside phrasings": (
+        '[questions."Why?"]\nphrasings = ["x"]\nanswer = 1',
+        "without control characters, and optionally answers.<speaker> tables",
     ),
     "an answer's phrasings not a list": (
         '[questions."Why?".answers.Ada]\nphrasings = "because"',
@@ -348,6 +356,20 @@ def test_the_metadata_file_gives_phrasings_of_particular_answers(tmp_path: Path)
         ("How?", "Ada Lovelace"): ("in what way",),
     }
     assert transcript.curation.phrasings == {"Why?": ("what for",)}
+
+
+def test_an_answers_phrasings_name_a_speaker_who_answers_that_question(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n\nHow?\n\nBob: So.\n")
+    (tmp_path / "qa.speakers.toml").write_text(
+        '[speakers.Ada]\nname = "Ada Lovelace"\n\n[speakers.Bob]\nname = "Bob"\n\n'
+        '[questions."How?".answers.Ada]\nphrasings = ["in what way"]\n'
+    )
+    with pytest.raises(CareerbotError) as error:
+        parse_transcript(tmp_path / "qa.txt")
+    assert str(error.value) == (
+        "qa.speakers.toml: [questions] 'How?' answers.Ada: 'Ada Lovelace' gives no answer "
+        "to that question"
+    )
 
 
 def test_the_metadata_file_gives_the_default_interview_a_title_only() -> None:

@@ -321,17 +321,40 @@ def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[
     that question unanswerable."""
     phrasings = merged([t.curation.phrasings for t in transcripts])
     uncovered = merged([t.curation.uncovered for t in transcripts])
-    covered = {plain(text) for q, texts in phrasings.items() for text in (q, *texts)}
-    covered |= {plain(question.text) for t in transcripts for question in t.questions}
-    covered |= {plain(text) for t in transcripts for turn in t.turns for text in turn.phrasings}
+    covered = {
+        plain(text)
+        for text in (
+            *(text for q, texts in phrasings.items() for text in (q, *texts)),
+            *(question.text for t in transcripts for question in t.questions),
+            *(text for t in transcripts for turn in t.turns for text in turn.phrasings),
+        )
+    }
     for name, texts in uncovered.items():
         for text in texts:
             if plain(text) in covered:
                 raise CareerbotError(
                     f"[uncovered.{name}] lists {text[:100]!r}, which is an interview question "
-                    "or one of its phrasings; a question cannot be both covered and not"
+                    "or a phrasing of one or of an answer; a question cannot be both covered "
+                    "and not"
                 )
     return phrasings, uncovered
+
+
+# Room in the manifest for what the build adds to the facts: each file's digest and size.
+FILES_ROOM = 4096
+
+
+def manifest_bytes(facts: Record) -> int:
+    """The size of the manifest the facts will make, when a load can read it; else an
+    error naming what fills it (a loader refuses a manifest over SMALL_FILE_BYTES)."""
+    size = len(json.dumps(facts, indent=2).encode()) + FILES_ROOM
+    if size > SMALL_FILE_BYTES:
+        raise CareerbotError(
+            f"the corpus's phrasings, uncovered topics and synonyms would make a manifest of "
+            f"{size:,} bytes, over the limit of {SMALL_FILE_BYTES:,}: give fewer or shorter "
+            "phrasings in the speakers files"
+        )
+    return size
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
@@ -340,8 +363,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
-    phrasings, uncovered = curation(transcripts)
     synonyms = Synonyms.read(settings.corpus_dir)
+    phrasings, uncovered = curation(transcripts)
     answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
     chunking = {
         "passage_tokens": settings.passage_tokens,
@@ -372,16 +395,6 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     views = view_texts(
         list(dict.fromkeys(a.question for a in answers)), phrasings, phrased, uncovered, synonyms
     )
-    texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
-    keys = [passage_key(embedder.fingerprint, text) for text in texts]
-    known = previous.vectors(keys)
-    missing = [i for i, key in enumerate(keys) if key not in known]
-    every = np.empty((len(texts), embedder.dimension), dtype=np.float32)
-    if missing:
-        every[missing] = embedder.embed([texts[i] for i in missing], progress)
-    for i, key in enumerate(keys):
-        if key in known:
-            every[i] = known[key]
     speakers = {answer.speaker.id for answer in answers}
     kind = index_kind(settings.index_type, len(passages))
     facts = {
@@ -403,6 +416,17 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    manifest_bytes(facts)  # a corpus whose manifest could not be loaded fails here
+    texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
+    keys = [passage_key(embedder.fingerprint, text) for text in texts]
+    known = previous.vectors(keys)
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    every = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    if missing:
+        every[missing] = embedder.embed([texts[i] for i in missing], progress)
+    for i, key in enumerate(keys):
+        if key in known:
+            every[i] = known[key]
     # FAISS builds its index without Python's lock, alongside the work below (an HNSW
     # graph of 100,000 passages takes about 12 s, the rest about 5 s).
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -72,8 +72,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise CareerbotError(f"{path}: nested too deeply to be a metadata file") from None
 
 
-def phrasings_of(table: object, where: str) -> Phrasings:
-    """A table of {key: {phrasings = [text, ...]}}, checked."""
+def phrasings_of(table: object, where: str, also: str = "") -> Phrasings:
+    """A table of {key: {phrasings = [text, ...]}}, checked; `also` says what else an
+    entry may hold, for the error."""
     if not isinstance(table, dict):
         raise CareerbotError(f"{where} must be tables, each with phrasings = [...]")
     found: Phrasings = {}
@@ -90,8 +91,8 @@ def phrasings_of(table: object, where: str) -> Phrasings:
             )
         ):
             raise CareerbotError(
-                f"{where} {key!r}: expected phrasings = a list of one or more texts "
-                f"of at most {MAX_PHRASING_CHARS} characters, without control characters"
+                f"{where} {key[:100]!r}: expected phrasings = a list of one or more texts "
+                f"of at most {MAX_PHRASING_CHARS} characters, without control characters{also}"
             )
         found[key] = tuple(dict.fromkeys(t.strip() for t in texts))
     return found
@@ -108,12 +109,17 @@ def curation_from(data: dict[str, Any], path: Path) -> Curation:
     own: dict[str, object] = {}
     for question, entry in questions.items():
         if isinstance(entry, dict) and "answers" in entry:
+            if not entry["answers"]:
+                raise CareerbotError(
+                    f"{where} {question[:100]!r} answers: expected [...answers.<speaker>] "
+                    "tables, each with phrasings = [...]"
+                )
             answers[question] = phrasings_of(entry["answers"], f"{where} {question!r} answers")
             entry = {key: value for key, value in entry.items() if key != "answers"}
             if not entry:
                 continue
         own[question] = entry
-    phrasings = phrasings_of(own, where)
+    phrasings = phrasings_of(own, where, ", and optionally answers.<speaker> tables")
     uncovered = phrasings_of(data.get("uncovered", {}), f"{path.name}: [uncovered]")
     for name in uncovered:
         if not TOPIC_NAME.fullmatch(name):

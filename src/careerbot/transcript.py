@@ -261,16 +261,22 @@ def answer_phrasings(
         for question, by_label in curation.answers.items()
         for label, texts in by_label.items()
     ):
-        where = f"{speakers_file(path).name}: [questions] {question[:100]!r} answers.{label}"
+        where = f"{speakers_file(path).name}: [questions] {question[:100]!r} answers.{label[:100]}"
         numbers = [q.number for q in questions if q.text == question]
         if not numbers:
             raise CareerbotError(
                 f"{where}: not a question in {document}; copy it from there word for word"
             )
         speaker = known.get(label) if known is not None else Speaker(slug(label), label, "")
-        keys = [(n, speaker.id) for n in numbers if speaker and (n, speaker.id) in turns]
+        if speaker is None:
+            names = ", ".join(sorted({s.name for s in (known or {}).values()}))
+            raise CareerbotError(
+                f"{where}: no speaker is called {label[:100]!r}; the file lists {names}"
+            )
+        # A question asked twice: the phrasings are for each of the speaker's answers to it.
+        keys = [(n, speaker.id) for n in numbers if (n, speaker.id) in turns]
         if not keys:
-            raise CareerbotError(f"{where}: {label!r} gives no answer to that question")
+            raise CareerbotError(f"{where}: {speaker.name!r} gives no answer to that question")
         for key in keys:
             found[key] = tuple(dict.fromkeys([*found.get(key, ()), *texts]))
     return found

@@ -558,12 +558,21 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
     line_starts = np.ascontiguousarray(rows[:, LINE])
     passages = Lines(version_dir / "passages.jsonl", line_starts, PASSAGE_RECORD)
     answers = Lines(version_dir / "answers.jsonl", starts, ANSWER_RECORD)
+    phrased_rows = [phrased.row for phrased in manifest.answer_phrasings]
     for phrased in manifest.answer_phrasings:
         if phrased.row >= manifest.answers:
             raise CareerbotError(
                 f"{version_dir}/manifest.json gives phrasings of answer {phrased.answer[:100]!r} "
                 f"at row {phrased.row}, past the manifest's {manifest.answers} answers; {REBUILD}"
             )
+    if (
+        len(set(phrased_rows)) < len(phrased_rows)
+        or not np.isin(phrased_rows, rows[:, ANSWER]).all()
+    ):
+        raise CareerbotError(
+            f"{version_dir}/manifest.json gives phrasings of an answer twice, or of an answer "
+            f"without passages; {REBUILD}"
+        )
     expected = view_texts(
         [topic.question for topic in listed.topics],
         manifest.phrasings,
