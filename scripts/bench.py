@@ -11,8 +11,9 @@ cache helps either side.
 
     python scripts/bench.py --log-modes [--postgres-url postgresql+psycopg://...]
 
-compares /ask with the question log off, on SQLite and on PostgreSQL instead, in
-alternating rounds: p50 at 1 client and throughput at 16, as ratios to "off".
+compares /ask with the question log off, on SQLite and on PostgreSQL instead: a server
+for each, all up at once and measured in turn, round after round (each round starting
+with the next); p50 at 1 client and throughput at 16, medians as ratios to "off".
 
     python scripts/bench.py --workers 2 [--rounds 3]
 
@@ -23,6 +24,7 @@ extra, say); the index is still built by this one.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -127,11 +130,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def serve_and_measure(
-    careerbot: list[str], dirs: list[str], count: int, extra: dict[str, str], offset: int
-) -> tuple[dict[str, float], dict[str, float], float, float]:
-    """Start `careerbot serve` with the extra environment, and time /ask at 1 and 16
-    clients: (1 client, 16 clients, peak RSS in MB, seconds to a healthy /health)."""
+@contextlib.contextmanager
+def serving(
+    careerbot: list[str], dirs: list[str], extra: dict[str, str]
+) -> Iterator[tuple[str, int, float]]:
+    """`careerbot serve` with the extra environment, while in the block: its URL, its
+    process id and the seconds it took to a healthy /health."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CAREERBOT_RATE_LIMIT_PER_MINUTE": "0", **extra}
@@ -142,15 +146,28 @@ def serve_and_measure(
     )  # fmt: skip
     try:
         wait_healthy(f"{url}/health", server, 120)
-        cold_start = time.perf_counter() - begin
-        asyncio.run(over_http(url, ["warm up"], 1))
-        one = asyncio.run(over_http(url, questions(count, 10_000 + offset), 1))
-        many = asyncio.run(over_http(url, questions(count * 2, 20_000 + offset), 16))
-        rss = peak_rss_mb(server.pid)
+        yield url, server.pid, time.perf_counter() - begin
     finally:
         server.terminate()
         server.wait(30)
-    return one, many, rss, cold_start
+
+
+def measure(url: str, count: int, offset: int) -> tuple[dict[str, float], dict[str, float]]:
+    """/ask timed at 1 client (count questions) and at 16 (twice as many)."""
+    asyncio.run(over_http(url, ["warm up"], 1))
+    one = asyncio.run(over_http(url, questions(count, 10_000 + offset), 1))
+    many = asyncio.run(over_http(url, questions(count * 2, 20_000 + offset), 16))
+    return one, many
+
+
+def serve_and_measure(
+    careerbot: list[str], dirs: list[str], count: int, extra: dict[str, str], offset: int
+) -> tuple[dict[str, float], dict[str, float], float, float]:
+    """Start `careerbot serve` with the extra environment, and time /ask at 1 and 16
+    clients: (1 client, 16 clients, peak RSS in MB, seconds to a healthy /health)."""
+    with serving(careerbot, dirs, extra) as (url, pid, cold_start):
+        one, many = measure(url, count, offset)
+        return one, many, peak_rss_mb(pid), cold_start
 
 
 def compare(
@@ -159,14 +176,23 @@ def compare(
     dirs: list[str],
     modes: dict[str, dict[str, str]],
 ) -> None:
-    """/ask served in each mode (an environment for the server), in alternating rounds so
-    that the machine's noise falls on each alike; figures as ratios to the first mode."""
+    """/ask served in each mode (an environment for the server): a server per mode, all
+    up at once and measured in turn, round after round, each round starting with the next
+    mode, so that the machine's noise and drift fall on each alike. Figures are medians
+    over the rounds, as ratios to the first mode."""
     results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
-    for round_ in range(args.rounds):
-        for number, (mode, extra) in enumerate(modes.items()):
-            offset = (round_ * len(modes) + number) * 100_000
-            one, many, _, _ = serve_and_measure(careerbot, dirs, args.requests, extra, offset)
-            results[mode].append((one["p50"], many["per_s"]))
+    names = list(modes)
+    with contextlib.ExitStack() as servers:
+        urls = {
+            mode: servers.enter_context(serving(careerbot, dirs, extra))[0]
+            for mode, extra in modes.items()
+        }
+        for round_ in range(args.rounds):
+            for number in range(len(names)):
+                mode = names[(round_ + number) % len(names)]
+                offset = (round_ * len(modes) + number) * 100_000
+                one, many = measure(urls[mode], args.requests, offset)
+                results[mode].append((one["p50"], many["per_s"]))
     first = next(iter(modes))
     first_p50 = float(np.median([p50 for p50, _ in results[first]]))
     first_rate = float(np.median([rate for _, rate in results[first]]))

@@ -22,7 +22,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from careerbot.store import asks, picks, skips, upsert, votes
+from careerbot.store import asks, insert_many, picks, skips, upsert, votes
 
 log = logging.getLogger("careerbot")
 
@@ -121,6 +121,7 @@ class QuestionLog:
         self.written = self.dropped = self.failed = 0
         self.purged_at = 0.0
         self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()  # cuts the writer's gathering short
 
     @property
     def on(self) -> bool:
@@ -134,6 +135,7 @@ class QuestionLog:
     def stop(self, seconds: float = 10.0) -> None:
         """Write what is queued (for at most `seconds`), then stop the writer."""
         if self.thread is not None:
+            self.stopping.set()
             with contextlib.suppress(queue.Full):
                 self.queue.put(STOP, timeout=seconds)
             self.thread.join(seconds)
@@ -207,9 +209,10 @@ class QuestionLog:
             # Gather for a moment: a transaction per record would cost /ask a good share
             # of the CPU under load; one per GATHER_SECONDS costs it nothing measurable.
             # Sleep, then take what came: waiting on the queue instead would wake this
-            # thread (and take the interpreter lock from /ask) at every record.
-            if STOP not in batch:
-                time.sleep(self.GATHER_SECONDS)
+            # thread (and take the interpreter lock from /ask) at every record. A full
+            # batch already waiting is written at once; stop() cuts the sleep short.
+            if STOP not in batch and self.queue.qsize() < self.BATCH:
+                self.stopping.wait(self.GATHER_SECONDS)
             while len(batch) < self.BATCH and STOP not in batch:
                 try:
                     batch.append(self.queue.get_nowait())
@@ -243,7 +246,7 @@ class QuestionLog:
         with self.engine.begin() as connection:
             for table, rows in rows_of(batch):
                 if table is asks:
-                    connection.execute(sa.insert(asks), rows)
+                    insert_many(connection, asks, rows)
                     continue
                 # One at a time: a repeat vote in the same batch replaces the first.
                 keys = ["ask_id", "answer_id" if table is votes else "suggestion"]

@@ -7,6 +7,7 @@ run at start-up; the tables below are what the code reads and writes.
 
 import contextlib
 import fcntl
+import json
 from collections.abc import Iterator
 from importlib.resources import files
 from typing import Any
@@ -129,3 +130,25 @@ def upsert(engine: Engine, table: sa.Table, keys: list[str]) -> Any:
     statement = dialect.insert(table)
     others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
     return statement.on_conflict_do_update(index_elements=keys, set_=others)
+
+
+def insert_many(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows in the connection's transaction. On PostgreSQL by COPY, which costs
+    the client half the CPU of an INSERT of the same rows: the writer shares the
+    interpreter lock with /ask."""
+    if connection.dialect.name != "postgresql":
+        connection.execute(sa.insert(table), rows)
+        return
+    columns = list(table.columns)
+    names = ", ".join(column.name for column in columns)
+    as_json = [isinstance(column.type, sa.JSON) for column in columns]
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a connection in a transaction has one
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[column.name]) if is_json else row.get(column.name)
+                    for column, is_json in zip(columns, as_json, strict=True)
+                ]
+            )
