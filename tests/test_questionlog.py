@@ -309,3 +309,28 @@ def test_feedback_when_the_database_cannot_be_read_is_503_not_500(
         )
     assert response.status_code == 503
     assert response.json()["detail"].startswith("the question log cannot be read right now")
+
+
+def test_any_text_an_ask_carries_is_stored_and_read_back_as_it_was(
+    engine: sa.Engine, database_url: str
+) -> None:
+    """Tabs, newlines, backslashes and a line of '\\.' mean something to COPY's text
+    format (PostgreSQL); quotes and '--' to SQL; all must arrive as they were."""
+    texts = ["a\tb\nc\\d", "\\.\nend", 'it\'s "quoted" -- not SQL; DROP TABLE asks', "ü 中文 😀"]
+    questions = QuestionLog(engine, "full", 90)
+    now = datetime.now(UTC)
+    made = [
+        Ask(f"{n:032x}", now, text, False, "pay", ((text, 0.25),), (text, "\\N"), text, 1.5)
+        for n, text in enumerate(texts)
+    ]
+    questions.write(made)
+    for ask in made:
+        with engine.connect() as connection:
+            row = connection.execute(sa.select(asks).where(asks.c.id == ask.id)).one()
+        assert (row.question, row.uncovered, row.index_version) == (
+            ask.question,
+            "pay",
+            ask.question,
+        )
+        assert row.answers == [{"id": ask.question, "score": 0.25}]
+        assert row.suggestions == [ask.question, "\\N"]
