@@ -66,7 +66,8 @@ def main() -> None:
             settings = Settings(index_dir=Path(scratch) / "index", passage_tokens=passage_tokens)
             build_index(settings, embedder)
             index = load_index(settings.index_dir, embedder)
-            # The weights of answers without phrasings of their own, at the best threshold.
+            # One set of weights for every answer (phrased or not), at the best threshold:
+            # on a corpus without answers' phrasings, the weights of the unphrased.
             for semantic, lexical in itertools.product(steps, steps):
                 topic = round(1 - semantic - lexical, 1)
                 if topic < 0:
@@ -76,8 +77,9 @@ def main() -> None:
                 threshold, chosen = best_threshold(report)
                 setting = f"tokens {passage_tokens} {weights} threshold {threshold:.3f}"
                 results.append((value_of(chosen), f"{setting}: {chosen}"))
-            # The weights of answers with phrasings, at the threshold of the others: their
-            # sum may stay under 1, so that one threshold serves both.
+            # The weights of transcripts whose every answer has phrasings, the others' kept,
+            # at the configured threshold: their sum may stay under 1, so that one
+            # threshold serves both. (The two grids rank together; read them apart.)
             for total, semantic, lexical in itertools.product((0.85, 0.9, 0.95, 1.0), fine, fine):
                 topic = round(total - semantic - lexical, 2)
                 if topic < 0:

@@ -409,21 +409,25 @@ MANIFESTS = {
     "older format": ({"format": 7}, r"format: Input should be 8"),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
     "an answer's phrasings past the answers": (
-        {"answer_phrasings": [{"answer": "x/1/ada", "row": 9, "phrasings": ["y"]}]},
-        r"phrasings of answer 'x/1/ada' at row 9, past the manifest's 9 answers",
+        {"answer_phrasings": [{"answer": "x/1/ada", "row": 9, "phrasings": ["y"], "whole": True}]},
+        r"gives phrasings of an answer twice, or of an answer without passages",
     ),
     "an answer's phrasings twice": (
         {
             "answer_phrasings": [
-                {"answer": "x/1/ada", "row": 0, "phrasings": ["y"]},
-                {"answer": "x/1/ada", "row": 0, "phrasings": ["z"]},
+                {"answer": "x/1/ada", "row": 0, "phrasings": ["y"], "whole": True},
+                {"answer": "x/1/ada", "row": 0, "phrasings": ["z"], "whole": True},
             ]
         },
         r"gives phrasings of an answer twice, or of an answer without passages",
     ),
     "an answer without phrasings": (
-        {"answer_phrasings": [{"answer": "x/1/ada", "row": 0, "phrasings": []}]},
+        {"answer_phrasings": [{"answer": "x/1/ada", "row": 0, "phrasings": [], "whole": True}]},
         r"answer_phrasings\.0\.phrasings: List should have at least 1 item",
+    ),
+    "an answer's phrasings without whole": (
+        {"answer_phrasings": [{"answer": "x/1/ada", "row": 0, "phrasings": ["y"]}]},
+        r"answer_phrasings\.0\.whole: Field required",
     ),
 }
 

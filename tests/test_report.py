@@ -406,13 +406,17 @@ def test_review_puts_a_helpful_votes_phrasing_under_the_answer_voted_for(
 ) -> None:
     path = metadata(command)
     speaker = facts_of(command, fake_embedder)[seeded.a2].speaker
+    answers_before = tomllib.loads(path.read_text())["questions"][seeded.low]["answers"]
+    (label,) = [key for key in answers_before if speaker.startswith(key)]
     # The suggestion picked has no answer: [a] is not offered, and is asked again.
     assert review(command, monkeypatch, "a\nn\na\n") == 0
     out = capsys.readouterr().out
     assert out.count("for this answer [a]") == 1
     assert f"found helpful in the answer by {speaker}" in out
-    table = tomllib.loads(path.read_text())["questions"][seeded.low]["answers"][speaker]
-    assert table["phrasings"] == ["how do I get hired at airbnb"]
+    # Under the label the file already uses for that answer ("Shubhankar"), not a new one.
+    answers = tomllib.loads(path.read_text())["questions"][seeded.low]["answers"]
+    assert set(answers) == set(answers_before) and label != speaker
+    assert answers[label]["phrasings"][-1] == "how do I get hired at airbnb"
     # The next build takes it as a phrasing of that answer, and the next review is done.
     build_index(command, fake_embedder)
     manifest = load_index(command.index_dir, fake_embedder).manifest
@@ -645,6 +649,39 @@ def test_candidates_with_redaction_placeholders_or_too_long_are_not_proposed() -
         Candidate("how do interviews go", "Q"),
     ]
     assert [c.phrasing for c in propose(picked, [], {})] == ["how do interviews go"]
+
+
+def test_a_phrasing_proposed_twice_keeps_the_answer_a_helpful_vote_gave_it() -> None:
+    from careerbot.report import AnswerFacts, Candidate, propose
+
+    picked = [Candidate("how do interviews go", "Q")]
+    judged = [("a/1/x", True, "How  do interviews go", {"a/1/x": 0.2})]
+    facts = {"a/1/x": AnswerFacts("X", "Q", "corpus/a.txt")}
+    assert propose(picked, judged, facts) == (Candidate("how do interviews go", "Q", "a/1/x"),)
+
+
+def test_review_of_a_helpful_answer_in_another_transcript_is_not_offered_twice(
+    command: Settings,
+    seeded: Seeded,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """[a] writes to the answer's own transcript's file; the next review must see it
+    there, though the question's first transcript is another."""
+    first = command.corpus_dir / "a-first.txt"
+    first.write_text(f"{seeded.low}\n\nAda: I do.\n")
+    (command.corpus_dir / "a-first.speakers.toml").write_text('[speakers.Ada]\nname = "Ada"\n')
+    assert review(command, monkeypatch, "n\na\n") == 0
+    out = capsys.readouterr().out
+    assert f"({first.with_suffix('.speakers.toml')})" in out  # the question's first file
+    assert "added to" in out and str(metadata_of(command, "ml-engineer-career-qa")) in out
+    assert review(command, monkeypatch, "") == 0
+    assert "Nothing to review." in capsys.readouterr().out
+
+
+def metadata_of(settings: Settings, name: str) -> Path:
+    return settings.corpus_dir / f"{name}.speakers.toml"
 
 
 def test_an_uncovered_phrasing_that_is_an_interview_question_fails_the_build(

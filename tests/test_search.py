@@ -146,38 +146,72 @@ def test_a_filtered_or_named_speaker_is_compared_in_full_beyond_the_candidates(
         assert [hit.semantic for hit in his] == pytest.approx(list(exact[positions]), abs=1e-6)
 
 
-def two_answers(corpus: Path, phrasing: str | None) -> None:
-    """A corpus of one question answered by two speakers alike; Bob's answer may have a
-    phrasing of its own."""
+def two_answers(corpus: Path, phrasing: str | None, ada: str | None = None) -> None:
+    """A corpus of one question answered by two speakers alike, and another question; Bob's
+    answer (and Ada's) may have a phrasing of its own."""
     for old in corpus.iterdir():
         old.unlink()
     (corpus / "qa.txt").write_text(
         "What matters most?\n\nAda: Patience matters, and practice.\n\n"
-        "Bob: Practice matters, and patience.\n"
+        "Bob: Practice matters, and patience.\n\nWhat do chess players earn?\n\n"
+        "Cy: Less than poker players.\n"
     )
-    table = f'[questions."What matters most?".answers.Bob]\nphrasings = ["{phrasing}"]\n'
+    tables = [
+        f'[questions."{question}".answers.{who}]\nphrasings = ["{text}"]\n'
+        for question, who, text in (
+            ("What matters most?", "Bob", phrasing),
+            ("What matters most?", "Ada", ada),
+            ("What do chess players earn?", "Cy", ada),
+        )
+        if text
+    ]
     (corpus / "qa.speakers.toml").write_text(
         '[speakers.Ada]\nname = "Ada"\n\n[speakers.Bob]\nname = "Bob"\n\n'
-        + (table if phrasing else "")
+        '[speakers.Cy]\nname = "Cy"\n\n' + "\n".join(tables)
     )
+
+
+def scores_of(settings: Settings, embedder: FakeEmbedder, question: str) -> dict[str, float]:
+    build_index(settings, embedder)
+    searcher = Searcher(load_index(settings.index_dir, embedder), embedder)
+    hits = searcher.ask(question, top_k=3).answers
+    return {hit.answer["speaker"]["name"]: hit.score for hit in hits}
 
 
 def test_an_answers_phrasings_lift_that_answer_over_the_other_speakers(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     question = "which matters, patience or practice"
-    scores = {}
-    for phrasing in (None, question):
-        two_answers(settings.corpus_dir, phrasing)
-        build_index(settings, fake_embedder)
-        searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
-        hits = searcher.ask(question, top_k=2).answers
-        scores[phrasing] = {hit.answer["speaker"]["name"]: hit.score for hit in hits}
+    two_answers(settings.corpus_dir, None)
+    before = scores_of(settings, fake_embedder, question)
+    two_answers(settings.corpus_dir, question)
+    after = scores_of(settings, fake_embedder, question)
     # Without it the two answers tie (the same words); with it, Bob's is first, by the
-    # topic signal alone: Ada's answer is scored as before.
-    assert scores[None]["Ada"] == pytest.approx(scores[None]["Bob"])
-    assert scores[question]["Bob"] > scores[question]["Ada"] + 0.2
-    assert next(iter(scores[question])) == "Bob"
+    # topic signal alone; Ada's answer, and Cy's, are scored as before.
+    assert before["Ada"] == pytest.approx(before["Bob"])
+    assert after["Bob"] > after["Ada"] + 0.2
+    assert next(iter(after)) == "Bob"
+    assert after["Ada"] == pytest.approx(before["Ada"])
+
+
+def test_the_weights_for_phrased_answers_wait_for_every_answer_of_the_transcript(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """One answer given a phrasing (by `careerbot review`, say) keeps its transcript's
+    weights: on a question about what it says, it scores as before."""
+    question = "is practice what matters"
+    two_answers(settings.corpus_dir, None)
+    before = scores_of(settings, fake_embedder, question)
+    two_answers(settings.corpus_dir, "how do chess players improve")
+    assert scores_of(settings, fake_embedder, question)["Bob"] == pytest.approx(before["Bob"])
+    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
+    assert len(searcher.whole_passages) == 0
+    # Every answer phrased: the transcript's passages take the phrased weights.
+    two_answers(settings.corpus_dir, "how do chess players improve", ada="is patience key")
+    changed = scores_of(settings, fake_embedder, question)
+    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
+    assert len(searcher.whole_passages) == len(searcher.index.rows)
+    assert changed["Bob"] != pytest.approx(before["Bob"])
 
 
 def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(
@@ -188,7 +222,10 @@ def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(
         toml.write('\n[uncovered.pay]\nphrasings = ["how much do chess players make"]\n')
     build_index(settings, fake_embedder)
     searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder, 0.99)
-    # Nearer to Bob's phrasing than to the uncovered topic's: not called uncovered.
+    # Nearer to Bob's phrasing than to the uncovered topic's: not called uncovered, and
+    # Bob's interview question is the first suggestion, though the other one's words
+    # ("What do chess players earn?") are nearer the question than its own.
     result = searcher.ask("how much do chess players earn")
-    assert result.uncovered is None and result.suggestions == ["What matters most?"]
+    assert result.uncovered is None
+    assert result.suggestions == ["What matters most?", "What do chess players earn?"]
     assert searcher.ask("how much do chess players make").uncovered == "pay"

@@ -281,6 +281,8 @@ def test_the_metadata_file_gives_phrasings_and_uncovered_topics() -> None:
     assert phrasings and set(phrasings) <= questions
     assert all(texts and all(t.strip() == t for t in texts) for texts in phrasings.values())
     assert "pay" in transcript.curation.uncovered
+    # Every answer of the default transcript has phrasings of its own.
+    assert all(turn.phrasings for turn in transcript.turns)
 
 
 BAD_METADATA = {

@@ -16,7 +16,14 @@ from sqlalchemy.engine import Engine
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
-from careerbot.curation import Section, add_phrasing, curated, metadata_files, topic_name
+from careerbot.curation import (
+    Section,
+    add_phrasing,
+    answer_label,
+    curated,
+    metadata_files,
+    topic_name,
+)
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import build_index, corpus_sha256
@@ -214,10 +221,26 @@ def review(
 ) -> None:
     """Offer each proposed phrasing not decided on before (accepted into a metadata file,
     or skipped in an earlier review); write down what is accepted, remember what is not.
-    A phrasing proposed by a helpful vote may go to the answer voted for."""
+    A phrasing proposed by a helpful vote may go to the answer voted for, in the metadata
+    file of that answer's transcript."""
     files = metadata_files(settings.corpus_dir, settings.max_transcript_bytes)
     with engine.connect() as connection:
         skipped = {(row.phrasing, row.question) for row in connection.execute(sa.select(skips))}
+
+    def answered_in(candidate: Candidate) -> tuple[AnswerFacts, Path] | None:
+        helpful = answers.get(candidate.answer_id or "")
+        if helpful is None:
+            return None
+        return helpful, speakers_file(settings.corpus_dir / Path(helpful.document).name)
+
+    def decided(candidate: Candidate, path: Path) -> bool:
+        where = answered_in(candidate)
+        return curated(path, candidate.question, candidate.phrasing) or (
+            where is not None
+            and where[1].exists()
+            and curated(where[1], candidate.question, candidate.phrasing)
+        )
+
     pending = []
     gone = set()
     for candidate in candidates:
@@ -226,7 +249,7 @@ def review(
             gone.add(candidate.question)
         elif (candidate.phrasing, candidate.question) in skipped:
             continue
-        elif not curated(path, candidate.question, candidate.phrasing):
+        elif not decided(candidate, path):
             pending.append((candidate, path))
     for question in sorted(gone):
         warn(f"no transcript asks {question[:80]!r} any more; its candidates are left out")
@@ -235,14 +258,14 @@ def review(
         return
     added = 0
     for number, (candidate, path) in enumerate(pending, start=1):
-        if curated(path, candidate.question, candidate.phrasing):  # accepted just now
+        if decided(candidate, path):  # accepted just now
             continue
         print(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
         print(f"  proposed as a way to ask: {candidate.question!r}  ({path})")
-        helpful = answers.get(candidate.answer_id or "")
-        if helpful is not None:
-            print(f"  found helpful in the answer by {helpful.speaker}")
-        decision = decide(candidate.question, helpful.speaker if helpful else None)
+        where = answered_in(candidate)
+        if where is not None:
+            print(f"  found helpful in the answer by {where[0].speaker}  ({where[1]})")
+        decision = decide(candidate.question, where is not None)
         if decision is None:
             break
         if decision == "skip":
@@ -254,33 +277,36 @@ def review(
                 }
                 connection.execute(upsert(engine, skips, ["phrasing", "question"]), row)
             continue
-        target, (section, key), speaker = path, decision, None
-        if section == "answers" and helpful is not None:  # offered only with an answer
-            # The answer's own transcript holds its phrasings, under the speaker's name.
-            target = speakers_file(settings.corpus_dir / Path(helpful.document).name)
-            section, key, speaker = "questions", candidate.question, helpful.speaker
-        if section != "answers" and add_phrasing(target, section, key, candidate.phrasing, speaker):
+        if decision == "answer":
+            assert where is not None  # [a] is offered only then
+            (helpful, target), question = where, candidate.question
+            label = answer_label(target, question, helpful.speaker)
+            done = add_phrasing(target, "questions", question, candidate.phrasing, label)
+        else:
+            target = path
+            done = add_phrasing(target, *decision, candidate.phrasing)
+        if done:
             added += 1
             print(f"  added to {target}")
     print(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")
 
 
 def decide(
-    question: str, speaker: str | None = None
-) -> tuple[Section | Literal["answers"], str] | Literal["skip"] | None:
-    """The curator's choice: where the phrasing goes (the interview question, the answer by
-    `speaker` when given, or an uncovered topic they name), "skip", or None to stop (q, or
-    the end of input)."""
+    question: str, for_answer: bool = False
+) -> tuple[Section, str] | Literal["answer", "skip"] | None:
+    """The curator's choice: where the phrasing goes (the interview question, the answer
+    found helpful when `for_answer`, or an uncovered topic they name), "skip", or None to
+    stop (q, or the end of input)."""
     choices = "Accept [y], for this answer [a], skip [n], an uncovered topic [u], quit [q]? "
-    if speaker is None:
+    if not for_answer:
         choices = "Accept [y], skip [n], an uncovered topic [u], quit [q]? "
     try:
         while True:
             answer = input(choices).strip().lower()
             if answer == "y":
                 return "questions", question
-            if answer == "a" and speaker is not None:
-                return "answers", speaker
+            if answer == "a" and for_answer:
+                return "answer"
             if answer in ("n", "q"):
                 return "skip" if answer == "n" else None
             if answer == "u" and (topic := ask_topic()) is not None:

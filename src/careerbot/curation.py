@@ -30,7 +30,7 @@ from tomlkit.items import Comment, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 from careerbot.metadata import MAX_PHRASING_CHARS, plain
-from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, speakers_file
+from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, read_speakers, speakers_file
 
 Section = Literal["questions", "uncovered"]
 # A topic name is a bare TOML key and reads well in /ask's "uncovered": lowercase words
@@ -127,6 +127,23 @@ def follow(previous: object, new: Table) -> None:
     new.value.body.extend(moved)
 
 
+def answer_label(path: Path, question: str, name: str) -> str:
+    """The label under which the file already gives phrasings of the answer by the speaker
+    called `name` to the question (it may use "Chirag" for "Chirag Mahapatra"); else
+    the name itself, which a speakers file always accepts."""
+    document = read(path)
+    questions = document.get("questions")
+    entry = questions.get(question) if isinstance(questions, MutableMapping) else None
+    answers = entry.get("answers") if isinstance(entry, MutableMapping) else None
+    if not isinstance(answers, MutableMapping):
+        return name
+    known = read_speakers(path, document.unwrap())
+    return next(
+        (str(label) for label in answers if getattr(known.get(str(label)), "name", None) == name),
+        name,
+    )
+
+
 def curated(path: Path, question: str, phrasing: str) -> bool:
     """Whether the file already has the phrasing, for the question, any of its answers or
     any uncovered topic: a curator decided on it before."""
@@ -166,11 +183,17 @@ def add_phrasing(
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         document = read(path)
-        phrasings = phrasings_of(path, document, section, key, create=True, speaker=speaker)
-        assert phrasings is not None  # made when missing
-        if plain(phrasing) in {plain(p) for p in phrasings}:
-            return False
-        phrasings.append(phrasing)
+        try:
+            phrasings = phrasings_of(path, document, section, key, create=True, speaker=speaker)
+            assert phrasings is not None  # made when missing
+            if plain(phrasing) in {plain(p) for p in phrasings}:
+                return False
+            phrasings.append(phrasing)
+        except (ValueError, TOMLKitError) as error:  # e.g. a table inside an inline table
+            raise CareerbotError(
+                f"{path}: cannot add the phrasing under {section}.{key[:100]!r} ({error}); "
+                "write that entry as a table of its own, not an inline table"
+            ) from None
         replace(path, tomlkit.dumps(document))
     finally:
         os.close(folder)  # and with it the lock

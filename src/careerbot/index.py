@@ -387,8 +387,14 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
+    unphrased = {answer.document for answer in answers if not answer.phrasings}
     phrased = [
-        AnswerPhrasings(answer=answer.id, row=row, phrasings=list(answer.phrasings))
+        AnswerPhrasings(
+            answer=answer.id,
+            row=row,
+            phrasings=list(answer.phrasings),
+            whole=answer.document not in unphrased,
+        )
         for row, answer in enumerate(answers)
         if answer.phrasings
     ]

@@ -129,6 +129,7 @@ class QuestionLog:
 
     def start(self) -> None:
         if self.on:
+            self.stopping.clear()
             self.thread = threading.Thread(target=self.work, name="question-log", daemon=True)
             self.thread.start()
 

@@ -5,6 +5,7 @@ alternate phrasings people's choices propose for interview questions.
 `careerbot report`, `careerbot review` and `GET /admin/report` all start here.
 """
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -282,16 +283,17 @@ def propose(
         low = scores.get(answer_id, 1.0) < LOW_SCORE
         if is_helpful and low and answer_id in answers:
             found.append(Candidate(question, answers[answer_id].question, answer_id))
-    seen: set[tuple[str, str]] = set()
-    kept = []
+    seen: dict[tuple[str, str], int] = {}  # where each kept candidate is in `kept`
+    kept: list[Candidate] = []
     for candidate in found:
         key = (plain(candidate.phrasing), candidate.question)
-        if (
-            key not in seen
-            and usable(candidate)
-            and plain(candidate.phrasing) != plain(candidate.question)
-        ):
-            seen.add(key)
+        if key in seen:
+            # Proposed twice, once by a helpful vote: keep the answer, for review's [a].
+            earlier = kept[seen[key]]
+            if earlier.answer_id is None and candidate.answer_id is not None:
+                kept[seen[key]] = dataclasses.replace(earlier, answer_id=candidate.answer_id)
+        elif usable(candidate) and plain(candidate.phrasing) != plain(candidate.question):
+            seen[key] = len(kept)
             kept.append(candidate)
     return tuple(kept)
 

@@ -36,8 +36,9 @@ class Weights:
     semantic: float = 0.5  # the question against the passage (with its context)
     lexical: float = 0.2  # BM25 of the question's words in the passage
     topic: float = 0.3  # the question against the interview question and its phrasings
-    # For the passages of an answer with phrasings of its own, which tell more of what
-    # it answers: the same signals, the topic also taking the answer's phrasings.
+    # For the passages of a transcript whose every answer has phrasings of its own, which
+    # tell more of what each answers: the same signals (the topic also taking the
+    # answer's phrasings), weighed thus.
     phrased: tuple[float, float, float] = (0.25, 0.1, 0.55)
     # An answer by someone other than the speaker a question names is worth this much less.
     other_speaker: float = 0.25
@@ -148,6 +149,10 @@ class Searcher:
         )
         self.phrased_topic = np.zeros(len(self.phrased), dtype=np.int64)
         self.phrased_topic[self.phrased_passage_slot] = index.rows[self.phrased_passages, TOPIC]
+        # The passages scored with Weights.phrased: those of transcripts whose every answer
+        # has phrasings. One answer given a phrasing keeps the weights of its transcript.
+        whole = [a.row for a in index.manifest.answer_phrasings if a.whole]
+        self.whole_passages = np.flatnonzero(np.isin(index.rows[:, ANSWER], whole))
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
     def resolve_speaker(self, name: str) -> str:
@@ -266,10 +271,11 @@ class Searcher:
         topic[phrased] = np.maximum(topic[phrased], near[self.phrased_passage_slot])
         topic = np.clip(topic, 0.0, 1.0)
         score = w.semantic * semantic + w.lexical * lexical + w.topic * topic
-        if len(phrased):
+        whole = self.whole_passages
+        if len(whole):
             mix = np.array(w.phrased, dtype=np.float32)
-            signals = np.stack([semantic[phrased], lexical[phrased], topic[phrased]], axis=1)
-            score[phrased] = signals @ mix
+            signals = np.stack([semantic[whole], lexical[whole], topic[whole]], axis=1)
+            score[whole] = signals @ mix
         score *= confidence
         if by_named is not None:
             score[~by_named] *= 1 - w.other_speaker

@@ -267,7 +267,8 @@ def answer_phrasings(
             raise CareerbotError(
                 f"{where}: not a question in {document}; copy it from there word for word"
             )
-        speaker = known.get(label) if known is not None else Speaker(slug(label), label, "")
+        # A metadata file that lists answers lists speakers too (read_speakers).
+        speaker = (known or {}).get(label)
         if speaker is None:
             names = ", ".join(sorted({s.name for s in (known or {}).values()}))
             raise CareerbotError(

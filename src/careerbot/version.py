@@ -120,6 +120,8 @@ class AnswerPhrasings(BaseModel):
     answer: Annotated[str, Field(min_length=1)]  # its id
     row: Count
     phrasings: Annotated[list[Phrasing], Field(min_length=1)]
+    # Every answer of its transcript has phrasings: scored with the weights for that.
+    whole: bool
 
 
 class Manifest(BaseModel):
@@ -558,13 +560,8 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
     line_starts = np.ascontiguousarray(rows[:, LINE])
     passages = Lines(version_dir / "passages.jsonl", line_starts, PASSAGE_RECORD)
     answers = Lines(version_dir / "answers.jsonl", starts, ANSWER_RECORD)
+    # The passages' answer rows are in range (above): a row they name is one.
     phrased_rows = [phrased.row for phrased in manifest.answer_phrasings]
-    for phrased in manifest.answer_phrasings:
-        if phrased.row >= manifest.answers:
-            raise CareerbotError(
-                f"{version_dir}/manifest.json gives phrasings of answer {phrased.answer[:100]!r} "
-                f"at row {phrased.row}, past the manifest's {manifest.answers} answers; {REBUILD}"
-            )
     if (
         len(set(phrased_rows)) < len(phrased_rows)
         or not np.isin(phrased_rows, rows[:, ANSWER]).all()
