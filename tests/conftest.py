@@ -40,6 +40,12 @@ class FakeEmbedder:
         return vectors / np.where(norms == 0, 1, norms)
 
 
+def metadata_file(corpus_dir: Path) -> Path:
+    """The one metadata file (NAME.speakers.toml) of a corpus folder."""
+    (path,) = corpus_dir.glob("*.speakers.toml")
+    return path
+
+
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()

@@ -27,7 +27,7 @@ from careerbot.version import (
     load_newest,
     search_vectors,
 )
-from tests.conftest import FakeEmbedder, served_version
+from tests.conftest import FakeEmbedder, metadata_file, served_version
 
 
 @pytest.fixture
@@ -902,7 +902,7 @@ def test_a_version_split_by_another_splitter_is_split_anew(
 def test_an_uncovered_topic_may_not_claim_an_answers_phrasing(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    (path,) = settings.corpus_dir.glob("*.speakers.toml")
+    path = metadata_file(settings.corpus_dir)
     with path.open("a") as toml:
         toml.write('\n[uncovered.pay]\nphrasings = ["Does  SWE work pay off?"]\n')
     text = path.read_text()
@@ -919,7 +919,7 @@ def test_an_uncovered_topic_may_not_claim_an_answers_phrasing(
 def test_phrasings_that_would_make_an_unloadable_manifest_fail_the_build(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    (path,) = settings.corpus_dir.glob("*.speakers.toml")
+    path = metadata_file(settings.corpus_dir)
     # Each é is 2 bytes in the file and 6 (\u00e9) in the manifest.
     texts = ", ".join(f'"{i} {"é" * 990}"' for i in range(900))
     with path.open("a") as toml:

@@ -34,7 +34,7 @@ from careerbot.report import (
 from careerbot.store import connect
 from careerbot.version import load_index
 from tests import test_questionlog
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, metadata_file
 
 # The question log's fixtures: an index built and an empty log, on SQLite and (when
 # CAREERBOT_TEST_POSTGRES_URL is set, as scripts/test.sh does) on PostgreSQL.
@@ -330,8 +330,7 @@ def test_report_on_a_missing_database_is_one_error_line_and_makes_no_file(
 
 
 def metadata(settings: Settings) -> Path:
-    (path,) = settings.corpus_dir.glob("*.speakers.toml")
-    return path
+    return metadata_file(settings.corpus_dir)
 
 
 def review(settings: Settings, monkeypatch: pytest.MonkeyPatch, typed: str) -> int:
@@ -618,7 +617,7 @@ def test_a_database_that_is_down_gets_503_not_a_traceback(
 def test_concurrent_reviews_of_one_file_lose_no_phrasing(corpus_dir: Path) -> None:
     import threading
 
-    (path,) = corpus_dir.glob("*.speakers.toml")
+    path = metadata_file(corpus_dir)
     wanted = [f"how would someone ask about pay, take {n}?" for n in range(40)]
 
     def add(texts: list[str]) -> None:
@@ -635,7 +634,7 @@ def test_concurrent_reviews_of_one_file_lose_no_phrasing(corpus_dir: Path) -> No
 
 
 def test_a_phrasing_too_long_for_the_metadata_file_is_refused(corpus_dir: Path) -> None:
-    (path,) = corpus_dir.glob("*.speakers.toml")
+    path = metadata_file(corpus_dir)
     with pytest.raises(CareerbotError, match="at most 1000 characters"):
         curation.add_phrasing(path, "uncovered", "pay", "x" * 1001)
 
@@ -687,9 +686,7 @@ def metadata_of(settings: Settings, name: str) -> Path:
 def test_an_uncovered_phrasing_that_is_an_interview_question_fails_the_build(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    from careerbot.index import build_index
-
-    (path,) = settings.corpus_dir.glob("*.speakers.toml")
+    path = metadata(settings)
     question = "What are some tips for the interview process?"
     path.write_text(path.read_text() + f'\n[uncovered.pay]\nphrasings = ["{question}"]\n')
     with pytest.raises(

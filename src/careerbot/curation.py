@@ -78,9 +78,12 @@ def phrasings_of(
     """The phrasings array of [section."key"], or of [questions."key".answers."speaker"]
     when a speaker is given; made when missing if `create`."""
     keys = [section, key] if speaker is None else [section, key, "answers", speaker]
+
+    def where(depth: int) -> str:  # as the errors name it: questions.'Q'.'answers'
+        return ".".join([section, *map(repr, keys[1 : depth + 1])])
+
     table: MutableMapping[str, Any] = document
     for depth, name in enumerate(keys):
-        where = ".".join(repr(k) if i else k for i, k in enumerate(keys[: depth + 1]))
         entry = table.get(name)
         if entry is None:
             if not create:
@@ -94,7 +97,7 @@ def phrasings_of(
                 follow(table.value.body[-1][1], entry)
             table[name] = entry
         if not isinstance(entry, MutableMapping):
-            raise CareerbotError(f"{path}: {where} must be a table")
+            raise CareerbotError(f"{path}: {where(depth)} must be a table")
         table = entry
     if "phrasings" not in table:
         if not create:
@@ -102,8 +105,7 @@ def phrasings_of(
         table["phrasings"] = tomlkit.array()
     phrasings = table["phrasings"]
     if not isinstance(phrasings, list) or not all(isinstance(p, str) for p in phrasings):
-        where = ".".join(repr(k) if i else k for i, k in enumerate(keys))
-        raise CareerbotError(f"{path}: {where}.phrasings must be a list of text")
+        raise CareerbotError(f"{path}: {where(len(keys))}.phrasings must be a list of text")
     return phrasings
 
 
@@ -127,15 +129,22 @@ def follow(previous: object, new: Table) -> None:
     new.value.body.extend(moved)
 
 
+def answers_table(document: MutableMapping[str, Any], question: str) -> MutableMapping[str, Any]:
+    """[questions."question".answers] of the document: phrasings by speaker label (empty
+    when there is none, or it is not a table)."""
+    questions = document.get("questions")
+    entry = questions.get(question) if isinstance(questions, MutableMapping) else None
+    answers = entry.get("answers") if isinstance(entry, MutableMapping) else None
+    return answers if isinstance(answers, MutableMapping) else {}
+
+
 def answer_label(path: Path, question: str, name: str) -> str:
     """The label under which the file already gives phrasings of the answer by the speaker
     called `name` to the question (it may use "Chirag" for "Chirag Mahapatra"); else
     the name itself, which a speakers file always accepts."""
     document = read(path)
-    questions = document.get("questions")
-    entry = questions.get(question) if isinstance(questions, MutableMapping) else None
-    answers = entry.get("answers") if isinstance(entry, MutableMapping) else None
-    if not isinstance(answers, MutableMapping):
+    answers = answers_table(document, question)
+    if not answers:
         return name
     known = read_speakers(path, document.unwrap())
     return next(
@@ -152,11 +161,9 @@ def curated(path: Path, question: str, phrasing: str) -> bool:
     places: list[tuple[Section, str, str | None]] = [("questions", question, None)]
     if isinstance(topics, MutableMapping):
         places += [("uncovered", str(topic), None) for topic in topics]
-    questions = document.get("questions")
-    entry = questions.get(question) if isinstance(questions, MutableMapping) else None
-    answers = entry.get("answers") if isinstance(entry, MutableMapping) else None
-    if isinstance(answers, MutableMapping):
-        places += [("questions", question, str(speaker)) for speaker in answers]
+    places += [
+        ("questions", question, str(speaker)) for speaker in answers_table(document, question)
+    ]
     listed = {
         plain(p)
         for section, key, speaker in places

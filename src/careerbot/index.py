@@ -344,9 +344,9 @@ def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[
 FILES_ROOM = 4096
 
 
-def manifest_bytes(facts: Record) -> int:
-    """The size of the manifest the facts will make, when a load can read it; else an
-    error naming what fills it (a loader refuses a manifest over SMALL_FILE_BYTES)."""
+def check_manifest_size(facts: Record) -> None:
+    """An error naming what fills it when the manifest the facts will make is too large
+    for a load to read (a loader refuses a manifest over SMALL_FILE_BYTES)."""
     size = len(json.dumps(facts, indent=2).encode()) + FILES_ROOM
     if size > SMALL_FILE_BYTES:
         raise CareerbotError(
@@ -354,7 +354,6 @@ def manifest_bytes(facts: Record) -> int:
             f"{size:,} bytes, over the limit of {SMALL_FILE_BYTES:,}: give fewer or shorter "
             "phrasings in the speakers files"
         )
-    return size
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
@@ -422,7 +421,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    manifest_bytes(facts)  # a corpus whose manifest could not be loaded fails here
+    check_manifest_size(facts)  # before any embedding
     texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
     keys = [passage_key(embedder.fingerprint, text) for text in texts]
     known = previous.vectors(keys)

@@ -144,15 +144,14 @@ class Searcher:
         phrased = np.array([row for row, _ in views.answers], dtype=np.int64)
         self.phrased, self.answer_view_slot = np.unique(phrased, return_inverse=True)
         self.phrased_passages = np.flatnonzero(np.isin(index.rows[:, ANSWER], self.phrased))
-        self.phrased_passage_slot = np.searchsorted(
-            self.phrased, index.rows[self.phrased_passages, ANSWER]
-        )
+        phrased_rows = index.rows[self.phrased_passages, ANSWER]
+        self.phrased_passage_slot = np.searchsorted(self.phrased, phrased_rows)
         self.phrased_topic = np.zeros(len(self.phrased), dtype=np.int64)
         self.phrased_topic[self.phrased_passage_slot] = index.rows[self.phrased_passages, TOPIC]
         # The passages scored with Weights.phrased: those of transcripts whose every answer
         # has phrasings. One answer given a phrasing keeps the weights of its transcript.
         whole = [a.row for a in index.manifest.answer_phrasings if a.whole]
-        self.whole_passages = np.flatnonzero(np.isin(index.rows[:, ANSWER], whole))
+        self.whole_passages = self.phrased_passages[np.isin(phrased_rows, whole)]
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
     def resolve_speaker(self, name: str) -> str:

@@ -148,7 +148,7 @@ def insert_many(connection: sa.Connection, table: sa.Table, rows: list[dict[str,
         for row in rows:
             copy.write_row(
                 [
-                    json.dumps(row[column.name]) if is_json else row.get(column.name)
+                    json.dumps(row[column.name]) if is_json else row[column.name]
                     for column, is_json in zip(columns, as_json, strict=True)
                 ]
             )
