@@ -6,6 +6,7 @@ in-domain questions from the off-topic ones. Report held-out figures with `caree
 """
 
 import itertools
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import tomlkit
 
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Vectors
@@ -90,8 +92,43 @@ def main() -> None:
                     f"tokens {passage_tokens} phrased {weights.phrased} at {settings.min_score}"
                 )
                 results.append((value_of(chosen), f"{setting}: {chosen}"))
+    # The weights of transcripts without phrasings, on a copy of the corpus without any,
+    # at the configured threshold.
+    with tempfile.TemporaryDirectory() as scratch:
+        corpus = without_curation(Settings().corpus_dir, Path(scratch) / "corpus")
+        settings = Settings(corpus_dir=corpus, index_dir=Path(scratch) / "index")
+        build_index(settings, embedder)
+        index = load_index(settings.index_dir, embedder)
+        sums = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+        wide = [round(0.05 * i, 2) for i in range(25)]
+        for total, semantic, lexical in itertools.product(sums, wide, wide):
+            topic = round(total - semantic - lexical, 2)
+            if topic < 0:
+                continue
+            weights = Weights(plain=(semantic, lexical, topic))
+            chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
+            setting = f"no phrasings: plain {weights.plain} at {settings.min_score}"
+            results.append((value_of(chosen), f"{setting}: {chosen}"))
     for value, line in sorted(results, reverse=True)[:25]:
         print(f"{value:.3f} {line}")
+    for kind in ("phrased", "plain"):  # every setting tied for best, for each grid
+        kept = [result for result in results if f" {kind} (" in result[1]]
+        top = max((value for value, _ in kept), default=None)
+        for value, line in kept:
+            if value == top:
+                print(f"best {kind}: {value:.3f} {line}")
+
+
+def without_curation(corpus: Path, target: Path) -> Path:
+    """A copy of corpus whose metadata files keep who speaks, but no phrasings or
+    uncovered topics."""
+    shutil.copytree(corpus, target)
+    for path in target.glob("*.speakers.toml"):
+        table = tomlkit.parse(path.read_text(encoding="utf-8"))
+        for name in ("questions", "uncovered"):
+            table.pop(name, None)
+        path.write_text(tomlkit.dumps(table), encoding="utf-8")
+    return target
 
 
 def value_of(report: Report) -> float:

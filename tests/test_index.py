@@ -27,6 +27,7 @@ from careerbot.version import (
     load_newest,
     search_vectors,
 )
+from tests.conftest import DATA as TEST_DATA
 from tests.conftest import FakeEmbedder, metadata_file, served_version
 
 
@@ -406,7 +407,7 @@ MANIFESTS = {
     "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
     "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
     "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
-    "older format": ({"format": 7}, r"format: Input should be 8"),
+    "older format": ({"format": 8}, r"format: Input should be 9"),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
     "an answer's phrasings past the answers": (
         {"answer_phrasings": [{"answer": "x/1/ada", "row": 9, "phrasings": ["y"], "whole": True}]},
@@ -424,6 +425,22 @@ MANIFESTS = {
     "an answer without phrasings": (
         {"answer_phrasings": [{"answer": "x/1/ada", "row": 0, "phrasings": [], "whole": True}]},
         r"answer_phrasings\.0\.phrasings: List should have at least 1 item",
+    ),
+    "plain rows past the answers": (
+        {"plain": [{"first": 0, "end": 10_000}]},
+        r"rows of answers for the plain weights that are empty, out of order or past",
+    ),
+    "plain rows out of order": (
+        {"plain": [{"first": 2, "end": 3}, {"first": 0, "end": 1}]},
+        r"rows of answers for the plain weights that are empty, out of order or past",
+    ),
+    "plain rows empty": (
+        {"plain": [{"first": 1, "end": 1}]},
+        r"rows of answers for the plain weights that are empty, out of order or past",
+    ),
+    "plain rows as text": (
+        {"plain": [{"first": "0", "end": 1}]},
+        r"plain\.0\.first: Input should be a valid integer",
     ),
     "an answer's phrasings without whole": (
         {"answer_phrasings": [{"answer": "x/1/ada", "row": 0, "phrasings": ["y"]}]},
@@ -929,3 +946,19 @@ def test_phrasings_that_would_make_an_unloadable_manifest_fail_the_build(
         build_index(settings, fake_embedder)
     assert fake_embedder.calls == []  # refused before anything was embedded
     assert not (settings.index_dir / "CURRENT").exists()
+
+
+def test_the_answers_of_a_transcript_without_phrasings_for_each_question_are_plain(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """The default transcript has phrasings for every question; the second has none, so
+    its answers, which follow the default's (files in name order), are listed as plain."""
+    for path in (TEST_DATA / "second").iterdir():
+        shutil.copy(path, settings.corpus_dir)
+    build_index(settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder)
+    documents = [index.answers[row]["source"]["document"] for row in range(len(index.answers))]
+    unphrased = [row for row, doc in enumerate(documents) if "product-management" in doc]
+    assert unphrased and unphrased[-1] == len(documents) - 1
+    (span,) = index.manifest.plain
+    assert (span.first, span.end) == (unphrased[0], unphrased[-1] + 1)

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
@@ -37,6 +38,10 @@ FLOORS = {
     "uncovered-heldout": {"offtopic_rejected": 0.85},
     "longform-tune": {"top1": 0.85, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.85, "false_rejection": 0.10},
+    # Transcripts with no curation: the second alone, and the default without its tables.
+    "second-alone": {"top1": 0.90, "offtopic_rejected": 0.75, "false_rejection": 0.10},
+    "bare-tune": {"top1": 0.87, "offtopic_rejected": 0.85, "false_rejection": 0.05},
+    "bare-heldout": {"top1": 0.75, "offtopic_rejected": 0.80, "false_rejection": 0.08},
 }
 
 
@@ -82,6 +87,27 @@ def test_quality_with_a_second_transcript_in_the_corpus(
     shutil.copytree(DATA / "second", corpus, dirs_exist_ok=True)
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     check(measure(built(settings, real_embedder), "second.jsonl"), FLOORS["second"])
+
+
+@pytest.mark.model
+def test_quality_on_transcripts_without_curation(
+    tmp_path: Path, real_embedder: OnnxEmbedder
+) -> None:
+    """What a transcript dropped in without phrasings gets: the plain weights."""
+    second = tmp_path / "second"
+    shutil.copytree(DATA / "second", second)
+    alone = Settings(corpus_dir=second, index_dir=tmp_path / "second-index")
+    check(measure(built(alone, real_embedder), "second.jsonl"), FLOORS["second-alone"])
+    bare = tmp_path / "bare"
+    shutil.copytree(ROOT / "corpus", bare)
+    for path in bare.glob("*.speakers.toml"):
+        table = tomlkit.parse(path.read_text(encoding="utf-8"))
+        table.pop("questions"), table.pop("uncovered")
+        path.write_text(tomlkit.dumps(table), encoding="utf-8")
+    searcher = built(Settings(corpus_dir=bare, index_dir=tmp_path / "bare-index"), real_embedder)
+    assert not searcher.index.manifest.phrasings and searcher.index.manifest.plain
+    check(measure(searcher, "tune.jsonl", "tune-b.jsonl"), FLOORS["bare-tune"])
+    check(measure(searcher, "heldout.jsonl", "heldout-2.jsonl"), FLOORS["bare-heldout"])
 
 
 @pytest.mark.model

@@ -1,5 +1,6 @@
 import itertools
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from careerbot import search
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index
-from careerbot.search import Searcher, UnknownSpeaker, best_first
+from careerbot.search import Searcher, UnknownSpeaker, Weights, best_first
 from careerbot.version import load_index
 from tests.conftest import DATA, FakeEmbedder
 
@@ -146,9 +147,14 @@ def test_a_filtered_or_named_speaker_is_compared_in_full_beyond_the_candidates(
         assert [hit.semantic for hit in his] == pytest.approx(list(exact[positions]), abs=1e-6)
 
 
-def two_answers(corpus: Path, phrasing: str | None, ada: str | None = None) -> None:
+def two_answers(
+    corpus: Path,
+    phrasing: str | None,
+    ada: str | None = None,
+    questions: tuple[str, ...] = ("What matters most?", "What do chess players earn?"),
+) -> None:
     """A corpus of one question answered by two speakers alike, and another question; Bob's
-    answer (and Ada's) may have a phrasing of its own."""
+    answer (and Ada's) may have a phrasing of its own, and `questions` one each."""
     for old in corpus.iterdir():
         old.unlink()
     (corpus / "qa.txt").write_text(
@@ -164,11 +170,21 @@ def two_answers(corpus: Path, phrasing: str | None, ada: str | None = None) -> N
             ("What do chess players earn?", "Cy", ada),
         )
         if text
-    ]
+    ] + [f'[questions."{question}"]\nphrasings = ["asked another way"]\n' for question in questions]
     (corpus / "qa.speakers.toml").write_text(
         '[speakers.Ada]\nname = "Ada"\n\n[speakers.Bob]\nname = "Bob"\n\n'
         '[speakers.Cy]\nname = "Cy"\n\n' + "\n".join(tables)
     )
+
+
+def mixes(settings: Settings, embedder: FakeEmbedder) -> set[tuple[float, ...]]:
+    """The weights the searcher gives the passages, each set once (to 4 places)."""
+    searcher = Searcher(load_index(settings.index_dir, embedder), embedder)
+    return {rounded(row) for row in searcher.mix}
+
+
+def rounded(weights: Iterable[float]) -> tuple[float, ...]:
+    return tuple(round(float(weight), 4) for weight in weights)
 
 
 def scores_of(settings: Settings, embedder: FakeEmbedder, question: str) -> dict[str, float]:
@@ -204,14 +220,32 @@ def test_the_weights_for_phrased_answers_wait_for_every_answer_of_the_transcript
     before = scores_of(settings, fake_embedder, question)
     two_answers(settings.corpus_dir, "how do chess players improve")
     assert scores_of(settings, fake_embedder, question)["Bob"] == pytest.approx(before["Bob"])
-    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
-    assert len(searcher.whole_passages) == 0
+    w = Weights()
+    assert mixes(settings, fake_embedder) == {rounded((w.semantic, w.lexical, w.topic))}
     # Every answer phrased: the transcript's passages take the phrased weights.
     two_answers(settings.corpus_dir, "how do chess players improve", ada="is patience key")
     changed = scores_of(settings, fake_embedder, question)
-    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
-    assert len(searcher.whole_passages) == len(searcher.index.rows)
+    assert mixes(settings, fake_embedder) == {rounded(w.phrased)}
     assert changed["Bob"] != pytest.approx(before["Bob"])
+
+
+def test_a_transcript_takes_the_plain_weights_until_each_question_has_phrasings(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """Without phrasings the topic only repeats the interview question: the plain weights
+    leave it out. A phrasing or two (by review, say) changes no score; phrasings for every
+    interview question bring in the topic."""
+    question = "is practice what matters"
+    w = Weights()
+    two_answers(settings.corpus_dir, None, questions=())
+    bare = scores_of(settings, fake_embedder, question)
+    assert mixes(settings, fake_embedder) == {rounded(w.plain)}
+    two_answers(settings.corpus_dir, question, questions=("What matters most?",))
+    assert scores_of(settings, fake_embedder, question) == pytest.approx(bare)
+    assert mixes(settings, fake_embedder) == {rounded(w.plain)}
+    two_answers(settings.corpus_dir, None)
+    assert scores_of(settings, fake_embedder, question) != pytest.approx(bare)
+    assert mixes(settings, fake_embedder) == {rounded((w.semantic, w.lexical, w.topic))}
 
 
 def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(

@@ -55,6 +55,7 @@ from careerbot.version import (
     START,
     VERSIONS,
     AnswerPhrasings,
+    AnswerRows,
     Catalog,
     CatalogSpeaker,
     Named,
@@ -356,6 +357,24 @@ def check_manifest_size(facts: Record) -> None:
         )
 
 
+def plain_rows(
+    per_transcript: list[list[Answer]], phrasings: dict[str, list[str]]
+) -> list[AnswerRows]:
+    """The rows of the answers to score with the plain weights, a span per transcript:
+    those some interview question of which has no phrasings, and some answer none. Scoring
+    changes only once a transcript's curation is whole, so a phrasing or two added by
+    review does not move its answers against each other."""
+    spans, first = [], 0
+    for answers in per_transcript:
+        end = first + len(answers)
+        if not (
+            all(phrasings.get(a.question) for a in answers) or all(a.phrasings for a in answers)
+        ):
+            spans.append(AnswerRows(first=first, end=end))
+        first = end
+    return spans
+
+
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
     """Parse, chunk and embed the whole corpus into settings.index_dir, reusing what the
     version being served already holds for answers and texts that have not changed."""
@@ -364,7 +383,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
     synonyms = Synonyms.read(settings.corpus_dir)
     phrasings, uncovered = curation(transcripts)
-    answers = [answer for transcript in transcripts for answer in answers_of(transcript)]
+    per_transcript = [answers_of(transcript) for transcript in transcripts]
+    answers = [answer for some in per_transcript for answer in some]
     chunking = {
         "passage_tokens": settings.passage_tokens,
         "window": embedder.window,
@@ -418,6 +438,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "phrasings": phrasings,
         "uncovered": uncovered,
         "answer_phrasings": [a.model_dump() for a in phrased],
+        "plain": [span.model_dump() for span in plain_rows(per_transcript, phrasings)],
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

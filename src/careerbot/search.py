@@ -40,6 +40,10 @@ class Weights:
     # tell more of what each answers: the same signals (the topic also taking the
     # answer's phrasings), weighed thus.
     phrased: tuple[float, float, float] = (0.25, 0.1, 0.55)
+    # For the passages of a transcript not every interview question of which has
+    # phrasings (nor every answer): there the topic mostly repeats the interview question,
+    # which each passage's embedding already holds.
+    plain: tuple[float, float, float] = (0.7, 0.3, 0.0)
     # An answer by someone other than the speaker a question names is worth this much less.
     other_speaker: float = 0.25
     # Scores are scaled by coverage ** this: the share of the question's information in
@@ -148,11 +152,19 @@ class Searcher:
         self.phrased_passage_slot = np.searchsorted(self.phrased, phrased_rows)
         self.phrased_topic = np.zeros(len(self.phrased), dtype=np.int64)
         self.phrased_topic[self.phrased_passage_slot] = index.rows[self.phrased_passages, TOPIC]
-        # The passages scored with Weights.phrased: those of transcripts whose every answer
-        # has phrasings. One answer given a phrasing keeps the weights of its transcript.
-        whole = [a.row for a in index.manifest.answer_phrasings if a.whole]
-        self.whole_passages = self.phrased_passages[np.isin(phrased_rows, whole)]
+        self.mix = self.passage_weights(index, weights)
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
+
+    def passage_weights(self, index: LoadedIndex, weights: Weights) -> NDArray[np.float32]:
+        """Per passage, the weights of its semantic, lexical and topic signals, by how far
+        its transcript is curated (see Manifest.plain and AnswerPhrasings.whole)."""
+        w = weights
+        table = np.array([w.plain, (w.semantic, w.lexical, w.topic), w.phrased], np.float32)
+        tier = np.ones(index.manifest.answers, dtype=np.int64)
+        for span in index.manifest.plain:
+            tier[span.first : span.end] = 0
+        tier[[a.row for a in index.manifest.answer_phrasings if a.whole]] = 2
+        return table[tier[index.rows[:, ANSWER]]]
 
     def resolve_speaker(self, name: str) -> str:
         """A speaker's id from their id or name, in any case."""
@@ -269,12 +281,8 @@ class Searcher:
         phrased = self.phrased_passages
         topic[phrased] = np.maximum(topic[phrased], near[self.phrased_passage_slot])
         topic = np.clip(topic, 0.0, 1.0)
-        score = w.semantic * semantic + w.lexical * lexical + w.topic * topic
-        whole = self.whole_passages
-        if len(whole):
-            mix = np.array(w.phrased, dtype=np.float32)
-            signals = np.stack([semantic[whole], lexical[whole], topic[whole]], axis=1)
-            score[whole] = signals @ mix
+        mix = self.mix
+        score = semantic * mix[:, 0] + lexical * mix[:, 1] + topic * mix[:, 2]
         score *= confidence
         if by_named is not None:
             score[~by_named] *= 1 - w.other_speaker

@@ -46,7 +46,7 @@ from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME
 # 6: all a server needs is made at build (catalog.json, the arrays, bm25/), to be mapped.
 # 7: answer-keys.npy and the spans in passages.npy; the splitter's version in the manifest.
 # 8: phrasings of answers, as views.
-FORMAT = 8
+FORMAT = 9
 
 
 BM25_DIR = "bm25"
@@ -124,12 +124,21 @@ class AnswerPhrasings(BaseModel):
     whole: bool
 
 
+class AnswerRows(BaseModel):
+    """Rows first to end (not included) of answers.jsonl."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    first: Count
+    end: Count
+
+
 class Manifest(BaseModel):
     """What a version holds and how it was built; every field checked when it loads."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[8]
+    format: Literal[9]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     fingerprint: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
@@ -146,6 +155,9 @@ class Manifest(BaseModel):
     uncovered: dict[Annotated[str, Field(pattern=TOPIC_NAME.pattern)], list[Phrasing]] = {}
     # What particular answers answer, by their row in answers.jsonl.
     answer_phrasings: list[AnswerPhrasings] = []
+    # The answers of transcripts scored with the plain weights: some interview question
+    # of theirs has no phrasings, and some answer none.
+    plain: list[AnswerRows] = []
     careerbot_version: str
     built_at: str
     files: dict[str, Digest]
@@ -569,6 +581,16 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
         raise CareerbotError(
             f"{version_dir}/manifest.json gives phrasings of an answer twice, or of an answer "
             f"without passages; {REBUILD}"
+        )
+    ends = [0] + [rows for span in manifest.plain for rows in (span.first, span.end)]
+    if (
+        ends != sorted(ends)
+        or ends[-1] > manifest.answers
+        or any(span.first == span.end for span in manifest.plain)
+    ):
+        raise CareerbotError(
+            f"{version_dir}/manifest.json gives rows of answers for the plain weights that "
+            f"are empty, out of order or past the answers; {REBUILD}"
         )
     expected = view_texts(
         [topic.question for topic in listed.topics],
