@@ -68,13 +68,14 @@ def main() -> None:
             settings = Settings(index_dir=Path(scratch) / "index", passage_tokens=passage_tokens)
             build_index(settings, embedder)
             index = load_index(settings.index_dir, embedder)
-            # One set of weights for every answer (phrased or not), at the best threshold:
+            # One set of weights for every answer (however curated), at the best threshold:
             # on a corpus without answers' phrasings, the weights of the unphrased.
             for semantic, lexical in itertools.product(steps, steps):
                 topic = round(1 - semantic - lexical, 1)
                 if topic < 0:
                     continue
-                weights = Weights(semantic, lexical, topic, phrased=(semantic, lexical, topic))
+                same = (semantic, lexical, topic)
+                weights = Weights(semantic, lexical, topic, phrased=same, plain=same)
                 report = evaluate(Searcher(index, embedder, 0.0, weights), cases)
                 threshold, chosen = best_threshold(report)
                 setting = f"tokens {passage_tokens} {weights} threshold {threshold:.3f}"

@@ -428,15 +428,24 @@ MANIFESTS = {
     ),
     "plain rows past the answers": (
         {"plain": [{"first": 0, "end": 10_000}]},
-        r"rows of answers for the plain weights that are empty, out of order or past",
+        r"rows of answers for the plain weights that are empty, out of order, past the",
     ),
     "plain rows out of order": (
         {"plain": [{"first": 2, "end": 3}, {"first": 0, "end": 1}]},
-        r"rows of answers for the plain weights that are empty, out of order or past",
+        r"rows of answers for the plain weights that are empty, out of order, past the",
     ),
     "plain rows empty": (
         {"plain": [{"first": 1, "end": 1}]},
-        r"rows of answers for the plain weights that are empty, out of order or past",
+        r"rows of answers for the plain weights that are empty, out of order, past the",
+    ),
+    "plain rows phrased whole": (
+        {
+            "plain": [{"first": 0, "end": 1}],
+            "answer_phrasings": [
+                {"answer": "x/1/ada", "row": 0, "phrasings": ["y"], "whole": True}
+            ],
+        },
+        r"rows of answers for the plain weights that .* or phrased whole",
     ),
     "plain rows as text": (
         {"plain": [{"first": "0", "end": 1}]},

@@ -246,6 +246,11 @@ def test_a_transcript_takes_the_plain_weights_until_each_question_has_phrasings(
     two_answers(settings.corpus_dir, None)
     assert scores_of(settings, fake_embedder, question) != pytest.approx(bare)
     assert mixes(settings, fake_embedder) == {rounded((w.semantic, w.lexical, w.topic))}
+    # Every answer phrased, though no interview question is: the phrased weights.
+    two_answers(settings.corpus_dir, "what matters", ada="is patience key", questions=())
+    scores_of(settings, fake_embedder, question)
+    assert mixes(settings, fake_embedder) == {rounded(w.phrased)}
+    assert load_index(settings.index_dir, fake_embedder).manifest.plain == []
 
 
 def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(

@@ -587,10 +587,16 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
         ends != sorted(ends)
         or ends[-1] > manifest.answers
         or any(span.first == span.end for span in manifest.plain)
+        or any(
+            span.first <= phrased.row < span.end
+            for phrased in manifest.answer_phrasings
+            if phrased.whole
+            for span in manifest.plain
+        )
     ):
         raise CareerbotError(
             f"{version_dir}/manifest.json gives rows of answers for the plain weights that "
-            f"are empty, out of order or past the answers; {REBUILD}"
+            f"are empty, out of order, past the answers or phrased whole; {REBUILD}"
         )
     expected = view_texts(
         [topic.question for topic in listed.topics],
