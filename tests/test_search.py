@@ -180,7 +180,7 @@ def two_answers(
 def mixes(settings: Settings, embedder: FakeEmbedder) -> set[tuple[float, ...]]:
     """The weights the searcher gives the passages, each set once (to 4 places)."""
     searcher = Searcher(load_index(settings.index_dir, embedder), embedder)
-    return {rounded(row) for row in searcher.mix}
+    return {rounded(column) for column in searcher.mix.T}
 
 
 def rounded(weights: Iterable[float]) -> tuple[float, ...]:

@@ -156,15 +156,17 @@ class Searcher:
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
     def passage_weights(self, index: LoadedIndex, weights: Weights) -> NDArray[np.float32]:
-        """Per passage, the weights of its semantic, lexical and topic signals, by how far
-        its transcript is curated (see Manifest.plain and AnswerPhrasings.whole)."""
+        """The weights of the semantic, lexical and topic signals (rows) of each passage
+        (columns), by how far its transcript is curated (Manifest.plain and
+        AnswerPhrasings.whole)."""
         w = weights
         table = np.array([w.plain, (w.semantic, w.lexical, w.topic), w.phrased], np.float32)
         tier = np.ones(index.manifest.answers, dtype=np.int64)
         for span in index.manifest.plain:
             tier[span.first : span.end] = 0
         tier[[a.row for a in index.manifest.answer_phrasings if a.whole]] = 2
-        return table[tier[index.rows[:, ANSWER]]]
+        # Weight by signal, each a contiguous row over the passages.
+        return np.ascontiguousarray(table[tier[index.rows[:, ANSWER]]].T)
 
     def resolve_speaker(self, name: str) -> str:
         """A speaker's id from their id or name, in any case."""
@@ -282,7 +284,7 @@ class Searcher:
         topic[phrased] = np.maximum(topic[phrased], near[self.phrased_passage_slot])
         topic = np.clip(topic, 0.0, 1.0)
         mix = self.mix
-        score = semantic * mix[:, 0] + lexical * mix[:, 1] + topic * mix[:, 2]
+        score = semantic * mix[0] + lexical * mix[1] + topic * mix[2]
         score *= confidence
         if by_named is not None:
             score[~by_named] *= 1 - w.other_speaker
