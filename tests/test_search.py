@@ -240,9 +240,14 @@ def test_a_transcript_takes_the_plain_weights_until_each_question_has_phrasings(
     two_answers(settings.corpus_dir, None, questions=())
     bare = scores_of(settings, fake_embedder, question)
     assert mixes(settings, fake_embedder) == {rounded(w.plain)}
+    assert not build_index(settings, fake_embedder).warnings  # no curation: nothing to say
     two_answers(settings.corpus_dir, question, questions=("What matters most?",))
     assert scores_of(settings, fake_embedder, question) == pytest.approx(bare)
     assert mixes(settings, fake_embedder) == {rounded(w.plain)}
+    # The build says which questions still want phrasings.
+    (note,) = build_index(settings, fake_embedder).warnings
+    assert note.startswith("corpus/qa.txt: 1 of 2 interview questions have no phrasings")
+    assert "'What do chess players earn?'" in note and "'What matters most?'" not in note
     two_answers(settings.corpus_dir, None)
     assert scores_of(settings, fake_embedder, question) != pytest.approx(bare)
     assert mixes(settings, fake_embedder) == {rounded((w.semantic, w.lexical, w.topic))}

@@ -359,20 +359,28 @@ def check_manifest_size(facts: Record) -> None:
 
 def plain_rows(
     per_transcript: list[list[Answer]], phrasings: dict[str, list[str]]
-) -> list[AnswerRows]:
+) -> tuple[list[AnswerRows], list[str]]:
     """The rows of the answers to score with the plain weights, a span per transcript:
     those some interview question of which has no phrasings, and some answer none. Scoring
     changes only once a transcript's curation is whole, so a phrasing or two added by
-    review does not move its answers against each other."""
-    spans, first = [], 0
+    review does not move its answers against each other. With them, a note for each such
+    transcript that has some phrasings, naming the questions still without."""
+    spans, notes, first = [], [], 0
     for answers in per_transcript:
         end = first + len(answers)
-        if not (
-            all(phrasings.get(a.question) for a in answers) or all(a.phrasings for a in answers)
-        ):
+        questions = list(dict.fromkeys(a.question for a in answers))
+        bare = [q for q in questions if not phrasings.get(q)]
+        if bare and not all(a.phrasings for a in answers):
             spans.append(AnswerRows(first=first, end=end))
+            if len(bare) < len(questions) or any(a.phrasings for a in answers):
+                named = ", ".join(repr(q[:80]) for q in bare[:3])
+                notes.append(
+                    f"{answers[0].document}: {len(bare)} of {len(questions)} interview "
+                    f"questions have no phrasings ({named}{', ...' if len(bare) > 3 else ''}); "
+                    "phrasings count in its answers' scores once every question has some"
+                )
         first = end
-    return spans
+    return spans, notes
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
@@ -417,6 +425,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         for row, answer in enumerate(answers)
         if answer.phrasings
     ]
+    plain, partly_phrased = plain_rows(per_transcript, phrasings)
     views = view_texts(
         list(dict.fromkeys(a.question for a in answers)), phrasings, phrased, uncovered, synonyms
     )
@@ -438,7 +447,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "phrasings": phrasings,
         "uncovered": uncovered,
         "answer_phrasings": [a.model_dump() for a in phrased],
-        "plain": [span.model_dump() for span in plain_rows(per_transcript, phrasings)],
+        "plain": [span.model_dump() for span in plain],
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -469,6 +478,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         time.perf_counter() - started,
         (
             *(warning for transcript in transcripts for warning in transcript.warnings),
+            *partly_phrased,
             *([problem] if problem else []),
             *clean_up(settings.index_dir),
         ),
