@@ -1,10 +1,8 @@
 """The load script: bounded, loopback only, and a rebuild under load fails nothing."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -12,22 +10,14 @@ from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index
-from tests.conftest import CORPUS, ROOT
+from tests.conftest import CORPUS, script
 from tests.test_widget import Served
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("load", ROOT / "scripts" / "load.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "http://example.org", "http://[::2]:80"])
 def test_only_loopback_is_a_target(url: str) -> None:
     with pytest.raises(SystemExit, match="only loopback addresses"):
-        load_script().main(["--url", url, "--seconds", "1"])
+        script("load").main(["--url", url, "--seconds", "1"])
 
 
 @pytest.mark.model
@@ -46,7 +36,7 @@ def test_load_with_a_rebuild_fails_nothing_and_ends_on_the_new_version(
     try:
         dirs = ["--corpus-dir", str(settings.corpus_dir), "--index-dir", str(settings.index_dir)]
         run = ["--url", served.url, "--clients", "4", "--seconds", "4", "--rebuilds", "1"]
-        code = load_script().main([*run, *dirs])
+        code = script("load").main([*run, *dirs])
     finally:
         served.stop()
     report = json.loads(capsys.readouterr().out)

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import tomlkit
 
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
@@ -16,7 +15,7 @@ from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import build_index
 from careerbot.search import Searcher
 from careerbot.version import load_index
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, script
 
 FLOORS = {
     "tune": {"top1": 0.94, "evidence1": 0.87, "offtopic_rejected": 0.95, "false_rejection": 0.05},
@@ -98,12 +97,8 @@ def test_quality_on_transcripts_without_curation(
     shutil.copytree(DATA / "second", second)
     alone = Settings(corpus_dir=second, index_dir=tmp_path / "second-index")
     check(measure(built(alone, real_embedder), "second.jsonl"), FLOORS["second-alone"])
-    bare = tmp_path / "bare"
-    shutil.copytree(ROOT / "corpus", bare)
-    for path in bare.glob("*.speakers.toml"):
-        table = tomlkit.parse(path.read_text(encoding="utf-8"))
-        table.pop("questions"), table.pop("uncovered")
-        path.write_text(tomlkit.dumps(table), encoding="utf-8")
+    # The copy the tuner chose the plain weights on (scripts/tune.py).
+    bare = script("tune").without_curation(ROOT / "corpus", tmp_path / "bare")
     searcher = built(Settings(corpus_dir=bare, index_dir=tmp_path / "bare-index"), real_embedder)
     assert not searcher.index.manifest.phrasings and searcher.index.manifest.plain
     check(measure(searcher, "tune.jsonl", "tune-b.jsonl"), FLOORS["bare-tune"])

@@ -358,10 +358,11 @@ def check_manifest_size(facts: Record) -> None:
 
 
 def plain_rows(
-    per_transcript: list[list[Answer]], phrasings: dict[str, list[str]]
+    per_transcript: list[list[Answer]], phrasings: dict[str, list[str]], unphrased: set[str]
 ) -> tuple[list[AnswerRows], list[str]]:
     """The rows of the answers to score with the plain weights, a span per transcript:
-    those some interview question of which has no phrasings, and some answer none. Scoring
+    those some interview question of which has no phrasings, and some answer none (their
+    documents are `unphrased`). Scoring
     changes only once a transcript's curation is whole, so a phrasing or two added by
     review does not move its answers against each other. With them, a note for each such
     transcript that has some phrasings, naming the questions still without."""
@@ -370,7 +371,7 @@ def plain_rows(
         end = first + len(answers)
         questions = list(dict.fromkeys(a.question for a in answers))
         bare = [q for q in questions if not phrasings.get(q)]
-        if bare and not all(a.phrasings for a in answers):
+        if bare and answers[0].document in unphrased:
             spans.append(AnswerRows(first=first, end=end))
             if len(bare) < len(questions) or any(a.phrasings for a in answers):
                 named = ", ".join(repr(q[:80]) for q in bare[:3])
@@ -414,6 +415,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
                 answer, embedder.count_tokens, embedder.window, settings.passage_tokens
             )
             bar.update(len(answer.text))
+    # The transcripts some answer of which has no phrasings of its own.
     unphrased = {answer.document for answer in answers if not answer.phrasings}
     phrased = [
         AnswerPhrasings(
@@ -425,7 +427,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         for row, answer in enumerate(answers)
         if answer.phrasings
     ]
-    plain, partly_phrased = plain_rows(per_transcript, phrasings)
+    plain, partly_phrased = plain_rows(per_transcript, phrasings, unphrased)
     views = view_texts(
         list(dict.fromkeys(a.question for a in answers)), phrasings, phrased, uncovered, synonyms
     )
