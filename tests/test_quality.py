@@ -39,7 +39,9 @@ FLOORS = {
     "longform-tune-b": {"top1": 0.85, "evidence1": 0.65, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.85, "false_rejection": 0.10},
     "longform-heldout-2": {"top1": 0.70, "evidence1": 0.45, "false_rejection": 0.15},
+    "longform-tune-c": {"top1": 0.82, "evidence1": 0.75, "false_rejection": 0.08},
     "longform-uncovered-tune": {"offtopic_rejected": 0.90},
+    "longform-uncovered-tune-b": {"offtopic_rejected": 0.85},
     "longform-uncovered-heldout": {"offtopic_rejected": 0.90},
     # Long questions on the second transcript, beside the default one and alone: alone,
     # its small vocabulary leaves more of a long question's words unknown (coverage).
@@ -86,9 +88,11 @@ def test_quality_on_the_tuning_and_held_out_sets(
         "uncovered-heldout",
         "longform-tune",
         "longform-tune-b",
+        "longform-tune-c",
         "longform-heldout",
         "longform-heldout-2",
         "longform-uncovered-tune",
+        "longform-uncovered-tune-b",
         "longform-uncovered-heldout",
     ):
         check(measure(searcher, f"{name}.jsonl"), FLOORS[name])
