@@ -73,6 +73,13 @@ def check(report: Report, floors: dict[str, float]) -> None:
             assert figures[name] >= floor, f"{name} {figures[name]:.3f}\n{report.misses()}"
 
 
+def check_second(searcher: Searcher, floors: str = "") -> None:
+    """The second transcript's questions, short and long, against their floors (those
+    whose names end in `floors`)."""
+    for name in ("second", "longform-second"):
+        check(measure(searcher, f"{name}.jsonl"), FLOORS[name + floors])
+
+
 @pytest.mark.model
 def test_quality_on_the_tuning_and_held_out_sets(
     tmp_path: Path, real_embedder: OnnxEmbedder
@@ -106,9 +113,7 @@ def test_quality_with_a_second_transcript_in_the_corpus(
     shutil.copytree(ROOT / "corpus", corpus)
     shutil.copytree(DATA / "second", corpus, dirs_exist_ok=True)
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
-    searcher = built(settings, real_embedder)
-    check(measure(searcher, "second.jsonl"), FLOORS["second"])
-    check(measure(searcher, "longform-second.jsonl"), FLOORS["longform-second"])
+    check_second(built(settings, real_embedder))
 
 
 @pytest.mark.model
@@ -119,9 +124,7 @@ def test_quality_on_transcripts_without_curation(
     second = tmp_path / "second"
     shutil.copytree(DATA / "second", second)
     alone = Settings(corpus_dir=second, index_dir=tmp_path / "second-index")
-    second_alone = built(alone, real_embedder)
-    check(measure(second_alone, "second.jsonl"), FLOORS["second-alone"])
-    check(measure(second_alone, "longform-second.jsonl"), FLOORS["longform-second-alone"])
+    check_second(built(alone, real_embedder), "-alone")
     # The copy the tuner chose the plain weights on (scripts/tune.py).
     bare = script("tune").without_curation(ROOT / "corpus", tmp_path / "bare")
     searcher = built(Settings(corpus_dir=bare, index_dir=tmp_path / "bare-index"), real_embedder)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
-from careerbot import CareerbotError, cli, curation
+from careerbot import CareerbotError, cli, curation, transcript
 from careerbot import admin as admin_module
 from careerbot.api import create_app
 from careerbot.config import Settings
@@ -670,17 +670,14 @@ def test_review_of_a_helpful_answer_in_another_transcript_is_not_offered_twice(
     there, though the question's first transcript is another."""
     first = command.corpus_dir / "a-first.txt"
     first.write_text(f"{seeded.low}\n\nAda: I do.\n")
-    (command.corpus_dir / "a-first.speakers.toml").write_text('[speakers.Ada]\nname = "Ada"\n')
+    transcript.speakers_file(first).write_text('[speakers.Ada]\nname = "Ada"\n')
     assert review(command, monkeypatch, "n\na\n") == 0
     out = capsys.readouterr().out
-    assert f"({first.with_suffix('.speakers.toml')})" in out  # the question's first file
-    assert "added to" in out and str(metadata_of(command, "ml-engineer-career-qa")) in out
+    assert f"({transcript.speakers_file(first)})" in out  # the question's first file
+    own = transcript.speakers_file(command.corpus_dir / "ml-engineer-career-qa.txt")
+    assert "added to" in out and str(own) in out
     assert review(command, monkeypatch, "") == 0
     assert "Nothing to review." in capsys.readouterr().out
-
-
-def metadata_of(settings: Settings, name: str) -> Path:
-    return settings.corpus_dir / f"{name}.speakers.toml"
 
 
 def test_an_uncovered_phrasing_that_is_an_interview_question_fails_the_build(

@@ -582,7 +582,7 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
             f"{version_dir}/manifest.json gives phrasings of an answer twice, or of an answer "
             f"without passages; {REBUILD}"
         )
-    ends = [0] + [rows for span in manifest.plain for rows in (span.first, span.end)]
+    ends = [0] + [row for span in manifest.plain for row in (span.first, span.end)]
     if (
         ends != sorted(ends)
         or ends[-1] > manifest.answers
