@@ -36,10 +36,10 @@ FLOORS = {
     "uncovered-tune": {"offtopic_rejected": 0.90},
     "uncovered-heldout": {"offtopic_rejected": 0.85},
     "longform-tune": {"top1": 0.85, "false_rejection": 0.10},
-    "longform-tune-b": {"top1": 0.85, "evidence1": 0.65, "false_rejection": 0.10},
-    "longform-heldout": {"top1": 0.85, "false_rejection": 0.10},
-    "longform-heldout-2": {"top1": 0.70, "evidence1": 0.45, "false_rejection": 0.15},
-    "longform-tune-c": {"top1": 0.82, "evidence1": 0.75, "false_rejection": 0.08},
+    "longform-tune-b": {"top1": 0.92, "evidence1": 0.65, "false_rejection": 0.10},
+    "longform-heldout": {"top1": 0.95, "false_rejection": 0.10},
+    "longform-heldout-2": {"top1": 0.75, "evidence1": 0.45, "false_rejection": 0.15},
+    "longform-tune-c": {"top1": 0.87, "evidence1": 0.80, "false_rejection": 0.08},
     "longform-uncovered-tune": {"offtopic_rejected": 0.90},
     "longform-uncovered-tune-b": {"offtopic_rejected": 0.85},
     "longform-uncovered-heldout": {"offtopic_rejected": 0.90},
@@ -51,6 +51,7 @@ FLOORS = {
     "second-alone": {"top1": 0.90, "offtopic_rejected": 0.75, "false_rejection": 0.10},
     "bare-tune": {"top1": 0.87, "offtopic_rejected": 0.85, "false_rejection": 0.05},
     "bare-heldout": {"top1": 0.75, "offtopic_rejected": 0.80, "false_rejection": 0.08},
+    "bare-longform": {"top1": 0.72, "false_rejection": 0.15},
 }
 
 
@@ -131,6 +132,8 @@ def test_quality_on_transcripts_without_curation(
     assert not searcher.index.manifest.phrasings and searcher.index.manifest.plain
     check(measure(searcher, "tune.jsonl", "tune-b.jsonl"), FLOORS["bare-tune"])
     check(measure(searcher, "heldout.jsonl", "heldout-2.jsonl"), FLOORS["bare-heldout"])
+    long = ("longform-tune.jsonl", "longform-tune-b.jsonl", "longform-tune-c.jsonl")
+    check(measure(searcher, *long), FLOORS["bare-longform"])
 
 
 @pytest.mark.model

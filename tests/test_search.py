@@ -8,9 +8,16 @@ import pytest
 
 from careerbot import search
 from careerbot.config import Settings
-from careerbot.embedding import OnnxEmbedder
+from careerbot.embedding import OnnxEmbedder, Vectors
 from careerbot.index import build_index
-from careerbot.search import Searcher, UnknownSpeaker, Weights, best_first
+from careerbot.search import (
+    Hit,
+    Searcher,
+    UnknownSpeaker,
+    Weights,
+    asking_part,
+    best_first,
+)
 from careerbot.version import load_index
 from tests.conftest import DATA, FakeEmbedder
 
@@ -76,6 +83,70 @@ def test_a_question_in_words_the_corpus_never_uses_scores_zero(searcher: Searche
     assert all(hit.score == 0 for hit in hits)
 
 
+def test_the_asking_part_is_the_sentences_that_ask_when_others_tell_the_situation() -> None:
+    situation = "I build churn models at a bank. I know Python well."
+    assert asking_part(f"{situation} How do I move into ML? Is a degree needed?") == (
+        "How do I move into ML? Is a degree needed?"
+    )
+    assert asking_part('I was asked "why ML?" Then what?!') == 'I was asked "why ML?"'
+    assert asking_part("How do I move into ML? Is a degree needed?") is None  # all ask
+    assert asking_part(situation) is None  # none asks
+    assert asking_part("how do I move into ML") is None
+    assert asking_part("") is None
+
+
+def embedded_for(searcher: Searcher, question: str) -> dict[str, Vectors]:
+    """The embeddings of the texts the searcher needs for the question, by text."""
+    texts = searcher.query_texts(question).distinct()
+    return dict(zip(texts, searcher.embedder.embed(texts)[:, None], strict=True))
+
+
+def ranked(searcher: Searcher, question: str, embedded: dict[str, Vectors]) -> list[Hit]:
+    """The question's answers, ranked by its whole embedding, whatever it asks."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search, "asking_part", lambda question: None)
+        return searcher.ask(question, top_k=9, embedded=embedded).answers
+
+
+def test_a_question_telling_its_situation_is_ranked_by_its_blend_with_what_it_asks(
+    searcher: Searcher, fake_embedder: FakeEmbedder
+) -> None:
+    question = "I interview machine learning engineers at airbnb. What about my titanic resume?"
+    texts = searcher.query_texts(question)
+    assert texts.asking == "What about my titanic resume?"
+    embedded = embedded_for(searcher, question)
+    whole, asking = embedded[texts.whole], embedded[texts.asking]
+    fake_embedder.calls.clear()
+    for share in (0.0, 0.3, 1.0):
+        weighed = Searcher(searcher.index, fake_embedder, weights=Weights(asking=share))
+        blend = (1 - share) * whole + share * asking
+        expected = ranked(weighed, question, {texts.whole: blend / np.linalg.norm(blend)})
+        got = weighed.ask(question, top_k=9, embedded=embedded).answers
+        assert [(h.answer["id"], h.score) for h in got] == [
+            (h.answer["id"], pytest.approx(h.score)) for h in expected
+        ]
+    assert fake_embedder.calls == []  # what was given is not embedded again
+    blended = searcher.ask(question, top_k=9, embedded=embedded).answers
+    assert [h.score for h in ranked(searcher, question, embedded)] != [h.score for h in blended]
+
+
+def test_when_nothing_it_asks_clears_the_threshold_the_whole_question_is_ranked(
+    searcher: Searcher,
+) -> None:
+    question = "I do machine learning engineer interviews at airbnb. And sourdough bread?"
+    embedded = embedded_for(searcher, question)
+    by_whole = ranked(searcher, question, embedded)
+    only_asking = Searcher(searcher.index, searcher.embedder, weights=Weights(asking=1.0))
+    asked = only_asking.ask(question, embedded=embedded).answers[0].score
+    assert asked < by_whole[0].score
+    threshold = (asked + by_whole[0].score) / 2
+    strict = Searcher(searcher.index, searcher.embedder, threshold, Weights(asking=1.0))
+    got = strict.ask(question, top_k=9, embedded=embedded).answers
+    assert [h.answer["id"] for h in got] == [
+        h.answer["id"] for h in by_whole if h.score >= threshold
+    ]
+
+
 @pytest.mark.model
 def test_real_model_rejects_off_topic_and_answers_in_domain(
     settings: Settings, real_embedder: OnnxEmbedder
@@ -138,7 +209,7 @@ def test_a_filtered_or_named_speaker_is_compared_in_full_beyond_the_candidates(
         ("Shubhankar Jain", "machine learning engineer interviews"),
         (None, "what does shubhankar say about machine learning engineer interviews"),
     ]:
-        query = fake_embedder.embed([searcher.query_text(question)])
+        query = fake_embedder.embed([searcher.query_texts(question).whole])
         exact = np.clip(vectors @ query[0], 0, 1)
         hits = searcher.ask(question, top_k=9, speaker=speaker).answers
         his = [hit for hit in hits if hit.answer["speaker"]["name"] == "Shubhankar Jain"]

@@ -360,15 +360,12 @@ def create_app(
         # complete, valid question takes one of the slots.
         with request.app.state.slots.take():
             model: BatchingEmbedder = request.app.state.model
-            # The question as the model sees it, and, when it names a speaker or their
-            # organization, without those words to judge its topic: embedded together.
-            text, unnamed = chosen.query_text(body.question), chosen.topic_text(body.question)
-            wanted = [t for t in (text, unnamed) if t is not None]
-            vectors = await asyncio.gather(*(asyncio.wrap_future(model.submit(t)) for t in wanted))
-            query, topic_query = vectors[0], vectors[-1]
-            result = chosen.ask(
-                body.question, body.top_k, body.speaker, query=query, topic_query=topic_query
-            )
+            # The question as the model sees it, and the other texts it needs (without
+            # the words that name a speaker; its asking sentences): embedded together.
+            texts = chosen.query_texts(body.question).distinct()
+            vectors = await asyncio.gather(*(asyncio.wrap_future(model.submit(t)) for t in texts))
+            embedded = dict(zip(texts, vectors, strict=True))
+            result = chosen.ask(body.question, body.top_k, body.speaker, embedded=embedded)
         response = AskResponse(
             id=uuid.uuid4().hex,
             question=result.question,

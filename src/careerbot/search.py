@@ -1,7 +1,8 @@
 """Answer a question from the index: hybrid scoring, one best passage per answer, a threshold."""
 
 import itertools
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,6 +10,7 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
+from careerbot.chunking import sentence_spans
 from careerbot.embedding import Embedder, Vectors
 from careerbot.lexical import WORD, Lexicon, Synonyms
 from careerbot.version import (
@@ -23,6 +25,8 @@ from careerbot.version import (
 
 # Passages taken from the vector index for each question; all of a corpus up to this size.
 CANDIDATES = 256
+# A sentence that asks: it ends in a question mark (before any closing quote or bracket).
+ASKS = re.compile(r"\?[\"”’)]*$")
 
 
 class UnknownSpeaker(CareerbotError):
@@ -53,6 +57,36 @@ class Weights:
     # interview question or phrasing by this margin, and at least this near.
     uncovered_margin: float = 0.02
     uncovered_floor: float = 0.3
+    # A question that tells of the asker's situation as well as asking is ranked by its
+    # embedding blended with that of its asking sentences, which weigh this much.
+    asking: float = 0.3
+
+
+@dataclass(frozen=True)
+class QueryTexts:
+    """What the model embeds for a question (typos repaired, abbreviations expanded)."""
+
+    whole: str
+    # Without the words that name a speaker or their organization, to judge whether it
+    # is about an uncovered topic; None when it names nobody or nothing is uncovered.
+    unnamed: str | None
+    # Its asking sentences, when it has others too (see asking_part).
+    asking: str | None
+
+    def distinct(self) -> list[str]:
+        return list(dict.fromkeys(t for t in (self.whole, self.unnamed, self.asking) if t))
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What scoring a question's passages needs besides its embedding."""
+
+    terms: dict[str, str]  # stem: the question's word (Lexicon.terms)
+    lexical: NDArray[np.float64]
+    confidence: float
+    by_named: NDArray[np.bool_] | None  # passages of the speakers the question names
+    by_only: NDArray[np.bool_] | None  # passages of the speaker the filter picks
+    top_k: int
 
 
 @dataclass(frozen=True)
@@ -88,6 +122,16 @@ def speaker_words(speaker: Record) -> set[str]:
         if len(parts) > 1:
             found.add("".join(parts))
     return found
+
+
+def asking_part(question: str) -> str | None:
+    """The sentences of a question that ask (end in "?"), when others tell of the asker's
+    situation ("I am a data engineer at a bank. How do I move into ML?"); else None. The
+    model gives such a situation as much weight as the request, and ranks first the
+    answers about the asker's present job rather than the one about what they ask."""
+    sentences = [question[start:end] for start, end in sentence_spans(question)]
+    asking = [sentence for sentence in sentences if ASKS.search(sentence)]
+    return " ".join(asking) if asking and len(asking) < len(sentences) else None
 
 
 def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
@@ -194,24 +238,36 @@ class Searcher:
                 naming.add(word)
         return named, naming
 
-    def query_text(self, question: str) -> str:
-        """What the model embeds for a question: typos repaired, abbreviations expanded."""
-        return self.synonyms.expand(self.lexicon.repair(question))
-
-    def topic_text(self, question: str) -> str | None:
-        """What the model embeds to judge whether a question is about an uncovered topic:
-        the question without the words that name a speaker or their organization (the
-        model ranks "how much do engineers at Airbnb earn" near any question naming
-        Airbnb); None when it names nobody, or the corpus lists no uncovered topics."""
+    def query_texts(self, question: str) -> QueryTexts:
+        """What the model embeds to answer a question (see ask)."""
         repaired = self.lexicon.repair(question)
-        return self.unnamed(repaired, self.named_speakers(repaired)[1])
+        return self.texts_of(repaired, self.named_speakers(repaired)[1])
 
-    def unnamed(self, repaired: str, naming: set[str]) -> str | None:
-        """topic_text, from the repaired question and the words that name someone."""
-        if self.uncovered_vectors is None or not naming:
-            return None
-        kept = [w for w in repaired.split() if "".join(WORD.findall(w.lower())) not in naming]
-        return self.synonyms.expand(" ".join(kept))
+    def texts_of(self, repaired: str, naming: set[str]) -> QueryTexts:
+        """query_texts, from the repaired question and the words that name someone. The
+        model ranks "how much do engineers at Airbnb earn" near any question naming
+        Airbnb, so whether a question is about an uncovered topic is judged without them."""
+        unnamed = None
+        if self.uncovered_vectors is not None and naming:
+            kept = [w for w in repaired.split() if "".join(WORD.findall(w.lower())) not in naming]
+            unnamed = self.synonyms.expand(" ".join(kept))
+        asking = asking_part(repaired)
+        return QueryTexts(
+            whole=self.synonyms.expand(repaired),
+            unnamed=unnamed,
+            asking=None if asking is None else self.synonyms.expand(asking),
+        )
+
+    def embedded(
+        self, texts: QueryTexts, given: Mapping[str, Vectors] | None
+    ) -> dict[str, Vectors]:
+        """Each of the texts' embeddings (one row each): from `given`, or made now."""
+        found = {text: given[text] for text in texts.distinct() if given and text in given}
+        missing = [text for text in texts.distinct() if text not in found]
+        if missing:
+            made = self.embedder.embed(missing)
+            found.update((text, made[row : row + 1]) for row, text in enumerate(missing))
+        return found
 
     def topical(self, query: Vectors) -> Vectors:
         """Per interview question, its nearest view (itself or a phrasing) to the query."""
@@ -236,65 +292,79 @@ class Searcher:
         question: str,
         top_k: int = 3,
         speaker: str | None = None,
-        query: Vectors | None = None,
-        topic_query: Vectors | None = None,
+        embedded: Mapping[str, Vectors] | None = None,
     ) -> Result:
-        """The best answers to a question; `query` is the embedding of its query_text and
-        `topic_query` that of its topic_text, when already made."""
+        """The best answers to a question. `embedded`: embeddings of its query_texts
+        already made (by text, one row each); the others are made here."""
         only = self.resolve_speaker(speaker) if speaker else None
         repaired = self.lexicon.repair(question)
-        if query is None:
-            query = self.embedder.embed([self.query_text(question)])
         named, naming = self.named_speakers(repaired)
-        # Who is named steers the choice of speaker, not the word matching.
-        terms = self.lexicon.terms(repaired, ignore=naming)
-        lexical = self.lexicon.scores(terms)
-        topical, near = self.topical(query), self.answer_near(query)
-        covered = self.covered(topical, near)
-        if topic_query is None:
-            unnamed = self.unnamed(repaired, naming)
-            topic_query = query if unnamed is None else self.embedder.embed([unnamed])
-        unnamed_covered = (
-            covered
-            if topic_query is query
-            else self.covered(self.topical(topic_query), self.answer_near(topic_query))
-        )
-        uncovered = self.uncovered_topic(topic_query, unnamed_covered)
+        texts = self.texts_of(repaired, naming)
+        vectors = self.embedded(texts, embedded)
+        query = vectors[texts.whole]
+        covered = self.covered(self.topical(query), self.answer_near(query))
+        if texts.unnamed is None:
+            uncovered = self.uncovered_topic(query, covered)
+        else:
+            unnamed = vectors[texts.unnamed]
+            unnamed_covered = self.covered(self.topical(unnamed), self.answer_near(unnamed))
+            uncovered = self.uncovered_topic(unnamed, unnamed_covered)
         if uncovered is not None:
             return Result(question, [], self.suggest(covered), uncovered)
-        confidence = self.lexicon.coverage(terms) ** self.weights.coverage
+        # Who is named steers the choice of speaker, not the word matching.
+        terms = self.lexicon.terms(repaired, ignore=naming)
+        rows = self.speaker_row
+        asked = Asked(
+            terms=terms,
+            lexical=self.lexicon.scores(terms),
+            confidence=self.lexicon.coverage(terms) ** self.weights.coverage,
+            by_named=np.isin(self.passage_speaker, [rows[s] for s in named]) if named else None,
+            by_only=self.passage_speaker == rows[only] if only else None,
+            top_k=top_k,
+        )
+        hits: list[Hit] = []
+        if texts.asking is not None:
+            # Ranked by what it asks; when nothing clears the threshold that way, by the
+            # whole question, whose situation may be what the corpus speaks to.
+            share = self.weights.asking
+            focused = (1 - share) * query + share * vectors[texts.asking]
+            hits = self.best(focused / np.linalg.norm(focused), asked)
+        hits = hits or self.best(query, asked)
+        return Result(question, hits, [] if hits else self.suggest(covered))
+
+    def best(self, query: Vectors, asked: Asked) -> list[Hit]:
+        """The answers whose best passage scores highest for the query, best first: at
+        most asked.top_k, none under the threshold."""
         # The nearest passages by meaning; the others count as unrelated, except those of
         # a speaker the question names or the filter picks, which are all compared.
         count = len(self.index.rows)
         semantic = np.zeros(count, dtype=np.float32)
         scores, ids = search_vectors(self.index.vectors, query, CANDIDATES)
         semantic[ids] = scores
-        rows = self.speaker_row
-        by_named = np.isin(self.passage_speaker, [rows[s] for s in named]) if named else None
-        by_only = self.passage_speaker == rows[only] if only else None
+        by_named, by_only = asked.by_named, asked.by_only
         wanted = by_only if by_only is not None else by_named
         if wanted is not None and count > CANDIDATES:
             picked = np.flatnonzero(wanted)
             semantic[picked] = self.index.vectors.reconstruct_batch(picked) @ query[0]
         semantic = np.clip(semantic, 0.0, 1.0)
-        w = self.weights
         # A passage's topic: the nearest view of its interview question or of its answer.
-        topic = topical[self.passage_topic]
+        near = self.answer_near(query)
+        topic = self.topical(query)[self.passage_topic]
         phrased = self.phrased_passages
         topic[phrased] = np.maximum(topic[phrased], near[self.phrased_passage_slot])
         topic = np.clip(topic, 0.0, 1.0)
         mix = self.mix
-        score = semantic * mix[0] + lexical * mix[1] + topic * mix[2]
-        score *= confidence
+        score = semantic * mix[0] + asked.lexical * mix[1] + topic * mix[2]
+        score *= asked.confidence
         if by_named is not None:
-            score[~by_named] *= 1 - w.other_speaker
+            score[~by_named] *= 1 - self.weights.other_speaker
         if by_only is not None:
             score[~by_only] = -1.0
         hits: list[Hit] = []
         seen: set[int] = set()
         # Best passages first; the first of each answer is its best. Stop at top_k.
         for position in best_first(score):
-            if score[position] < max(self.min_score, 0.0) or len(hits) == top_k:
+            if score[position] < max(self.min_score, 0.0) or len(hits) == asked.top_k:
                 break
             answer = int(self.index.rows[position, ANSWER])
             if answer in seen:
@@ -307,13 +377,13 @@ class Searcher:
                     passage=passage,
                     score=float(np.clip(score[position], 0.0, 1.0)),
                     semantic=float(semantic[position]),
-                    lexical=float(lexical[position]),
+                    lexical=float(asked.lexical[position]),
                     matched_terms=self.lexicon.matched(
-                        terms, lexicon_text(passage["question"], passage["text"])
+                        asked.terms, lexicon_text(passage["question"], passage["text"])
                     ),
                 )
             )
-        return Result(question, hits, [] if hits else self.suggest(covered))
+        return hits
 
     def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:
         """The uncovered topic a question is nearer to than to anything covered (`covered`,
