@@ -13,7 +13,8 @@ cache helps either side.
 
 compares /ask with the question log off, on SQLite and on PostgreSQL instead: a server
 for each, all up at once and measured in turn, round after round (each round starting
-with the next); p50 at 1 client and throughput at 16, medians as ratios to "off".
+with the next); p50 at 1 client and throughput at 16, medians as ratios to "off". A
+second server with the log off ("off again") shows how far two alike servers differ.
 
     python scripts/bench.py --workers 2 [--rounds 3]
 
@@ -241,7 +242,10 @@ def main() -> None:
     base = baseline(index_dir / "versions" / version / "faiss.index", args.requests)
 
     if args.log_modes:
-        modes = {"log off": {"CAREERBOT_QUESTION_LOG": "off"}, "log sqlite": {}}
+        # A second server with the log off is the control: how far two alike servers
+        # measured in the same run drift apart, against which to read the others.
+        off = {"CAREERBOT_QUESTION_LOG": "off"}
+        modes = {"log off": off, "log off again": off, "log sqlite": {}}
         if args.postgres_url:
             modes["log postgresql"] = {"CAREERBOT_DATABASE_URL": args.postgres_url}
         compare(args, server, dirs, modes)

@@ -17,7 +17,7 @@ import numpy as np
 import tomlkit
 
 from careerbot.config import Settings
-from careerbot.embedding import OnnxEmbedder, Vectors
+from careerbot.embedding import OnnxEmbedder, Text, Vectors
 from careerbot.evaluate import Report, evaluate, read_cases
 from careerbot.index import build_index
 from careerbot.search import Searcher, Weights
@@ -48,9 +48,9 @@ def best_threshold(report: Report) -> tuple[float, Report]:
 class CachedEmbedder(OnnxEmbedder):
     """Embeds each text once: the settings tried differ in scoring, not in questions."""
 
-    cache: ClassVar[dict[str, np.ndarray]] = {}
+    cache: ClassVar[dict[Text, np.ndarray]] = {}
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         missing = [text for text in texts if text not in self.cache]
         if missing:
             self.cache.update(zip(missing, super().embed(missing, progress), strict=True))

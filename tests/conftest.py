@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from careerbot.config import Settings
-from careerbot.embedding import OnnxEmbedder, Vectors
+from careerbot.embedding import OnnxEmbedder, Text, Vectors, Within
 from careerbot.version import current_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +40,13 @@ class FakeEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 2
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
+        """Sentences Within a text are the words inside its spans: words have no context."""
         self.calls.append(list(texts))
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
+            if isinstance(text, Within):
+                text = " ".join(text.text[start:end] for start, end in text.spans)
             for word in re.findall(r"\w+", text.lower()):
                 digest = hashlib.sha256(word.encode()).digest()
                 vectors[row, int.from_bytes(digest[:4], "little") % self.dimension] += 1.0

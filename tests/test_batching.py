@@ -5,14 +5,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from careerbot.embedding import BatchingEmbedder, Vectors
+from careerbot.embedding import BatchingEmbedder, Text, Vectors, Within
 from tests.conftest import FakeEmbedder
 
 
 class SlowEmbedder(FakeEmbedder):
     """Takes 50 ms a forward pass, whatever the batch size, like a model on a busy CPU."""
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         time.sleep(0.05)
         return super().embed(texts, progress)
 
@@ -37,6 +37,24 @@ def test_a_lone_question_goes_alone_and_a_repeat_comes_from_the_cache() -> None:
     again = batching.embed(["how do I become an ML engineer"])
     assert len(model.calls) == 1
     assert np.array_equal(first, again) and first.shape == (1, model.dimension)
+
+
+def test_texts_asked_for_together_go_in_one_batch_the_cached_ones_not_at_all() -> None:
+    model = FakeEmbedder()
+    batching = BatchingEmbedder(model)
+    text = "I build dashboards. How do I become an ML engineer?"
+    asked = Within(text, ((20, len(text)),))
+    for _ in range(20):
+        model.calls.clear()
+        batching.cache.clear()
+        futures = batching.submit_all([text, asked, "other"])
+        got = [future.result() for future in futures]
+        assert model.calls == [[text, asked, "other"]]
+    assert np.allclose(np.concatenate(got), FakeEmbedder().embed([text, asked, "other"]))
+    model.calls.clear()
+    again = batching.submit_all([text, "new", asked])
+    assert [future.result().shape for future in again] == [(1, model.dimension)] * 3
+    assert model.calls == [["new"]]
 
 
 def test_batches_of_texts_go_straight_to_the_model() -> None:

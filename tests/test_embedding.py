@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,12 @@ import pytest
 from careerbot import CareerbotError
 from careerbot import export as exporting
 from careerbot.config import Settings
-from careerbot.embedding import OnnxEmbedder, SentenceTransformerEmbedder, model_path
+from careerbot.embedding import (
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    Within,
+    model_path,
+)
 from careerbot.export import onnx_file, writing
 from careerbot.index import build_index
 from careerbot.search import Searcher
@@ -72,6 +78,46 @@ def test_onnx_gives_the_vectors_and_token_counts_of_sentence_transformers(
     assert real_embedder.count_tokens(TEXTS[3]) > real_embedder.window == 256
     # Batched in any order, a text gets the vector it gets alone.
     assert np.allclose(real_embedder.embed(TEXTS[::-1])[::-1], onnx, atol=1e-5)
+
+
+class CountedRuns:
+    """An ONNX Runtime session that counts its runs."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.runs = session, 0
+
+    def run(self, *args: Any) -> Any:
+        self.runs += 1
+        return self.session.run(*args)
+
+
+SITUATION = "I have built dashboards in SQL at an insurer for three years. "
+ASKED = "How do I become a machine learning engineer?"
+
+
+@pytest.mark.model
+def test_sentences_within_a_text_are_read_in_its_pass_alike_on_both_encoders(
+    real_embedder: OnnxEmbedder,
+    torch_embedder: SentenceTransformerEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = SITUATION + ASKED
+    asked = Within(text, ((len(SITUATION), len(text)),))
+    outside = Within(text, ((len(text) + 5, len(text) + 9),))  # no word piece inside
+    onnx = real_embedder.embed([text, asked, outside, ASKED])
+    reference = torch_embedder.embed([text, asked, outside])
+    assert np.all(np.sum(onnx[:3] * reference, axis=1) > 0.99999)
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    whole, within, alone = onnx[0], onnx[1], onnx[3]
+    assert np.allclose(onnx[2], whole, atol=1e-6)  # nothing inside: the whole text
+    # What it asks, read after the situation: nearer the question alone than the whole
+    # text is, but not the question alone.
+    assert whole @ alone < within @ alone < 0.99
+    # The text and the sentences within it take one pass of the model, not two.
+    counted = CountedRuns(real_embedder._session)
+    monkeypatch.setattr(real_embedder, "_session", counted)
+    assert np.allclose(real_embedder.embed([text, asked]), onnx[:2], atol=1e-6)
+    assert counted.runs == 1
 
 
 @pytest.mark.model

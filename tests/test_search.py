@@ -15,7 +15,7 @@ from careerbot.search import (
     Searcher,
     UnknownSpeaker,
     Weights,
-    asking_part,
+    asking_spans,
     best_first,
 )
 from careerbot.version import load_index
@@ -83,16 +83,29 @@ def test_a_question_in_words_the_corpus_never_uses_scores_zero(searcher: Searche
     assert all(hit.score == 0 for hit in hits)
 
 
-def test_the_asking_part_is_the_sentences_that_ask_when_others_tell_the_situation() -> None:
+def test_the_asking_spans_are_the_sentences_that_ask_when_others_tell_the_situation() -> None:
+    def asking(question: str) -> list[str]:
+        return [question[start:end] for start, end in asking_spans(question)]
+
     situation = "I build churn models at a bank. I know Python well."
-    assert asking_part(f"{situation} How do I move into ML? Is a degree needed?") == (
-        "How do I move into ML? Is a degree needed?"
-    )
-    assert asking_part('I was asked "why ML?" Then what?!') == 'I was asked "why ML?"'
-    assert asking_part("How do I move into ML? Is a degree needed?") is None  # all ask
-    assert asking_part(situation) is None  # none asks
-    assert asking_part("how do I move into ML") is None
-    assert asking_part("") is None
+    question = f"{situation} How do I move into ML? Is a degree needed?"
+    assert asking(question) == ["How do I move into ML?", "Is a degree needed?"]
+    assert asking('I was asked "why ML?" Then what.') == ['I was asked "why ML?"']
+    for ending in ("?!", "??", "？", "؟", "?)", "?]", "?'"):
+        assert asking(f"{situation} Then what{ending}") == [f"Then what{ending}"]
+    assert asking("How do I move into ML? Is a degree needed?") == []  # all ask
+    assert asking(situation) == []  # none asks
+    assert asking("how do I move into ML") == asking("") == []
+
+
+def test_a_question_of_only_a_speakers_name_is_answered_or_not_never_an_error(
+    searcher: Searcher,
+) -> None:
+    for question in ("Chirag Mahapatra", "Airbnb?", "Chiragg"):
+        texts = searcher.query_texts(question)
+        assert texts.unnamed == "" or searcher.uncovered_vectors is None
+        assert "" in texts.distinct() or texts.unnamed is None
+        searcher.ask(question)  # no KeyError for the empty text
 
 
 def embedded_for(searcher: Searcher, question: str) -> dict[str, Vectors]:
@@ -104,7 +117,7 @@ def embedded_for(searcher: Searcher, question: str) -> dict[str, Vectors]:
 def ranked(searcher: Searcher, question: str, embedded: dict[str, Vectors]) -> list[Hit]:
     """The question's answers, ranked by its whole embedding, whatever it asks."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(search, "asking_part", lambda question: None)
+        patch.setattr(search, "asking_spans", lambda question: ())
         return searcher.ask(question, top_k=9, embedded=embedded).answers
 
 
@@ -113,11 +126,12 @@ def test_a_question_telling_its_situation_is_ranked_by_its_blend_with_what_it_as
 ) -> None:
     question = "I interview machine learning engineers at airbnb. What about my titanic resume?"
     texts = searcher.query_texts(question)
-    assert texts.asking == "What about my titanic resume?"
+    assert texts.asking is not None
+    assert [texts.whole[a:b] for a, b in texts.asking.spans] == ["What about my titanic resume?"]
     embedded = embedded_for(searcher, question)
     whole, asking = embedded[texts.whole], embedded[texts.asking]
     fake_embedder.calls.clear()
-    for share in (0.0, 0.3, 1.0):
+    for share in (0.0, 0.5, 1.0):
         weighed = Searcher(searcher.index, fake_embedder, weights=Weights(asking=share))
         blend = (1 - share) * whole + share * asking
         expected = ranked(weighed, question, {texts.whole: blend / np.linalg.norm(blend)})

@@ -363,7 +363,7 @@ def create_app(
             # The question as the model sees it, and the other texts it needs (without
             # the words that name a speaker; its asking sentences): embedded together.
             texts = chosen.query_texts(body.question).distinct()
-            vectors = await asyncio.gather(*(asyncio.wrap_future(model.submit(t)) for t in texts))
+            vectors = await asyncio.gather(*map(asyncio.wrap_future, model.submit_all(texts)))
             embedded = dict(zip(texts, vectors, strict=True))
             result = chosen.ask(body.question, body.top_k, body.speaker, embedded=embedded)
         response = AskResponse(

@@ -1,6 +1,7 @@
 """Turning text into unit vectors: the Embedder protocol, the model run by ONNX Runtime or
 by sentence-transformers on torch, and the batching front the server uses."""
 
+import functools
 import os
 import queue
 import threading
@@ -8,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +23,43 @@ from careerbot.config import BUNDLED_MODEL, Settings
 from careerbot.export import EXPORT_EXTRA, exported, files_digest, int8_file, stored_export
 
 Vectors = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Within:
+    """Some of a text's sentences as the model reads them in the whole text: the mean of
+    the word pieces inside the character spans, from the one pass over the text that also
+    gives the text's own embedding (a long question's asking sentences, read after the
+    situation they follow). All of the text's word pieces when none falls inside."""
+
+    text: str
+    spans: tuple[tuple[int, int], ...]
+
+
+# What an embedder embeds: a text, or some of its sentences (Within).
+Text = str | Within
+
+
+def plain(text: Text) -> str:
+    """The text the model reads for a Text."""
+    return text.text if isinstance(text, Within) else text
+
+
+def pooled_within(
+    tokens: NDArray[np.float32],
+    mask: NDArray[np.int64],
+    offsets: Sequence[tuple[int, int]],
+    within: Within,
+) -> NDArray[np.float32]:
+    """The unit mean of one text's token vectors whose characters (offsets: special tokens
+    and padding have none) lie inside the spans; of all that the mask keeps (the text's
+    own embedding) when none does."""
+    at = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+    starts, ends = at[:, :1], at[:, 1:]
+    first, last = np.array(within.spans, dtype=np.int64).reshape(-1, 2).T
+    inside = ((starts >= first) & (ends <= last)).any(axis=1) & (at[:, 1] > at[:, 0])
+    mean = tokens[inside if inside.any() else mask.astype(bool)].mean(axis=0)
+    return np.asarray(mean / np.linalg.norm(mean), dtype=np.float32)
 
 
 class Embedder(Protocol):
@@ -44,8 +83,8 @@ class Embedder(Protocol):
         """Word pieces the model would see for text, special tokens included, before any cut."""
         ...
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
-        """One L2-normalised float32 row per text."""
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
+        """One L2-normalised float32 row per text (or Within)."""
         ...
 
 
@@ -140,15 +179,25 @@ class SentenceTransformerEmbedder(ModelFacts):
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         vectors = self._model.encode(
-            list(texts),
+            [plain(text) for text in texts],
             batch_size=32,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=progress,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for row, text in enumerate(texts):
+            if isinstance(text, Within):  # a pass of its own, for its word pieces
+                tokens = self._model.encode(text.text, output_value="token_embeddings")
+                cut = {"truncation": True, "max_length": self._window}
+                offsets = self._model.tokenizer(text.text, return_offsets_mapping=True, **cut)
+                mask = np.ones(len(tokens), dtype=np.int64)
+                vectors[row] = pooled_within(
+                    np.asarray(tokens, dtype=np.float32), mask, offsets["offset_mapping"], text
+                )
+        return vectors
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -238,21 +287,26 @@ class OnnxEmbedder(ModelFacts):
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text.lower() if self._lower else text).ids)
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
-        if self._lower:
-            texts = [text.lower() for text in texts]
-
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
+        # Each distinct text is read once: a text and sentences Within it share a pass.
+        # (Lowercasing keeps a text's length but for a few letters, such as "İ"; there a
+        # Within's spans stray a little, to neighbouring word pieces.)
+        strings = [plain(text).lower() if self._lower else plain(text) for text in texts]
+        distinct = list(dict.fromkeys(strings))
+        wanting: dict[str, list[int]] = {}
+        for row, string in enumerate(strings):
+            wanting.setdefault(string, []).append(row)
         # Texts of like length batch together, so little of each batch is padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
         vectors = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        starts: Iterable[int] = range(0, len(texts), 32)
+        starts: Iterable[int] = range(0, len(distinct), 32)
         if progress:
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="Embedding", unit="batch")
         for start in starts:
-            chosen = order[start : start + 32]
-            encodings = self._tokenizer.encode_batch([texts[i] for i in chosen])
+            chosen = [distinct[i] for i in order[start : start + 32]]
+            encodings = self._tokenizer.encode_batch(chosen)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             feeds = {
                 "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -261,7 +315,15 @@ class OnnxEmbedder(ModelFacts):
             }
             tokens = self._session.run(None, {name: feeds[name] for name in self._inputs})[0]
             pooled = (tokens * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-            vectors[chosen] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+            for at, string in enumerate(chosen):
+                for row in wanting[string]:
+                    text = texts[row]
+                    vectors[row] = (
+                        pooled_within(tokens[at], mask[at], encodings[at].offsets, text)
+                        if isinstance(text, Within)
+                        else pooled[at]
+                    )
         return vectors
 
 
@@ -287,44 +349,58 @@ class BatchingEmbedder:
         self.model_id, self.dimension, self.window = model.model_id, model.dimension, model.window
         self.fingerprint = model.fingerprint
         self.count_tokens = model.count_tokens
-        self.cache: OrderedDict[str, Vectors] = OrderedDict()
+        self.cache: OrderedDict[Text, Vectors] = OrderedDict()
         self.lock = threading.Lock()
-        self.waiting: queue.SimpleQueue[tuple[str, Future[Vectors]]] = queue.SimpleQueue()
+        # Groups of texts asked for together, each to go in one batch.
+        self.waiting: queue.SimpleQueue[list[tuple[Text, Future[Vectors]]]] = queue.SimpleQueue()
         threading.Thread(target=self.work, name="careerbot-encoder", daemon=True).start()
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         if len(texts) != 1:
             return self.model.embed(texts, progress)
         return self.submit(texts[0]).result()
 
-    def submit(self, text: str) -> "Future[Vectors]":
+    def submit(self, text: Text) -> "Future[Vectors]":
         """A future of one text's embedding: from the cache, or from the next batch."""
-        future: Future[Vectors] = Future()
-        with self.lock:
-            if text in self.cache:
-                self.cache.move_to_end(text)
-                future.set_result(self.cache[text])
-                return future
-        future.add_done_callback(lambda done: self.remember(text, done))
-        self.waiting.put((text, future))
-        return future
+        return self.submit_all([text])[0]
 
-    def remember(self, text: str, done: "Future[Vectors]") -> None:
+    def submit_all(self, texts: Sequence[Text]) -> "list[Future[Vectors]]":
+        """Futures of the texts' embeddings, each from the cache or all from one batch,
+        where a text and sentences Within it share one pass of the model."""
+        futures: list[Future[Vectors]] = []
+        group: list[tuple[Text, Future[Vectors]]] = []
+        for text in texts:
+            future: Future[Vectors] = Future()
+            futures.append(future)
+            with self.lock:
+                cached = self.cache.get(text)
+                if cached is not None:
+                    self.cache.move_to_end(text)
+            if cached is not None:
+                future.set_result(cached)
+                continue
+            future.add_done_callback(functools.partial(self.remember, text))
+            group.append((text, future))
+        if group:
+            self.waiting.put(group)
+        return futures
+
+    def remember(self, text: Text, done: "Future[Vectors]") -> None:
         if done.exception() is None:
             with self.lock:
                 self.cache[text] = done.result()
                 while len(self.cache) > self.cache_size:
                     self.cache.popitem(last=False)
 
-    def gather(self) -> list[tuple[str, "Future[Vectors]"]]:
-        """The next batch: the first question to come, and those queued by then or, under
-        load, arriving within max_wait."""
-        batch = [self.waiting.get()]
+    def gather(self) -> list[tuple[Text, "Future[Vectors]"]]:
+        """The next batch: the first group of texts to come, and those queued by then or,
+        under load, arriving within max_wait."""
+        batch = self.waiting.get()
         busy = time.monotonic() - self.finished < self.max_wait
         deadline = time.monotonic() + (self.max_wait if busy else 0.0)
         while len(batch) < self.batch_size:
             try:
-                batch.append(self.waiting.get(timeout=max(0.0, deadline - time.monotonic())))
+                batch += self.waiting.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
         return batch

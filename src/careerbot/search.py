@@ -11,7 +11,7 @@ from rapidfuzz import fuzz, process
 
 from careerbot import CareerbotError
 from careerbot.chunking import sentence_spans
-from careerbot.embedding import Embedder, Vectors
+from careerbot.embedding import Embedder, Text, Vectors, Within
 from careerbot.lexical import WORD, Lexicon, Synonyms
 from careerbot.version import (
     ANSWER,
@@ -25,8 +25,9 @@ from careerbot.version import (
 
 # Passages taken from the vector index for each question; all of a corpus up to this size.
 CANDIDATES = 256
-# A sentence that asks: it ends in a question mark (before any closing quote or bracket).
-ASKS = re.compile(r"\?[\"”’)]*$")
+# A sentence that asks: it ends in a question mark, full-width or Arabic too ("?!" and
+# "??" as well), before any closing quote or bracket.
+ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 
 
 class UnknownSpeaker(CareerbotError):
@@ -59,7 +60,7 @@ class Weights:
     uncovered_floor: float = 0.3
     # A question that tells of the asker's situation as well as asking is ranked by its
     # embedding blended with that of its asking sentences, which weigh this much.
-    asking: float = 0.3
+    asking: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,12 @@ class QueryTexts:
     # Without the words that name a speaker or their organization, to judge whether it
     # is about an uncovered topic; None when it names nobody or nothing is uncovered.
     unnamed: str | None
-    # Its asking sentences, when it has others too (see asking_part).
-    asking: str | None
+    # Its asking sentences within the whole, when it has others too (see asking_spans).
+    asking: Within | None
 
-    def distinct(self) -> list[str]:
-        return list(dict.fromkeys(t for t in (self.whole, self.unnamed, self.asking) if t))
+    def distinct(self) -> list[Text]:
+        texts = (self.whole, self.unnamed, self.asking)
+        return list(dict.fromkeys(t for t in texts if t is not None))
 
 
 @dataclass(frozen=True)
@@ -124,14 +126,15 @@ def speaker_words(speaker: Record) -> set[str]:
     return found
 
 
-def asking_part(question: str) -> str | None:
-    """The sentences of a question that ask (end in "?"), when others tell of the asker's
-    situation ("I am a data engineer at a bank. How do I move into ML?"); else None. The
-    model gives such a situation as much weight as the request, and ranks first the
-    answers about the asker's present job rather than the one about what they ask."""
-    sentences = [question[start:end] for start, end in sentence_spans(question)]
-    asking = [sentence for sentence in sentences if ASKS.search(sentence)]
-    return " ".join(asking) if asking and len(asking) < len(sentences) else None
+def asking_spans(question: str) -> tuple[tuple[int, int], ...]:
+    """Where the sentences of a question that ask (end in "?") are, when others tell of
+    the asker's situation ("I am a data engineer at a bank. How do I move into ML?");
+    else none. The model gives such a situation as much weight as the request, and ranks
+    first the answers about the asker's present job rather than the one about what they
+    ask."""
+    spans = list(sentence_spans(question))
+    asking = tuple(span for span in spans if ASKS.search(question[span[0] : span[1]]))
+    return asking if len(asking) < len(spans) else ()
 
 
 def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
@@ -251,16 +254,13 @@ class Searcher:
         if self.uncovered_vectors is not None and naming:
             kept = [w for w in repaired.split() if "".join(WORD.findall(w.lower())) not in naming]
             unnamed = self.synonyms.expand(" ".join(kept))
-        asking = asking_part(repaired)
-        return QueryTexts(
-            whole=self.synonyms.expand(repaired),
-            unnamed=unnamed,
-            asking=None if asking is None else self.synonyms.expand(asking),
-        )
+        whole = self.synonyms.expand(repaired)
+        asking = asking_spans(whole)
+        return QueryTexts(whole, unnamed, Within(whole, asking) if asking else None)
 
     def embedded(
-        self, texts: QueryTexts, given: Mapping[str, Vectors] | None
-    ) -> dict[str, Vectors]:
+        self, texts: QueryTexts, given: Mapping[Text, Vectors] | None
+    ) -> dict[Text, Vectors]:
         """Each of the texts' embeddings (one row each): from `given`, or made now."""
         found = {text: given[text] for text in texts.distinct() if given and text in given}
         missing = [text for text in texts.distinct() if text not in found]
@@ -292,7 +292,7 @@ class Searcher:
         question: str,
         top_k: int = 3,
         speaker: str | None = None,
-        embedded: Mapping[str, Vectors] | None = None,
+        embedded: Mapping[Text, Vectors] | None = None,
     ) -> Result:
         """The best answers to a question. `embedded`: embeddings of its query_texts
         already made (by text, one row each); the others are made here."""
