@@ -57,6 +57,18 @@ def test_texts_asked_for_together_go_in_one_batch_the_cached_ones_not_at_all() -
     assert model.calls == [["new"]]
 
 
+def test_a_cancelled_question_is_left_out_and_the_worker_goes_on() -> None:
+    model = SlowEmbedder()
+    batching = BatchingEmbedder(model)
+    busy = batching.submit("keeps the model busy")
+    cancelled, kept = batching.submit_all(["given up on", "still wanted"])
+    assert cancelled.cancel()
+    assert kept.result(timeout=5).shape == (1, model.dimension)
+    assert busy.result(timeout=5).shape == (1, model.dimension)
+    assert batching.submit("after").result(timeout=5).shape == (1, model.dimension)
+    assert ["given up on"] not in model.calls and "given up on" not in batching.cache
+
+
 def test_batches_of_texts_go_straight_to_the_model() -> None:
     model = FakeEmbedder()
     BatchingEmbedder(model).embed(["a", "b"])

@@ -16,6 +16,7 @@ from careerbot.embedding import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     Within,
+    lowered,
     model_path,
 )
 from careerbot.export import onnx_file, writing
@@ -78,6 +79,15 @@ def test_onnx_gives_the_vectors_and_token_counts_of_sentence_transformers(
     assert real_embedder.count_tokens(TEXTS[3]) > real_embedder.window == 256
     # Batched in any order, a text gets the vector it gets alone.
     assert np.allclose(real_embedder.embed(TEXTS[::-1])[::-1], onnx, atol=1e-5)
+
+
+def test_lowercasing_moves_a_withins_spans_with_the_letters_that_lengthen() -> None:
+    text = "İİ work. How? And?"
+    asked = Within(text, ((9, 13), (14, 18), (-5, 99)))
+    low = lowered(asked)
+    assert isinstance(low, Within) and low.text == text.lower() != text
+    assert [low.text[a:b] for a, b in low.spans] == ["how?", "and?", low.text]
+    assert lowered("İ") == "İ".lower()
 
 
 class CountedRuns:

@@ -93,6 +93,7 @@ def test_the_asking_spans_are_the_sentences_that_ask_when_others_tell_the_situat
     assert asking('I was asked "why ML?" Then what.') == ['I was asked "why ML?"']
     for ending in ("?!", "??", "？", "؟", "?)", "?]", "?'"):
         assert asking(f"{situation} Then what{ending}") == [f"Then what{ending}"]
+        assert asking(f"Then what{ending} {situation}") == [f"Then what{ending}"]
     assert asking("How do I move into ML? Is a degree needed?") == []  # all ask
     assert asking(situation) == []  # none asks
     assert asking("how do I move into ML") == asking("") == []

@@ -45,6 +45,19 @@ def plain(text: Text) -> str:
     return text.text if isinstance(text, Within) else text
 
 
+def lowered(text: Text) -> Text:
+    """The text in lower case, a Within's spans moved along: a few letters ("İ") lengthen."""
+    if isinstance(text, str):
+        return text.lower()
+    ends = np.cumsum([0] + [len(letter.lower()) for letter in text.text])
+    size = len(text.text)
+    spans = tuple(
+        (int(ends[min(max(first, 0), size)]), int(ends[min(max(last, 0), size)]))
+        for first, last in text.spans
+    )
+    return Within(text.text.lower(), spans)
+
+
 def pooled_within(
     tokens: NDArray[np.float32],
     mask: NDArray[np.int64],
@@ -289,9 +302,9 @@ class OnnxEmbedder(ModelFacts):
 
     def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         # Each distinct text is read once: a text and sentences Within it share a pass.
-        # (Lowercasing keeps a text's length but for a few letters, such as "İ"; there a
-        # Within's spans stray a little, to neighbouring word pieces.)
-        strings = [plain(text).lower() if self._lower else plain(text) for text in texts]
+        if self._lower:
+            texts = [lowered(text) for text in texts]
+        strings = [plain(text) for text in texts]
         distinct = list(dict.fromkeys(strings))
         wanting: dict[str, list[int]] = {}
         for row, string in enumerate(strings):
@@ -386,7 +399,7 @@ class BatchingEmbedder:
         return futures
 
     def remember(self, text: Text, done: "Future[Vectors]") -> None:
-        if done.exception() is None:
+        if not done.cancelled() and done.exception() is None:
             with self.lock:
                 self.cache[text] = done.result()
                 while len(self.cache) > self.cache_size:
@@ -408,7 +421,10 @@ class BatchingEmbedder:
     def work(self) -> None:
         prepare = getattr(self.model, "prepare_thread", None)
         while True:
-            batch = self.gather()
+            # A future its caller cancelled is left out (it cannot take a result).
+            batch = [(t, f) for t, f in self.gather() if f.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             if prepare is not None:
                 prepare(len(batch))
             try:
