@@ -18,10 +18,10 @@ import tomlkit
 
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Text, Vectors
-from careerbot.evaluate import Report, evaluate, read_cases
+from careerbot.evaluate import Case, Report, evaluate, read_cases
 from careerbot.index import build_index
 from careerbot.search import Searcher, Weights
-from careerbot.version import load_index
+from careerbot.version import LoadedIndex, load_index
 
 
 def at_threshold(report: Report, threshold: float) -> Report:
@@ -93,6 +93,8 @@ def main() -> None:
                     f"tokens {passage_tokens} phrased {weights.phrased} at {settings.min_score}"
                 )
                 results.append((value_of(chosen), f"{setting}: {chosen}"))
+            if passage_tokens == Settings().passage_tokens:
+                results += asking_shares(index, embedder, settings, cases, "as it is")
     # The weights of transcripts without phrasings, on a copy of the corpus without any,
     # at the configured threshold.
     with tempfile.TemporaryDirectory() as scratch:
@@ -110,14 +112,30 @@ def main() -> None:
             chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
             setting = f"no phrasings: plain {weights.plain} at {settings.min_score}"
             results.append((value_of(chosen), f"{setting}: {chosen}"))
+        results += asking_shares(index, embedder, settings, cases, "no phrasings")
     for value, line in sorted(results, reverse=True)[:25]:
         print(f"{value:.3f} {line}")
-    for kind in ("phrased", "plain"):  # every setting tied for best, for each grid
-        kept = [result for result in results if f" {kind} (" in result[1]]
+    grids = (" phrased (", " plain (", "as it is: asking (", "no phrasings: asking (")
+    for kind in grids:  # every setting tied for best, for each grid
+        kept = [result for result in results if kind in result[1]]
         top = max((value for value, _ in kept), default=None)
         for value, line in kept:
             if value == top:
-                print(f"best {kind}: {value:.3f} {line}")
+                print(f"best{kind.split('(')[0]}: {value:.3f} {line}")
+
+
+def asking_shares(
+    index: LoadedIndex, embedder: CachedEmbedder, settings: Settings, cases: list[Case], corpus: str
+) -> list[tuple[float, str]]:
+    """The share of a long question's asking sentences (Weights.asking), the rest as
+    configured: to be chosen on the corpus as it is and on the copy without curation."""
+    results = []
+    for share in [round(0.1 * i, 1) for i in range(11)]:
+        weights = Weights(asking_share=share)
+        chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
+        setting = f"{corpus}: asking ({share}) at {settings.min_score}"
+        results.append((value_of(chosen), f"{setting}: {chosen}"))
+    return results
 
 
 def without_curation(corpus: Path, target: Path) -> Path:

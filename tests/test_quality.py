@@ -37,7 +37,7 @@ FLOORS = {
     "uncovered-heldout": {"offtopic_rejected": 0.85},
     "longform-tune": {"top1": 0.85, "false_rejection": 0.10},
     "longform-tune-b": {"top1": 0.92, "evidence1": 0.65, "false_rejection": 0.10},
-    "longform-heldout": {"top1": 0.95, "false_rejection": 0.10},
+    "longform-heldout": {"top1": 0.90, "false_rejection": 0.10},
     "longform-heldout-2": {"top1": 0.75, "evidence1": 0.45, "false_rejection": 0.15},
     "longform-tune-c": {"top1": 0.87, "evidence1": 0.80, "false_rejection": 0.08},
     "longform-uncovered-tune": {"offtopic_rejected": 0.90},

@@ -67,10 +67,11 @@ def pooled_within(
     """The unit mean of one text's token vectors whose characters (offsets: special tokens
     and padding have none) lie inside the spans; of all that the mask keeps (the text's
     own embedding) when none does."""
-    at = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+    at = np.array(offsets, dtype=np.int64).reshape(-1, 2)[: len(tokens)]
     starts, ends = at[:, :1], at[:, 1:]
     first, last = np.array(within.spans, dtype=np.int64).reshape(-1, 2).T
-    inside = ((starts >= first) & (ends <= last)).any(axis=1) & (at[:, 1] > at[:, 0])
+    inside = np.zeros(len(tokens), dtype=bool)
+    inside[: len(at)] = ((starts >= first) & (ends <= last)).any(axis=1) & (at[:, 1] > at[:, 0])
     mean = tokens[inside if inside.any() else mask.astype(bool)].mean(axis=0)
     return np.asarray(mean / np.linalg.norm(mean), dtype=np.float32)
 
@@ -193,23 +194,30 @@ class SentenceTransformerEmbedder(ModelFacts):
             torch.set_num_threads(threads)
 
     def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
-        vectors = self._model.encode(
-            [plain(text) for text in texts],
-            batch_size=32,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        vectors = np.asarray(vectors, dtype=np.float32)
-        for row, text in enumerate(texts):
-            if isinstance(text, Within):  # a pass of its own, for its word pieces
-                tokens = self._model.encode(text.text, output_value="token_embeddings")
-                cut = {"truncation": True, "max_length": self._window}
-                offsets = self._model.tokenizer(text.text, return_offsets_mapping=True, **cut)
-                mask = np.ones(len(tokens), dtype=np.int64)
-                vectors[row] = pooled_within(
-                    np.asarray(tokens, dtype=np.float32), mask, offsets["offset_mapping"], text
-                )
+        vectors = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        whole = [row for row, text in enumerate(texts) if isinstance(text, str)]
+        if whole:
+            vectors[whole] = self._model.encode(
+                [texts[row] for row in whole],
+                batch_size=32,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        within = [row for row, text in enumerate(texts) if isinstance(text, Within)]
+        if within:  # the model's word pieces, for the characters each came from
+            lower = getattr(self._model[0], "do_lower_case", False)  # done before tokenizing
+            items = [lowered(texts[row]) if lower else texts[row] for row in within]
+            tokens = self._model.encode(
+                [plain(item) for item in items], batch_size=32, output_value="token_embeddings"
+            )
+            cut = {"truncation": True, "max_length": self._window}
+            for row, item, found in zip(within, items, tokens, strict=True):
+                assert isinstance(item, Within)
+                at = self._model.tokenizer(item.text, return_offsets_mapping=True, **cut)
+                found = np.asarray(found, dtype=np.float32)
+                mask = np.ones(len(found), dtype=np.int64)
+                vectors[row] = pooled_within(found, mask, at["offset_mapping"], item)
         return vectors
 
 
@@ -407,7 +415,8 @@ class BatchingEmbedder:
 
     def gather(self) -> list[tuple[Text, "Future[Vectors]"]]:
         """The next batch: the first group of texts to come, and those queued by then or,
-        under load, arriving within max_wait."""
+        under load, arriving within max_wait. A group is never split, so a batch may pass
+        batch_size by up to one group (a question's texts: three at most)."""
         batch = self.waiting.get()
         busy = time.monotonic() - self.finished < self.max_wait
         deadline = time.monotonic() + (self.max_wait if busy else 0.0)

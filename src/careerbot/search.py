@@ -27,6 +27,7 @@ from careerbot.version import (
 CANDIDATES = 256
 # A sentence that asks: it ends in a question mark, full-width or Arabic too ("?!" and
 # "??" as well), before any closing quote or bracket.
+SHORT_ASK_WORDS = 4
 ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 
 
@@ -60,7 +61,7 @@ class Weights:
     uncovered_floor: float = 0.3
     # A question that tells of the asker's situation as well as asking is ranked by its
     # embedding blended with that of its asking sentences, which weigh this much.
-    asking: float = 0.5
+    asking_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class QueryTexts:
 
 
 @dataclass(frozen=True)
-class Asked:
+class ScoringInput:
     """What scoring a question's passages needs besides its embedding."""
 
     terms: dict[str, str]  # stem: the question's word (Lexicon.terms)
@@ -131,10 +132,21 @@ def asking_spans(question: str) -> tuple[tuple[int, int], ...]:
     the asker's situation ("I am a data engineer at a bank. How do I move into ML?");
     else none. The model gives such a situation as much weight as the request, and ranks
     first the answers about the asker's present job rather than the one about what they
-    ask."""
+    ask. An asking sentence of a few words ("Any advice?", or the end of one cut short by
+    an abbreviation: "vs. a masters?") takes in the sentence before it."""
     spans = list(sentence_spans(question))
-    asking = tuple(span for span in spans if ASKS.search(question[span[0] : span[1]]))
-    return asking if len(asking) < len(spans) else ()
+    asking: list[tuple[int, int]] = []
+    for number, (start, end) in enumerate(spans):
+        if not ASKS.search(question[start:end]):
+            continue
+        if number and len(question[start:end].split()) < SHORT_ASK_WORDS:
+            start = spans[number - 1][0]
+        if asking and start <= asking[-1][1]:  # the sentence before asks too
+            start = asking.pop()[0]
+        asking.append((start, end))
+    covered = sum(end - start for start, end in asking)
+    whole = sum(end - start for start, end in spans)
+    return tuple(asking) if asking and covered < whole else ()
 
 
 def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
@@ -258,7 +270,7 @@ class Searcher:
         asking = asking_spans(whole)
         return QueryTexts(whole, unnamed, Within(whole, asking) if asking else None)
 
-    def embedded(
+    def embeddings(
         self, texts: QueryTexts, given: Mapping[Text, Vectors] | None
     ) -> dict[Text, Vectors]:
         """Each of the texts' embeddings (one row each): from `given`, or made now."""
@@ -300,7 +312,7 @@ class Searcher:
         repaired = self.lexicon.repair(question)
         named, naming = self.named_speakers(repaired)
         texts = self.texts_of(repaired, naming)
-        vectors = self.embedded(texts, embedded)
+        vectors = self.embeddings(texts, embedded)
         query = vectors[texts.whole]
         covered = self.covered(self.topical(query), self.answer_near(query))
         if texts.unnamed is None:
@@ -314,7 +326,7 @@ class Searcher:
         # Who is named steers the choice of speaker, not the word matching.
         terms = self.lexicon.terms(repaired, ignore=naming)
         rows = self.speaker_row
-        asked = Asked(
+        scoring = ScoringInput(
             terms=terms,
             lexical=self.lexicon.scores(terms),
             confidence=self.lexicon.coverage(terms) ** self.weights.coverage,
@@ -326,22 +338,22 @@ class Searcher:
         if texts.asking is not None:
             # Ranked by what it asks; when nothing clears the threshold that way, by the
             # whole question, whose situation may be what the corpus speaks to.
-            share = self.weights.asking
+            share = self.weights.asking_share
             focused = (1 - share) * query + share * vectors[texts.asking]
-            hits = self.best(focused / np.linalg.norm(focused), asked)
-        hits = hits or self.best(query, asked)
+            hits = self.best(focused / np.linalg.norm(focused), scoring)
+        hits = hits or self.best(query, scoring)
         return Result(question, hits, [] if hits else self.suggest(covered))
 
-    def best(self, query: Vectors, asked: Asked) -> list[Hit]:
+    def best(self, query: Vectors, scoring: ScoringInput) -> list[Hit]:
         """The answers whose best passage scores highest for the query, best first: at
-        most asked.top_k, none under the threshold."""
+        most scoring.top_k, none under the threshold."""
         # The nearest passages by meaning; the others count as unrelated, except those of
         # a speaker the question names or the filter picks, which are all compared.
         count = len(self.index.rows)
         semantic = np.zeros(count, dtype=np.float32)
         scores, ids = search_vectors(self.index.vectors, query, CANDIDATES)
         semantic[ids] = scores
-        by_named, by_only = asked.by_named, asked.by_only
+        by_named, by_only = scoring.by_named, scoring.by_only
         wanted = by_only if by_only is not None else by_named
         if wanted is not None and count > CANDIDATES:
             picked = np.flatnonzero(wanted)
@@ -354,8 +366,8 @@ class Searcher:
         topic[phrased] = np.maximum(topic[phrased], near[self.phrased_passage_slot])
         topic = np.clip(topic, 0.0, 1.0)
         mix = self.mix
-        score = semantic * mix[0] + asked.lexical * mix[1] + topic * mix[2]
-        score *= asked.confidence
+        score = semantic * mix[0] + scoring.lexical * mix[1] + topic * mix[2]
+        score *= scoring.confidence
         if by_named is not None:
             score[~by_named] *= 1 - self.weights.other_speaker
         if by_only is not None:
@@ -364,7 +376,7 @@ class Searcher:
         seen: set[int] = set()
         # Best passages first; the first of each answer is its best. Stop at top_k.
         for position in best_first(score):
-            if score[position] < max(self.min_score, 0.0) or len(hits) == asked.top_k:
+            if score[position] < max(self.min_score, 0.0) or len(hits) == scoring.top_k:
                 break
             answer = int(self.index.rows[position, ANSWER])
             if answer in seen:
@@ -377,9 +389,9 @@ class Searcher:
                     passage=passage,
                     score=float(np.clip(score[position], 0.0, 1.0)),
                     semantic=float(semantic[position]),
-                    lexical=float(asked.lexical[position]),
+                    lexical=float(scoring.lexical[position]),
                     matched_terms=self.lexicon.matched(
-                        asked.terms, lexicon_text(passage["question"], passage["text"])
+                        scoring.terms, lexicon_text(passage["question"], passage["text"])
                     ),
                 )
             )
