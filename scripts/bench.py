@@ -259,11 +259,12 @@ def main() -> None:
         workers = {"CAREERBOT_WORKERS": str(args.workers)}
         compare(args, server, dirs, {"1 worker": {}, f"{args.workers} workers": workers})
         return
+    long_batch = long_questions()
     with serving(server, dirs, {}) as (url, pid, cold_start):
         one, many = measure(url, args.requests, 0)
-        long = asyncio.run(over_http(url, long_questions(), 1))
+        long = asyncio.run(over_http(url, long_batch, 1))
         rss = peak_rss_mb(pid)
-    base_long = baseline(index_file, long_questions())
+    base_long = baseline(index_file, long_batch)
 
     cpus = os.cpu_count()
     print(f"machine: {cpus} CPUs, Python {sys.version.split()[0]}, {args.requests} questions each")

@@ -312,11 +312,10 @@ class OnnxEmbedder(ModelFacts):
         # Each distinct text is read once: a text and sentences Within it share a pass.
         if self._lower:
             texts = [lowered(text) for text in texts]
-        strings = [plain(text) for text in texts]
-        distinct = list(dict.fromkeys(strings))
-        wanting: dict[str, list[int]] = {}
-        for row, string in enumerate(strings):
-            wanting.setdefault(string, []).append(row)
+        wanting: dict[str, list[int]] = {}  # each distinct text: the rows that want it
+        for row, text in enumerate(texts):
+            wanting.setdefault(plain(text), []).append(row)
+        distinct = list(wanting)
         # Texts of like length batch together, so little of each batch is padding.
         order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
         vectors = np.zeros((len(texts), self._dimension), dtype=np.float32)

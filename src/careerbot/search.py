@@ -27,8 +27,9 @@ from careerbot.version import (
 CANDIDATES = 256
 # A sentence that asks: it ends in a question mark, full-width or Arabic too ("?!" and
 # "??" as well), before any closing quote or bracket.
-SHORT_ASK_WORDS = 4
 ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
+# An asking sentence of fewer words takes in the sentence before it (asking_spans).
+SHORT_ASK_WORDS = 4
 
 
 class UnknownSpeaker(CareerbotError):
@@ -274,8 +275,9 @@ class Searcher:
         self, texts: QueryTexts, given: Mapping[Text, Vectors] | None
     ) -> dict[Text, Vectors]:
         """Each of the texts' embeddings (one row each): from `given`, or made now."""
-        found = {text: given[text] for text in texts.distinct() if given and text in given}
-        missing = [text for text in texts.distinct() if text not in found]
+        wanted = texts.distinct()
+        found = {text: given[text] for text in wanted if given and text in given}
+        missing = [text for text in wanted if text not in found]
         if missing:
             made = self.embedder.embed(missing)
             found.update((text, made[row : row + 1]) for row, text in enumerate(missing))
@@ -314,13 +316,14 @@ class Searcher:
         texts = self.texts_of(repaired, naming)
         vectors = self.embeddings(texts, embedded)
         query = vectors[texts.whole]
-        covered = self.covered(self.topical(query), self.answer_near(query))
-        if texts.unnamed is None:
-            uncovered = self.uncovered_topic(query, covered)
-        else:
-            unnamed = vectors[texts.unnamed]
-            unnamed_covered = self.covered(self.topical(unnamed), self.answer_near(unnamed))
-            uncovered = self.uncovered_topic(unnamed, unnamed_covered)
+        topical, near = self.topical(query), self.answer_near(query)
+        covered = self.covered(topical, near)
+        # Judged without the words that name someone, when there are such words.
+        judged, judged_covered = query, covered
+        if texts.unnamed is not None:
+            judged = vectors[texts.unnamed]
+            judged_covered = self.covered(self.topical(judged), self.answer_near(judged))
+        uncovered = self.uncovered_topic(judged, judged_covered)
         if uncovered is not None:
             return Result(question, [], self.suggest(covered), uncovered)
         # Who is named steers the choice of speaker, not the word matching.
@@ -340,13 +343,17 @@ class Searcher:
             # whole question, whose situation may be what the corpus speaks to.
             share = self.weights.asking_share
             focused = (1 - share) * query + share * vectors[texts.asking]
-            hits = self.best(focused / np.linalg.norm(focused), scoring)
-        hits = hits or self.best(query, scoring)
+            focused /= np.linalg.norm(focused)
+            hits = self.best(focused, self.topical(focused), self.answer_near(focused), scoring)
+        hits = hits or self.best(query, topical, near, scoring)
         return Result(question, hits, [] if hits else self.suggest(covered))
 
-    def best(self, query: Vectors, scoring: ScoringInput) -> list[Hit]:
-        """The answers whose best passage scores highest for the query, best first: at
-        most scoring.top_k, none under the threshold."""
+    def best(
+        self, query: Vectors, topical: Vectors, near: Vectors, scoring: ScoringInput
+    ) -> list[Hit]:
+        """The answers whose best passage scores highest for the query (`topical` and
+        `near` being its nearest views, as made by those methods), best first: at most
+        scoring.top_k, none under the threshold."""
         # The nearest passages by meaning; the others count as unrelated, except those of
         # a speaker the question names or the filter picks, which are all compared.
         count = len(self.index.rows)
@@ -360,8 +367,7 @@ class Searcher:
             semantic[picked] = self.index.vectors.reconstruct_batch(picked) @ query[0]
         semantic = np.clip(semantic, 0.0, 1.0)
         # A passage's topic: the nearest view of its interview question or of its answer.
-        near = self.answer_near(query)
-        topic = self.topical(query)[self.passage_topic]
+        topic = topical[self.passage_topic]
         phrased = self.phrased_passages
         topic[phrased] = np.maximum(topic[phrased], near[self.phrased_passage_slot])
         topic = np.clip(topic, 0.0, 1.0)
