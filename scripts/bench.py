@@ -228,8 +228,12 @@ def main() -> None:
         help="the Python whose careerbot serves (e.g. an install without the export extra)",
     )
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="careerbot-bench-"))
-    index_dir = scratch / "index"
+    with tempfile.TemporaryDirectory(prefix="careerbot-bench-") as scratch:
+        run(args, Path(scratch) / "index")
+
+
+def run(args: argparse.Namespace, index_dir: Path) -> None:
+    """Build an index in index_dir, then measure what args ask for."""
     dirs = ["--corpus-dir", str(args.corpus_dir), "--index-dir", str(index_dir)]
     careerbot = [sys.executable, "-m", "careerbot"]
     # Builds need the export extra; the server may be another install of careerbot.
