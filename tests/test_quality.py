@@ -18,16 +18,16 @@ from careerbot.version import load_index
 from tests.conftest import DATA, ROOT, script
 
 FLOORS = {
-    "tune": {"top1": 0.94, "evidence1": 0.87, "offtopic_rejected": 0.95, "false_rejection": 0.05},
+    "tune": {"top1": 0.94, "evidence1": 0.90, "offtopic_rejected": 0.95, "false_rejection": 0.05},
     "heldout": {
         "top1": 0.93,
-        "evidence1": 0.86,
+        "evidence1": 0.90,
         "offtopic_rejected": 0.95,
         "false_rejection": 0.05,
     },
     "heldout-2": {
         "top1": 0.93,
-        "evidence1": 0.75,
+        "evidence1": 0.83,
         "offtopic_rejected": 0.95,
         "false_rejection": 0.05,
     },
@@ -36,10 +36,10 @@ FLOORS = {
     "uncovered-tune": {"offtopic_rejected": 0.90},
     "uncovered-heldout": {"offtopic_rejected": 0.85},
     "longform-tune": {"top1": 0.85, "false_rejection": 0.10},
-    "longform-tune-b": {"top1": 0.92, "evidence1": 0.65, "false_rejection": 0.10},
+    "longform-tune-b": {"top1": 0.92, "evidence1": 0.78, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.90, "false_rejection": 0.10},
-    "longform-heldout-2": {"top1": 0.75, "evidence1": 0.45, "false_rejection": 0.15},
-    "longform-tune-c": {"top1": 0.87, "evidence1": 0.80, "false_rejection": 0.08},
+    "longform-heldout-2": {"top1": 0.75, "evidence1": 0.60, "false_rejection": 0.15},
+    "longform-tune-c": {"top1": 0.87, "evidence1": 0.85, "false_rejection": 0.08},
     "longform-uncovered-tune": {"offtopic_rejected": 0.90},
     "longform-uncovered-tune-b": {"offtopic_rejected": 0.85},
     "longform-uncovered-heldout": {"offtopic_rejected": 0.90},

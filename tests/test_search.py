@@ -70,6 +70,39 @@ def test_speaker_filter_keeps_only_that_speaker(searcher: Searcher) -> None:
         searcher.ask("interview", speaker="Nobody")
 
 
+def test_the_shown_passage_grows_into_neighbours_that_match_nearly_as_well(
+    searcher: Searcher,
+) -> None:
+    index = searcher.index
+    # The answer with the most passages, and one of its middle ones as the best.
+    answer = int(np.bincount(index.rows[:, search.ANSWER]).argmax())
+    mine = np.flatnonzero(index.rows[:, search.ANSWER] == answer)
+    mine = mine[np.argsort(index.rows[mine, search.START])]
+    assert len(mine) >= 5
+    left, best, right = (int(p) for p in mine[1:4])
+    text = index.answers[answer]["text"]
+    score = np.full(len(index.rows), -1.0, dtype=np.float32)
+
+    score[best] = 0.6
+    assert searcher.shown(best, score, text) == index.passages[best]  # nothing near
+
+    score[left] = 0.6 - search.NEAR_BEST / 2
+    score[right] = 0.6 - search.NEAR_BEST * 2
+    shown = searcher.shown(best, score, text)
+    start, end = int(index.rows[left, search.START]), int(index.rows[best, search.END])
+    assert shown["text"] == text[start:end] and shown["span"] == [start, end]
+    assert shown["id"] == index.passages[best]["id"]
+    lines = [index.passages[left]["source"]["lines"][0], index.passages[best]["source"]["lines"][1]]
+    assert shown["source"]["lines"] == lines
+
+    score[mine] = 0.6  # every window as good: it grows only so far
+    shown = searcher.shown(best, score, text)
+    window = index.rows[best, search.END] - index.rows[best, search.START]
+    assert index.passages[best]["text"] in shown["text"]
+    assert len(index.passages[best]["text"]) < len(shown["text"])
+    assert len(shown["text"]) <= search.SHOWN_GROWTH * window
+
+
 def test_nothing_above_the_threshold_means_suggestions(searcher: Searcher) -> None:
     strict = Searcher(searcher.index, searcher.embedder, min_score=0.99)
     result = strict.ask("how do I prepare for the interview process")
@@ -241,7 +274,8 @@ def test_a_filtered_or_named_speaker_is_compared_in_full_beyond_the_candidates(
         hits = searcher.ask(question, top_k=9, speaker=speaker).answers
         his = [hit for hit in hits if hit.answer["speaker"]["name"] == "Shubhankar Jain"]
         assert len(his) >= 3 and (speaker is None or his == hits)
-        positions = [list(searcher.index.passages).index(hit.passage) for hit in his]
+        ids = [passage["id"] for passage in searcher.index.passages]
+        positions = [ids.index(hit.passage["id"]) for hit in his]
         assert [hit.semantic for hit in his] == pytest.approx(list(exact[positions]), abs=1e-6)
 
 

@@ -15,7 +15,9 @@ from careerbot.embedding import Embedder, Text, Vectors, Within
 from careerbot.lexical import WORD, Lexicon, Synonyms
 from careerbot.version import (
     ANSWER,
+    END,
     SPEAKER,
+    START,
     TOPIC,
     LoadedIndex,
     Record,
@@ -30,6 +32,11 @@ CANDIDATES = 256
 ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 # An asking sentence of fewer words takes in the sentence before it (asking_spans).
 SHORT_ASK_WORDS = 4
+# The passage shown for an answer grows from its best window into the windows beside it
+# that score at most this much less, while it stays within this many times the best
+# window's length (Searcher.shown). Chosen on the tuning questions' evidence.
+NEAR_BEST = 0.02
+SHOWN_GROWTH = 2.0
 
 
 class UnknownSpeaker(CareerbotError):
@@ -95,7 +102,8 @@ class ScoringInput:
 
 @dataclass(frozen=True)
 class Hit:
-    """One answer picked for a question, with the passage that carried the match."""
+    """One answer picked for a question, with the passage that carried the match (grown
+    as Searcher.shown grows it)."""
 
     answer: Record
     passage: Record
@@ -212,6 +220,12 @@ class Searcher:
         self.phrased_passage_slot = np.searchsorted(self.phrased, phrased_rows)
         self.phrased_topic = np.zeros(len(self.phrased), dtype=np.int64)
         self.phrased_topic[self.phrased_passage_slot] = index.rows[self.phrased_passages, TOPIC]
+        # Each answer's passages in order through its text (Searcher.shown): the positions
+        # of answer a's are by_answer[answer_first[a] : answer_first[a + 1]].
+        self.by_answer = np.lexsort((index.rows[:, START], index.rows[:, ANSWER]))
+        self.answer_first = np.searchsorted(
+            index.rows[self.by_answer, ANSWER], np.arange(len(index.answers) + 1)
+        )
         self.mix = self.passage_weights(index, weights)
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
@@ -388,10 +402,11 @@ class Searcher:
             if answer in seen:
                 continue
             seen.add(answer)
-            passage = self.index.passages[position]
+            record = self.index.answers[answer]
+            passage = self.shown(int(position), score, record["text"])
             hits.append(
                 Hit(
-                    answer=self.index.answers[answer],
+                    answer=record,
                     passage=passage,
                     score=float(np.clip(score[position], 0.0, 1.0)),
                     semantic=float(semantic[position]),
@@ -402,6 +417,42 @@ class Searcher:
                 )
             )
         return hits
+
+    def shown(self, position: int, score: NDArray[np.float32], text: str) -> Record:
+        """The passage at `position` as shown, grown into the windows either side (the
+        better first) that score at least its score less NEAR_BEST, up to SHOWN_GROWTH
+        times its length. A window of a few sentences often stops short of the thought
+        that matched; its neighbours that match as well carry the rest of it. `text`:
+        the passage's answer."""
+        rows = self.index.rows
+        answer = rows[position, ANSWER]
+        order = self.by_answer[self.answer_first[answer] : self.answer_first[answer + 1]]
+        starts, ends, near = rows[order, START], rows[order, END], score[order]
+        first = last = int(np.flatnonzero(order == position)[0])
+        longest = SHOWN_GROWTH * (ends[first] - starts[first])
+        floor = score[position] - NEAR_BEST
+        while True:
+            beside = [
+                i
+                for i in (first - 1, last + 1)
+                if 0 <= i < len(order)
+                and near[i] >= floor
+                and max(ends[last], ends[i]) - min(starts[first], starts[i]) <= longest
+            ]
+            if not beside:
+                break
+            taken = max(beside, key=lambda i: near[i])
+            first, last = min(first, taken), max(last, taken)
+        passage = self.index.passages[position]
+        if first == last:
+            return passage
+        start, end = int(starts[first]), int(ends[last])
+        lines = [
+            self.index.passages[int(order[first])]["source"]["lines"][0],
+            self.index.passages[int(order[last])]["source"]["lines"][1],
+        ]
+        source = {**passage["source"], "lines": lines}
+        return {**passage, "text": text[start:end], "span": [start, end], "source": source}
 
     def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:
         """The uncovered topic a question is nearer to than to anything covered (`covered`,
