@@ -99,16 +99,31 @@ def test_each_passage_gives_the_lines_of_the_paragraphs_it_spans(tmp_path: Path)
     assert [p.lines for p in passages] == [(line(p.start), line(p.end - 1)) for p in passages]
 
 
-class CountingStarts(tuple[tuple[int, int], ...]):
+def test_a_passage_ending_in_a_wrapped_paragraph_takes_its_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    wrapped = "\n".join(f"Line {n} of a paragraph wrapped over five lines." for n in range(5))
+    path.write_text(f"Why?\n\nAda: {wrapped}\n\nI say a second thing. And more about it.\n")
+    (answer,) = answers_of(parse_transcript(path))
+    fake = FakeEmbedder()
+    passages = split_passages(answer, fake.count_tokens, fake.window, 12)
+    assert len(passages) > 3
+    for passage in passages:
+        first, last = passage.lines
+        inside_first = passage.end <= answer.text.index("I say")
+        assert (first, last) == ((3, 7) if inside_first else (first, 9)), passage.text
+        assert first == (9 if passage.start >= answer.text.index("I say") else 3)
+
+
+class CountingStarts(tuple[tuple[int, int, int], ...]):
     """Paragraph starts that count how many of them are looked at."""
 
     looked = 0
 
-    def __getitem__(self, index: SupportsIndex) -> tuple[int, int]:  # type: ignore[override]
+    def __getitem__(self, index: SupportsIndex) -> tuple[int, int, int]:  # type: ignore[override]
         CountingStarts.looked += 1
         return super().__getitem__(index)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
         CountingStarts.looked += len(self)
         return super().__iter__()
 

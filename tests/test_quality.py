@@ -38,7 +38,7 @@ FLOORS = {
     "longform-tune": {"top1": 0.85, "false_rejection": 0.10},
     "longform-tune-b": {"top1": 0.92, "evidence1": 0.78, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.90, "false_rejection": 0.10},
-    "longform-heldout-2": {"top1": 0.75, "evidence1": 0.60, "false_rejection": 0.15},
+    "longform-heldout-2": {"top1": 0.75, "evidence1": 0.55, "false_rejection": 0.15},
     "longform-tune-c": {"top1": 0.87, "evidence1": 0.85, "false_rejection": 0.08},
     "longform-uncovered-tune": {"offtopic_rejected": 0.90},
     "longform-uncovered-tune-b": {"offtopic_rejected": 0.85},

@@ -17,6 +17,7 @@ from careerbot.search import (
     Weights,
     asking_spans,
     best_first,
+    grown,
 )
 from careerbot.version import load_index
 from tests.conftest import DATA, ROOT, FakeEmbedder
@@ -70,37 +71,39 @@ def test_speaker_filter_keeps_only_that_speaker(searcher: Searcher) -> None:
         searcher.ask("interview", speaker="Nobody")
 
 
-def test_the_shown_passage_grows_into_neighbours_that_match_nearly_as_well(
-    searcher: Searcher,
-) -> None:
+def test_a_shown_passage_takes_in_the_better_neighbour_first_while_near_and_short() -> None:
+    # Six windows of 10 characters, each starting 5 after the one before.
+    starts = np.arange(0, 30, 5, dtype=np.int64)
+    ends = starts + 10
+    near = 0.5 - search.NEAR_BEST / 2  # near enough
+    far = 0.5 - search.NEAR_BEST * 2  # too far
+    match = np.array([far, near - 0.005, near + 0.01, 0.5, near, far], dtype=np.float32)
+    # 2 first (the better), then 4 (better than 1); then 1 would make it too long.
+    assert grown(starts, ends, match, 3) == (2, 4)
+    match[2] = far
+    assert grown(starts, ends, match, 3) == (3, 4)  # the side that is near, only
+    match[4] = far
+    assert grown(starts, ends, match, 3) == (3, 3)  # nothing near
+    match = np.full(6, 0.5, dtype=np.float32)
+    first, last = grown(starts, ends, match, 0)  # at an end: grows the one way it can
+    assert (first, last) == (0, 2) and ends[2] - starts[0] <= search.SHOWN_GROWTH * 10
+
+
+def test_a_shown_passage_is_the_answers_text_around_its_best_window(searcher: Searcher) -> None:
     index = searcher.index
-    # The answer with the most passages, and one of its middle ones as the best.
-    answer = int(np.bincount(index.rows[:, search.ANSWER]).argmax())
-    mine = np.flatnonzero(index.rows[:, search.ANSWER] == answer)
-    mine = mine[np.argsort(index.rows[mine, search.START])]
-    assert len(mine) >= 5
-    left, best, right = (int(p) for p in mine[1:4])
-    text = index.answers[answer]["text"]
-    score = np.full(len(index.rows), -1.0, dtype=np.float32)
-
-    score[best] = 0.6
-    assert searcher.shown(best, score, text) == index.passages[best]  # nothing near
-
-    score[left] = 0.6 - search.NEAR_BEST / 2
-    score[right] = 0.6 - search.NEAR_BEST * 2
-    shown = searcher.shown(best, score, text)
-    start, end = int(index.rows[left, search.START]), int(index.rows[best, search.END])
-    assert shown["text"] == text[start:end] and shown["span"] == [start, end]
-    assert shown["id"] == index.passages[best]["id"]
-    lines = [index.passages[left]["source"]["lines"][0], index.passages[best]["source"]["lines"][1]]
-    assert shown["source"]["lines"] == lines
-
-    score[mine] = 0.6  # every window as good: it grows only so far
-    shown = searcher.shown(best, score, text)
-    window = index.rows[best, search.END] - index.rows[best, search.START]
-    assert index.passages[best]["text"] in shown["text"]
-    assert len(index.passages[best]["text"]) < len(shown["text"])
-    assert len(shown["text"]) <= search.SHOWN_GROWTH * window
+    grew = 0
+    for question in ("machine learning engineer interviews", "titanic project resume", "trends"):
+        for hit in searcher.ask(question, top_k=9).answers:
+            best = [p["id"] for p in index.passages].index(hit.passage["id"])
+            window = index.passages[best]
+            start, end = hit.passage["span"]
+            assert hit.passage["text"] == hit.answer["text"][start:end]
+            assert window["text"] in hit.passage["text"]
+            assert len(hit.passage["text"]) <= search.SHOWN_GROWTH * len(window["text"])
+            first, last = hit.passage["source"]["lines"]
+            assert first <= window["source"]["lines"][0] <= window["source"]["lines"][1] <= last
+            grew += hit.passage != window
+    assert grew  # some grew
 
 
 def test_nothing_above_the_threshold_means_suggestions(searcher: Searcher) -> None:

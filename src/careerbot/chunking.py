@@ -24,16 +24,22 @@ class Answer:
     speaker: Speaker
     text: str
     lines: tuple[int, int]
-    # (offset in text, first line) of each paragraph, to give a passage its lines.
-    paragraph_starts: tuple[tuple[int, int], ...]
+    # (offset in text, first line, last line) of each paragraph, to give a passage its
+    # lines: a paragraph may be wrapped over several lines of the transcript.
+    paragraph_starts: tuple[tuple[int, int, int], ...]
     interview: Interview
     # Questions people ask that this answer answers, from the metadata file.
     phrasings: tuple[str, ...] = ()
 
-    def line_at(self, offset: int) -> int:
+    def lines_at(self, offset: int) -> tuple[int, int]:
+        """The first and last line of the paragraph that holds the character at offset."""
         # A binary search: a long answer has thousands of passages and paragraphs.
         found = bisect.bisect_right(self.paragraph_starts, offset, key=lambda start: start[0])
-        return self.paragraph_starts[found - 1][1]
+        _, first, last = self.paragraph_starts[found - 1]
+        return first, last
+
+    def line_at(self, offset: int) -> int:
+        return self.lines_at(offset)[0]
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Passage:
 
     @property
     def lines(self) -> tuple[int, int]:
-        return self.answer.line_at(self.start), self.answer.line_at(self.end - 1)
+        return self.answer.line_at(self.start), self.answer.lines_at(self.end - 1)[1]
 
 
 def embedding_text(answer: Answer, passage: str) -> str:
@@ -64,7 +70,7 @@ def answers_of(transcript: Transcript) -> list[Answer]:
     for turn in transcript.turns:
         starts, offset = [], 0
         for paragraph in turn.paragraphs:
-            starts.append((offset, paragraph.first_line))
+            starts.append((offset, paragraph.first_line, paragraph.last_line))
             offset += len(paragraph.text) + len(PARAGRAPH_BREAK)
         answers.append(
             Answer(

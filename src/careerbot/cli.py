@@ -152,7 +152,9 @@ def show(result: Result) -> None:
         source = hit.passage["source"]
         print(f"{rank}. {speaker['name']}{role}  (score {hit.score:.2f})")
         print(f"   Asked: {hit.answer['question']}")
-        print(textwrap.indent(textwrap.fill(hit.passage["text"], 88), "   > "))
+        for number, paragraph in enumerate(hit.passage["text"].split("\n\n")):
+            print("   >" if number else "", end="\n" if number else "")
+            print(textwrap.indent(textwrap.fill(paragraph, 88), "   > "))
         first, last = source["lines"]
         lines = f"line {first}" if first == last else f"lines {first}-{last}"
         print(f"   Source: {source['document']}, {lines}")

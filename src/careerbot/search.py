@@ -35,7 +35,7 @@ SHORT_ASK_WORDS = 4
 # The passage shown for an answer grows from its best window into the windows beside it
 # that score at most this much less, while it stays within this many times the best
 # window's length (Searcher.shown). Chosen on the tuning questions' evidence.
-NEAR_BEST = 0.02
+NEAR_BEST = 0.06
 SHOWN_GROWTH = 2.0
 
 
@@ -156,6 +156,30 @@ def asking_spans(question: str) -> tuple[tuple[int, int], ...]:
     covered = sum(end - start for start, end in asking)
     whole = sum(end - start for start, end in spans)
     return tuple(asking) if asking and covered < whole else ()
+
+
+def grown(
+    starts: NDArray[np.int64], ends: NDArray[np.int64], match: NDArray[np.float32], best: int
+) -> tuple[int, int]:
+    """The first and last of an answer's windows (in order through its text: `starts`,
+    `ends`; `match`: how well each matches) to show, from the `best` one: it takes in the
+    window beside it that matches better, then the next, while each matches at least the
+    best's match less NEAR_BEST and the whole spans at most SHOWN_GROWTH times the best."""
+    first = last = best
+    longest = SHOWN_GROWTH * (ends[best] - starts[best])
+    floor = match[best] - NEAR_BEST
+    while True:
+        beside = [
+            i
+            for i in (first - 1, last + 1)
+            if 0 <= i < len(match)
+            and match[i] >= floor
+            and max(ends[last], ends[i]) - min(starts[first], starts[i]) <= longest
+        ]
+        if not beside:
+            return first, last
+        taken = max(beside, key=lambda i: match[i])
+        first, last = min(first, taken), max(last, taken)
 
 
 def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
@@ -403,7 +427,7 @@ class Searcher:
                 continue
             seen.add(answer)
             record = self.index.answers[answer]
-            passage = self.shown(int(position), score, record["text"])
+            passage = self.shown(int(position), query, scoring.lexical, record["text"])
             hits.append(
                 Hit(
                     answer=record,
@@ -418,31 +442,26 @@ class Searcher:
             )
         return hits
 
-    def shown(self, position: int, score: NDArray[np.float32], text: str) -> Record:
-        """The passage at `position` as shown, grown into the windows either side (the
-        better first) that score at least its score less NEAR_BEST, up to SHOWN_GROWTH
-        times its length. A window of a few sentences often stops short of the thought
-        that matched; its neighbours that match as well carry the rest of it. `text`:
-        the passage's answer."""
+    def shown(
+        self, position: int, query: Vectors, lexical: NDArray[np.float64], text: str
+    ) -> Record:
+        """The passage at `position` as shown: grown (see `grown`) into the windows beside
+        it that match the query nearly as well. A window of a few sentences often stops
+        short of the thought that matched, and its neighbours carry the rest. `lexical`:
+        every passage's word matching; `text`: the passage's answer."""
         rows = self.index.rows
         answer = rows[position, ANSWER]
         order = self.by_answer[self.answer_first[answer] : self.answer_first[answer + 1]]
-        starts, ends, near = rows[order, START], rows[order, END], score[order]
-        first = last = int(np.flatnonzero(order == position)[0])
-        longest = SHOWN_GROWTH * (ends[first] - starts[first])
-        floor = score[position] - NEAR_BEST
-        while True:
-            beside = [
-                i
-                for i in (first - 1, last + 1)
-                if 0 <= i < len(order)
-                and near[i] >= floor
-                and max(ends[last], ends[i]) - min(starts[first], starts[i]) <= longest
-            ]
-            if not beside:
-                break
-            taken = max(beside, key=lambda i: near[i])
-            first, last = min(first, taken), max(last, taken)
+        # Within one answer the topic, coverage and speaker factors are alike: its windows
+        # differ in meaning and words only. Each is compared exactly (not only those among
+        # the nearest candidates), as the weighted mean of the two, so that the margin
+        # means the same whatever weights the transcript's curation gives.
+        weight = self.mix[:2, order]
+        semantic = np.clip(self.index.vectors.reconstruct_batch(order) @ query[0], 0.0, 1.0)
+        total = weight.sum(axis=0)
+        match = (weight[0] * semantic + weight[1] * lexical[order]) / np.where(total, total, 1)
+        starts, ends = rows[order, START], rows[order, END]
+        first, last = grown(starts, ends, match, int(np.flatnonzero(order == position)[0]))
         passage = self.index.passages[position]
         if first == last:
             return passage
