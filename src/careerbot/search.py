@@ -452,6 +452,11 @@ class Searcher:
         rows = self.index.rows
         answer = rows[position, ANSWER]
         order = self.by_answer[self.answer_first[answer] : self.answer_first[answer + 1]]
+        # Only the windows it could grow into (a long answer has thousands).
+        start, end = rows[position, START], rows[position, END]
+        reach = SHOWN_GROWTH * (end - start)
+        starts, ends = rows[order, START], rows[order, END]
+        order = order[(starts >= end - reach) & (ends <= start + reach)]
         # Within one answer the topic, coverage and speaker factors are alike: its windows
         # differ in meaning and words only. Each is compared exactly (not only those among
         # the nearest candidates), as the weighted mean of the two, so that the margin
