@@ -734,6 +734,19 @@ def test_a_sealed_version_with_bad_spans_is_split_anew(
     same_as_a_full_build(settings, tmp_path)
 
 
+def test_a_sealed_version_whose_windows_do_not_start_in_order_is_split_anew(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    """Each window must start after the one before, as it ends after it (Searcher.shown)."""
+    rows = np.load(built / "passages.npy")
+    assert rows[1, ANSWER] == rows[0, ANSWER] and rows[1, END] > rows[0, END]
+    reseal_array(built, "passages.npy", lambda rows: assigned(rows, (1, START), 0))
+    counted = count_calls(fake_embedder)
+    build_index(settings, fake_embedder)
+    assert counted, "the first answer was split anew"
+    same_as_a_full_build(settings, tmp_path)
+
+
 def test_the_same_answer_in_a_renamed_transcript_keeps_its_split(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder, tmp_path: Path
 ) -> None:

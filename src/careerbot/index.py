@@ -617,10 +617,10 @@ class Previous:
         and speaker (the same split key) was split before into well-formed spans; else
         none."""
         spans = self.spans.get(split, [])
-        ends = [0] + [end for _, end in spans]
+        # Each window starts and ends after the one before (Searcher.shown relies on it).
         if not all(
-            0 <= start < end <= len(answer.text) and end > ends[number - 1]
-            for number, (start, end) in enumerate(spans, start=1)
+            0 <= start < end <= len(answer.text) and start > before[0] and end > before[1]
+            for before, (start, end) in zip([(-1, 0), *spans], spans, strict=False)
         ):
             return []
         return [

@@ -250,6 +250,7 @@ class Searcher:
         self.answer_first = np.searchsorted(
             index.rows[self.by_answer, ANSWER], np.arange(len(index.answers) + 1)
         )
+        self.window_starts = np.ascontiguousarray(index.rows[self.by_answer, START])
         self.mix = self.passage_weights(index, weights)
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
@@ -451,12 +452,18 @@ class Searcher:
         every passage's word matching; `text`: the passage's answer."""
         rows = self.index.rows
         answer = rows[position, ANSWER]
-        order = self.by_answer[self.answer_first[answer] : self.answer_first[answer + 1]]
-        # Only the windows it could grow into (a long answer has thousands).
-        start, end = rows[position, START], rows[position, END]
-        reach = SHOWN_GROWTH * (end - start)
-        starts, ends = rows[order, START], rows[order, END]
-        order = order[(starts >= end - reach) & (ends <= start + reach)]
+        low, high = self.answer_first[answer], self.answer_first[answer + 1]
+        # Only the windows it could grow into (a long answer has thousands): those that
+        # start and end within reach, found by the starts' order.
+        start, stop = rows[position, START], rows[position, END]
+        reach = SHOWN_GROWTH * (stop - start)
+        starts = self.window_starts[low:high]
+        near = slice(
+            low + np.searchsorted(starts, stop - reach),
+            low + np.searchsorted(starts, start + reach, side="right"),
+        )
+        order = self.by_answer[near]
+        order = order[rows[order, END] <= start + reach]
         # Within one answer the topic, coverage and speaker factors are alike: its windows
         # differ in meaning and words only. Each is compared exactly (not only those among
         # the nearest candidates), as the weighted mean of the two, so that the margin
@@ -465,6 +472,8 @@ class Searcher:
         semantic = np.clip(self.index.vectors.reconstruct_batch(order) @ query[0], 0.0, 1.0)
         total = weight.sum(axis=0)
         match = (weight[0] * semantic + weight[1] * lexical[order]) / np.where(total, total, 1)
+        # Alike windows tie whatever their place in the product (the last bits differ).
+        match = np.round(match, 6)
         starts, ends = rows[order, START], rows[order, END]
         first, last = grown(starts, ends, match, int(np.flatnonzero(order == position)[0]))
         passage = self.index.passages[position]
