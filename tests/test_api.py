@@ -189,6 +189,29 @@ def test_undecodable_body_is_a_4xx_never_a_5xx(client: TestClient, case: str) ->
     assert client.get("/health").status_code == 200
 
 
+def test_every_refusal_has_the_error_shape(client: TestClient) -> None:
+    json_body = {"Content-Type": "application/json"}
+    latin = {"Content-Type": "application/json; charset=latin-1"}
+    for response, status in [
+        (client.post("/ask", content=RAW_BODIES["invalid UTF-8"], headers=json_body), 400),
+        (
+            client.post(
+                "/ask", content='{"question": "caf\u00e9"}'.encode("latin-1"), headers=latin
+            ),
+            400,
+        ),
+        (client.get("/no-such-route"), 404),
+        (client.get("/ask"), 405),
+    ]:
+        assert response.status_code == status
+        body = response.json()
+        assert set(body) == {"detail", "errors"} and body["detail"], body
+        if status == 400:
+            assert body["detail"] == "the body is not JSON text in UTF-8"
+            assert body["errors"] == [{"field": "body", "message": body["detail"]}]
+    assert client.get("/ask").headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize("size", [100 * 1024, 1024 * 1024])
 def test_large_bodies_get_413_without_running_the_encoder(
     client: TestClient, fake_embedder: FakeEmbedder, size: int

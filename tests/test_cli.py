@@ -147,6 +147,7 @@ def test_ask_rebuilds_when_the_corpus_changed(
     [
         (["ask", "hi", "--speaker", "Mallory"], "unknown speaker 'Mallory'; known speakers: "),
         (["ask", "hi", "--top-k", "11"], "invalid settings: top_k: Input should be less than"),
+        (["ask", " \n "], "the question is empty; e.g. careerbot ask"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(
@@ -159,6 +160,23 @@ def test_bad_input_is_one_error_line_and_exit_2(
     assert cli.main([*args, *dirs(settings)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"careerbot: error: {message}")
+
+
+def test_ask_with_no_answer_offers_the_nearest_interview_questions(
+    settings: Settings,
+    use_fake: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAREERBOT_MIN_SCORE", "1")  # nothing clears it
+    assert cli.main(["ask", "core values interviews", *dirs(settings)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        "No answer in the interviews for that question.",
+        "The interview questions nearest to it:",
+    ]
+    assert len(out) == 5 and all(line.startswith("   - ") for line in out[2:])
+    assert "   - What does the hiring process look like for a machine learning engineer?" in out
 
 
 @pytest.mark.model

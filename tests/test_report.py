@@ -25,11 +25,13 @@ from careerbot.index import build_index
 from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
 from careerbot.report import (
     SAME_MEANING,
+    SHOWN_CHARS,
     answer_facts,
     build_report,
     group,
     parse_since,
     render,
+    short,
 )
 from careerbot.store import connect
 from careerbot.version import load_index
@@ -251,6 +253,14 @@ def test_the_text_report_has_a_section_for_each_part(
     assert f"as a way to ask: {seeded.low}" in text
     empty = render(build_report(engine, fake_embedder, NOW + timedelta(days=1), facts))
     assert empty.count("(none)") == 4 and "answered 0\n" in empty
+
+
+def test_the_text_report_cuts_a_long_question_at_a_word() -> None:
+    post = "I have been a data engineer for four years, mostly Spark. " * 10
+    shown = short(post)
+    assert len(shown) <= SHOWN_CHARS and shown.endswith(" …")
+    assert post.startswith(shown.removesuffix(" …")) and len(shown) > SHOWN_CHARS - 20
+    assert short("how much do ML engineers\nearn") == "how much do ML engineers earn"
 
 
 @pytest.mark.parametrize(

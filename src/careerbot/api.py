@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from careerbot import CareerbotError, __version__
@@ -208,6 +209,8 @@ BODY_FIELDS = {
     "/ask": list(AskRequest.model_fields),
     "/feedback": FEEDBACK_FIELDS,
 }
+# FastAPI's words for a body it cannot decode (not UTF-8, say), and ours.
+UNREADABLE = {"There was an error parsing the body": "the body is not JSON text in UTF-8"}
 
 
 def open_log(settings: Settings) -> tuple[Engine | None, str | None]:
@@ -322,6 +325,16 @@ def create_app(
         fields = [describe(e, known) for e in error.errors()]
         detail = "; ".join(f"{f.field}: {f.message}" for f in fields)
         return error_response(422, detail, fields)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        """Starlette's own refusals (no such route or method, a body it cannot parse) in
+        the shape of every other error."""
+        detail = UNREADABLE.get(error.detail, error.detail)
+        fields = [ErrorField(field="body", message=detail)] if error.status_code == 400 else []
+        response = error_response(error.status_code, detail, fields)
+        response.headers.update(error.headers or {})
+        return response
 
     @app.exception_handler(UnknownSpeaker)
     async def unknown_speaker(request: Request, error: UnknownSpeaker) -> Response:

@@ -67,7 +67,13 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--since", default="7d", help="how far back: Nd or Nh (default: 7d)")
     report.add_argument("--json", action="store_true", help="as JSON, as GET /admin/report")
     review = commands.add_parser(
-        "review", parents=[common], help="accept proposed phrasings into the corpus metadata"
+        "review",
+        parents=[common],
+        help="accept proposed phrasings into the corpus metadata",
+        description="Shows each phrasing the question log proposes and asks what to do with "
+        "it: y adds it to its interview question's phrasings in the metadata file, a to the "
+        "phrasings of the answer found helpful, u to an uncovered topic you name; n skips it "
+        "for good, q stops. The next build uses what was added.",
     )
     review.add_argument("--since", default="7d", help="how far back: Nd or Nh (default: 7d)")
     return main
@@ -146,6 +152,10 @@ def show(result: Result) -> None:
         print(f"The interviews do not talk about that ({result.uncovered}).")
     elif not result.answered:
         print("No answer in the interviews for that question.")
+    if result.suggestions:
+        print("The interview questions nearest to it:")
+        for question in result.suggestions:
+            print(f"   - {question}")
     for rank, hit in enumerate(result.answers, start=1):
         speaker = hit.answer["speaker"]
         role = f", {speaker['role']}" if speaker["role"] else ""
@@ -173,6 +183,10 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "build":
         build(settings, embedder)
     elif args.command == "ask":
+        if not args.question.strip():
+            raise CareerbotError(
+                'the question is empty; e.g. careerbot ask "tips for ML interviews"'
+            )
         searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
         show(searcher.ask(args.question, settings.top_k, args.speaker))
     elif args.command == "serve":

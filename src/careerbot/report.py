@@ -7,6 +7,7 @@ alternate phrasings people's choices propose for interview questions.
 
 import dataclasses
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ SAME_MEANING = 0.75
 # it, the wording already works.
 LOW_SCORE = 0.5
 # `since` is a number of days or hours back: "7d", "36h". Five digits keep it in range.
+# The text report cuts questions longer than this (a forum post) at a word.
+SHOWN_CHARS = 160
 SINCE = re.compile(r"([1-9][0-9]{0,4})([dh])")
 
 
@@ -322,23 +325,29 @@ def render(report: Report) -> str:
     lines += ["", "Unanswered questions (alike ones together, most asked first)"]
     for each in report.unanswered:
         first, *others = each.questions
-        lines.append(f"  {each.count:>4}x {first}")
+        lines.append(f"  {each.count:>4}x {short(first)}")
         for other in others:
-            lines.append(f"        also: {other}")
+            lines.append(f"        also: {short(other)}")
     lines += none_if_empty(report.unanswered)
     lines += ["", "Answers voted unhelpful"]
     for vote in report.unhelpful:
-        lines.append(f"  {vote.question}")
+        lines.append(f"  {short(vote.question)}")
         lines.append(f"       -> {vote.answer_id}")
     lines += none_if_empty(report.unhelpful)
     lines += ["", "Proposed phrasings (accept or skip them with: careerbot review)"]
     for candidate in report.candidates:
-        lines.append(f"  {candidate.phrasing}")
+        lines.append(f"  {short(candidate.phrasing)}")
         lines.append(f"       as a way to ask: {candidate.question}")
         if candidate.answer_id:
             lines.append(f"       found helpful in answer {candidate.answer_id}")
     lines += none_if_empty(report.candidates)
     return "\n".join(lines)
+
+
+def short(question: str) -> str:
+    """A question as the text report shows it: a long one (a forum post) cut at a word
+    after SHOWN_CHARS characters, its whitespace made single; --json has them whole."""
+    return textwrap.shorten(question, SHOWN_CHARS, placeholder=" …")
 
 
 def none_if_empty(items: Sequence[object]) -> list[str]:
