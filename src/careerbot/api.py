@@ -36,7 +36,7 @@ from careerbot.errors import (
     unavailable,
     valid_unicode,
 )
-from careerbot.feedback import FEEDBACK_FIELDS
+from careerbot.feedback import FEEDBACK_SHAPES
 from careerbot.feedback import router as feedback_router
 from careerbot.guard import Busy, SecurityHeaders, Slots, Throttle
 from careerbot.pages import router as pages_router
@@ -205,9 +205,11 @@ class LogStats(BaseModel):
 
 Health.model_rebuild()
 
+# The fields a body may have, per route, by shape: a route taking one of several shapes
+# has errors located under the shape's tag ("vote"), which a client never sees.
 BODY_FIELDS = {
-    "/ask": list(AskRequest.model_fields),
-    "/feedback": FEEDBACK_FIELDS,
+    "/ask": {"": list(AskRequest.model_fields)},
+    "/feedback": FEEDBACK_SHAPES,
 }
 # FastAPI's words for a body it cannot decode (not UTF-8, say), and ours.
 UNREADABLE = {"There was an error parsing the body": "the body is not JSON text in UTF-8"}
@@ -321,8 +323,13 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
-        known = BODY_FIELDS.get(request.url.path, [])
-        fields = [describe(e, known) for e in error.errors()]
+        shapes = BODY_FIELDS.get(request.url.path, {})
+        fields = []
+        for each in error.errors():
+            where = [part for part in each["loc"] if part != "body"]
+            shape = where[0] if where and where[0] in shapes else ""
+            located = {**each, "loc": tuple(where[1:] if shape else where)}
+            fields.append(describe(located, shapes.get(shape, [])))
         detail = "; ".join(f"{f.field}: {f.message}" for f in fields)
         return error_response(422, detail, fields)
 

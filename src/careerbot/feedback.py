@@ -79,7 +79,8 @@ FeedbackRequest = Annotated[
     Annotated[VoteRequest, Tag("vote")] | Annotated[PickRequest, Tag("pick")],
     Discriminator(shape),
 ]
-FEEDBACK_FIELDS = [*VoteRequest.model_fields, "suggestion"]
+# The fields of each shape, by the tag that validation errors carry in their location.
+FEEDBACK_SHAPES = {"vote": list(VoteRequest.model_fields), "pick": list(PickRequest.model_fields)}
 
 
 def not_returned(field: str, what: str) -> Response:
