@@ -163,7 +163,8 @@ def show(result: Result) -> None:
         print(f"{rank}. {speaker['name']}{role}  (score {hit.score:.2f})")
         print(f"   Asked: {hit.answer['question']}")
         for number, paragraph in enumerate(hit.passage["text"].split("\n\n")):
-            print("   >" if number else "", end="\n" if number else "")
+            if number:
+                print("   >")  # between paragraphs
             print(textwrap.indent(textwrap.fill(paragraph, 88), "   > "))
         first, last = source["lines"]
         lines = f"line {first}" if first == last else f"lines {first}-{last}"

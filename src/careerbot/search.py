@@ -33,8 +33,9 @@ ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 # An asking sentence of fewer words takes in the sentence before it (asking_spans).
 SHORT_ASK_WORDS = 4
 # The passage shown for an answer grows from its best window into the windows beside it
-# that score at most this much less, while it stays within this many times the best
-# window's length (Searcher.shown). Chosen on the tuning questions' evidence.
+# that match the question at most this much less (the weighted mean of their semantic and
+# lexical signals), while it stays within this many times the best window's length
+# (Searcher.shown). Chosen on the tuning questions' evidence.
 NEAR_BEST = 0.06
 SHOWN_GROWTH = 2.0
 
