@@ -337,7 +337,8 @@ def create_app(
     async def http_error(request: Request, error: HTTPException) -> Response:
         """Starlette's own refusals (no such route or method, a body it cannot parse) in
         the shape of every other error."""
-        detail = UNREADABLE.get(str(error.detail), str(error.detail))
+        detail = str(error.detail)
+        detail = UNREADABLE.get(detail, detail)
         fields = [ErrorField(field="body", message=detail)] if error.status_code == 400 else []
         response = error_response(error.status_code, detail, fields)
         response.headers.update(error.headers or {})

@@ -34,9 +34,9 @@ SAME_MEANING = 0.75
 # the wording is worth teaching as a phrasing of the answer's interview question. Above
 # it, the wording already works.
 LOW_SCORE = 0.5
-# `since` is a number of days or hours back: "7d", "36h". Five digits keep it in range.
 # The text report cuts questions longer than this (a forum post) at a word.
 SHOWN_CHARS = 160
+# `since` is a number of days or hours back: "7d", "36h". Five digits keep it in range.
 SINCE = re.compile(r"([1-9][0-9]{0,4})([dh])")
 
 

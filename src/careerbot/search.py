@@ -458,13 +458,15 @@ class Searcher:
         # start and end within reach, found by the starts' order.
         start, stop = rows[position, START], rows[position, END]
         reach = SHOWN_GROWTH * (stop - start)
-        starts = self.window_starts[low:high]
+        answer_starts = self.window_starts[low:high]
         near = slice(
-            low + np.searchsorted(starts, stop - reach),
-            low + np.searchsorted(starts, start + reach, side="right"),
+            low + np.searchsorted(answer_starts, stop - reach),
+            low + np.searchsorted(answer_starts, start + reach, side="right"),
         )
         order = self.by_answer[near]
-        order = order[rows[order, END] <= start + reach]
+        starts, ends = rows[order, START], rows[order, END]
+        kept = ends <= start + reach
+        order, starts, ends = order[kept], starts[kept], ends[kept]
         # Within one answer the topic, coverage and speaker factors are alike: its windows
         # differ in meaning and words only. Each is compared exactly (not only those among
         # the nearest candidates), as the weighted mean of the two, so that the margin
@@ -475,7 +477,6 @@ class Searcher:
         match = (weight[0] * semantic + weight[1] * lexical[order]) / np.where(total, total, 1)
         # Alike windows tie whatever their place in the product (the last bits differ).
         match = np.round(match, 6)
-        starts, ends = rows[order, START], rows[order, END]
         first, last = grown(starts, ends, match, int(np.flatnonzero(order == position)[0]))
         passage = self.index.passages[position]
         if first == last:
