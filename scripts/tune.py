@@ -95,6 +95,7 @@ def main() -> None:
                 results.append((value_of(chosen), f"{setting}: {chosen}"))
             if passage_tokens == Settings().passage_tokens:
                 results += asking_shares(index, embedder, settings, cases, "as it is")
+                results += intent_weights(index, embedder, settings, cases)
     # The weights of transcripts without phrasings, on a copy of the corpus without any,
     # at the configured threshold.
     with tempfile.TemporaryDirectory() as scratch:
@@ -115,7 +116,13 @@ def main() -> None:
         results += asking_shares(index, embedder, settings, cases, "no phrasings")
     for value, line in sorted(results, reverse=True)[:25]:
         print(f"{value:.3f} {line}")
-    grids = (" phrased (", " plain (", "as it is: asking (", "no phrasings: asking (")
+    grids = (
+        " phrased (",
+        " plain (",
+        "as it is: asking (",
+        "no phrasings: asking (",
+        "as it is: intent (",
+    )
     for kind in grids:  # every setting tied for best, for each grid
         kept = [result for result in results if kind in result[1]]
         top = max((value for value, _ in kept), default=None)
@@ -134,6 +141,22 @@ def asking_shares(
         weights = Weights(asking_share=share)
         chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
         setting = f"{corpus}: asking ({share}) at {settings.min_score}"
+        results.append((value_of(chosen), f"{setting}: {chosen}"))
+    return results
+
+
+def intent_weights(
+    index: LoadedIndex, embedder: CachedEmbedder, settings: Settings, cases: list[Case]
+) -> list[tuple[float, str]]:
+    """The weight of the classifier of answers (Weights.intent) and its strength, the rest
+    as configured; only a corpus with phrasings has the classifier."""
+    results = []
+    for weight, strength in itertools.product(
+        (0.0, 0.05, 0.1, 0.15, 0.2, 0.3), (1, 3, 10, 30, 100)
+    ):
+        weights = Weights(intent=weight, intent_strength=strength)
+        chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
+        setting = f"as it is: intent ({weight}, strength {strength}) at {settings.min_score}"
         results.append((value_of(chosen), f"{setting}: {chosen}"))
     return results
 

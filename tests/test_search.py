@@ -20,7 +20,7 @@ from careerbot.search import (
     grown,
 )
 from careerbot.version import load_index
-from tests.conftest import DATA, ROOT, FakeEmbedder
+from tests.conftest import DATA, ROOT, FakeEmbedder, metadata_file
 
 
 @pytest.fixture
@@ -408,3 +408,40 @@ def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(
     assert result.uncovered is None
     assert result.suggestions == ["What matters most?", "What do chess players earn?"]
     assert searcher.ask("how much do chess players make").uncovered == "pay"
+
+
+def test_a_classifier_the_phrasings_teach_lowers_the_less_likely_answers(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """Every answer phrased: each answer scores less by Weights.intent times how much less
+    likely the classifier of answers finds it than the likeliest; the likeliest as before."""
+    two_answers(settings.corpus_dir, "which matters, practice", ada="is patience key")
+    with metadata_file(settings.corpus_dir).open("a") as toml:
+        toml.write('\n[uncovered.pay]\nphrasings = ["what is the salary"]\n')
+    build_index(settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder)
+    taught = Searcher(index, fake_embedder)
+    untaught = Searcher(index, fake_embedder, weights=Weights(intent=0.0))
+    assert taught.intents is not None
+    # Classes: the pay topic (-1) and the three answers, by row.
+    assert list(taught.intents.classes) == [-1, 0, 1, 2]
+    question = "is it practice that matters"
+    before = {h.answer["id"]: h.score for h in untaught.ask(question, top_k=3).answers}
+    after = {h.answer["id"]: h.score for h in taught.ask(question, top_k=3).answers}
+    short = taught.intents.shortfall(fake_embedder.embed([question]), len(index.answers))
+    confidence = taught.lexicon.coverage(taught.lexicon.terms(question)) ** 0.5
+    rows = {answer["id"]: row for row, answer in enumerate(index.answers)}
+    assert set(after) == set(before)
+    assert max(short[rows[answer]] for answer in after) > 0.05  # some answer is lowered
+    for answer, score in after.items():
+        lowered = Weights().intent * float(short[rows[answer]]) * confidence
+        assert score == pytest.approx(before[answer] - lowered, abs=1e-5)
+    assert min(short[rows[answer]] for answer in after) == 0.0  # the likeliest
+
+
+def test_no_classifier_until_every_answer_of_a_transcript_has_phrasings(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    two_answers(settings.corpus_dir, "which matters, practice")  # Bob's alone
+    build_index(settings, fake_embedder)
+    assert Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder).intents is None

@@ -12,6 +12,7 @@ from rapidfuzz import fuzz, process
 from careerbot import CareerbotError
 from careerbot.chunking import sentence_spans
 from careerbot.embedding import Embedder, Text, Vectors, Within
+from careerbot.intent import Intents
 from careerbot.lexical import WORD, Lexicon, Synonyms
 from careerbot.version import (
     ANSWER,
@@ -71,6 +72,13 @@ class Weights:
     # A question that tells of the asker's situation as well as asking is ranked by its
     # embedding blended with that of its asking sentences, which weigh this much.
     asking_share: float = 0.5
+    # Where the classifier of answers (Intents) finds an answer less likely than the
+    # likeliest answer or uncovered topic, the answer scores this much less per unit of
+    # probability. It tells apart two answers to one interview question better than
+    # their nearest phrasings do.
+    intent: float = 0.1
+    # The inverse of its regularisation (Intents.fit).
+    intent_strength: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,17 @@ def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[
     yield from rest[np.argsort(-score[rest], kind="stable")]
 
 
+def curation_tiers(index: LoadedIndex) -> NDArray[np.int64]:
+    """Per answer, how far its transcript is curated: 0, no phrasings at all
+    (Manifest.plain); 1, some; 2, every answer has phrasings of its own
+    (AnswerPhrasings.whole)."""
+    tier = np.ones(index.manifest.answers, dtype=np.int64)
+    for span in index.manifest.plain:
+        tier[span.first : span.end] = 0
+    tier[[a.row for a in index.manifest.answer_phrasings if a.whole]] = 2
+    return tier
+
+
 class Searcher:
     def __init__(
         self,
@@ -252,21 +271,48 @@ class Searcher:
             index.rows[self.by_answer, ANSWER], np.arange(len(index.answers) + 1)
         )
         self.window_starts = np.ascontiguousarray(index.rows[self.by_answer, START])
-        self.mix = self.passage_weights(index, weights)
+        tier = curation_tiers(index)
+        self.mix = self.passage_weights(index, tier, weights)
+        self.intents = self.fit_intents(index, tier)
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
-    def passage_weights(self, index: LoadedIndex, weights: Weights) -> NDArray[np.float32]:
+    def passage_weights(
+        self, index: LoadedIndex, tier: NDArray[np.int64], weights: Weights
+    ) -> NDArray[np.float32]:
         """The weights of the semantic, lexical and topic signals (rows) of each passage
-        (columns), by how far its transcript is curated (Manifest.plain and
-        AnswerPhrasings.whole)."""
+        (columns), by its answer's curation `tier`."""
         w = weights
         table = np.array([w.plain, (w.semantic, w.lexical, w.topic), w.phrased], np.float32)
-        tier = np.ones(index.manifest.answers, dtype=np.int64)
-        for span in index.manifest.plain:
-            tier[span.first : span.end] = 0
-        tier[[a.row for a in index.manifest.answer_phrasings if a.whole]] = 2
         # Weight by signal, each a contiguous row over the passages.
         return np.ascontiguousarray(table[tier[index.rows[:, ANSWER]]].T)
+
+    def fit_intents(self, index: LoadedIndex, tier: NDArray[np.int64]) -> Intents | None:
+        """The classifier of answers whose transcript is curated whole (tier 2), fitted on
+        their interview questions' views and their own phrasings, and of uncovered topics
+        on theirs; None with nothing to tell apart."""
+        rows = index.rows
+        answer_topic = np.zeros(len(index.answers), dtype=np.int64)
+        answer_topic[rows[:, ANSWER]] = rows[:, TOPIC]
+        whole = np.flatnonzero(tier == 2)
+        if not len(whole):
+            return None
+        layout = index.layout
+        vectors: list[Vectors] = []
+        labels: list[int] = []
+        for vector, topic in zip(self.view_vectors, self.view_topic, strict=True):
+            answers = whole[answer_topic[whole] == topic]
+            vectors.extend(vector for _ in answers)
+            labels.extend(int(a) for a in answers)
+        for vector, (row, _) in zip(self.answer_vectors, layout.answers, strict=True):
+            if tier[row] == 2:
+                vectors.append(vector)
+                labels.append(row)
+        if self.uncovered_vectors is not None:
+            number = {name: k for k, name in enumerate(dict.fromkeys(self.uncovered_names))}
+            for vector, name in zip(self.uncovered_vectors, self.uncovered_names, strict=True):
+                vectors.append(vector)
+                labels.append(-1 - number[name])
+        return Intents.fit(np.array(vectors), labels, self.weights.intent_strength)
 
     def resolve_speaker(self, name: str) -> str:
         """A speaker's id from their id or name, in any case."""
@@ -413,6 +459,9 @@ class Searcher:
         topic = np.clip(topic, 0.0, 1.0)
         mix = self.mix
         score = semantic * mix[0] + scoring.lexical * mix[1] + topic * mix[2]
+        if self.intents is not None:
+            shortfall = self.intents.shortfall(query, len(self.index.answers))
+            score -= self.weights.intent * shortfall[self.index.rows[:, ANSWER]]
         score *= scoring.confidence
         if by_named is not None:
             score[~by_named] *= 1 - self.weights.other_speaker

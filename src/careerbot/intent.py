@@ -1,0 +1,58 @@
+"""Which answer a question is about, as the curators' phrasings teach it: a classifier.
+
+The topic signal takes each answer's nearest phrasing, one at a time. A long question,
+or one whose words several answers share, lands near many phrasings at once, and the
+nearest may belong to the wrong one. A linear classifier fitted on all the phrasings
+together learns which directions of the model's space tell the answers apart, as the
+intent classifiers of assistant frameworks do on their example phrasings.
+"""
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+from careerbot.embedding import Vectors
+
+
+@dataclass(frozen=True)
+class Intents:
+    """A multinomial logistic regression over the model's space: per class, weights and a
+    bias. A class is an answer (its row in answers.jsonl) or an uncovered topic."""
+
+    weights: NDArray[np.float32]  # classes x dimensions
+    bias: NDArray[np.float32]
+    classes: NDArray[np.int64]  # an answer's row, or -1 - k for the k-th uncovered topic
+
+    @classmethod
+    def fit(cls, vectors: Vectors, labels: Sequence[int], strength: float) -> "Intents | None":
+        """From examples (`vectors`) and their classes (`labels`, as `classes` has them),
+        `strength` being the inverse of the regularisation. None when there are not two
+        classes to tell apart."""
+        model = LogisticRegression(C=strength, max_iter=1000)
+        if len(set(labels)) < 2:
+            return None
+        with warnings.catch_warnings():
+            # Phrasings that do not separate to the last decimal still fit usefully.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(vectors, np.asarray(labels, dtype=np.int64))
+        weights, bias = model.coef_, model.intercept_
+        if len(model.classes_) == 2:  # a binary fit gives the second class's log-odds alone
+            weights, bias = np.vstack([np.zeros_like(weights), weights]), np.r_[0.0, bias]
+        return cls(weights.astype(np.float32), bias.astype(np.float32), model.classes_)
+
+    def shortfall(self, query: Vectors, count: int) -> NDArray[np.float32]:
+        """Per answer row (of `count`), how much less likely the classifier finds it than
+        the likeliest class for the query: 0 for the likeliest, and for an answer that is
+        no class."""
+        logits = self.weights @ query[0] + self.bias
+        likely = np.exp(logits - logits.max())
+        likely /= likely.sum()
+        short = np.zeros(count, dtype=np.float32)
+        answers = self.classes >= 0
+        short[self.classes[answers]] = likely.max() - likely[answers]
+        return short
