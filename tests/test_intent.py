@@ -21,44 +21,56 @@ def unit(axis: int, dimension: int = 8) -> np.ndarray:
     return vector
 
 
-def test_the_likeliest_answer_falls_short_by_nothing_the_others_by_their_distance() -> None:
-    # Answers at rows 4 and 7, and an uncovered topic (-1): five examples each.
-    labels = [4] * 5 + [7] * 5 + [-1] * 5
+# Per answer row 0 .. 8, its interview question: rows 4 and 7 answer question 2, row 5
+# question 3 alone.
+GROUPS = np.array([0, 0, 1, 1, 2, 3, 4, 2, 4])
+
+
+def test_an_answer_falls_short_of_the_likeliest_answer_to_its_question_alone() -> None:
+    # Answers at rows 4, 5 and 7, and an uncovered topic (-1): five examples each.
+    labels = [4] * 5 + [5] * 5 + [7] * 5 + [-1] * 5
     intents = Intents.fit(clusters(labels), labels, strength=10.0)
     assert intents is not None
-    assert list(intents.classes) == [-1, 4, 7]
-    # The uncovered topic's axis is 0, row 4's is 1, row 7's is 2.
-    short = intents.shortfall(unit(1), count=9)
+    assert list(intents.classes) == [-1, 4, 5, 7]
+    # Axes: the uncovered topic 0, row 4 1, row 5 2, row 7 3.
+    short = intents.shortfall(unit(1), GROUPS)
     assert short[4] == 0.0
-    assert 0.5 < short[7] < 1.0
-    # Rows that are no class (unphrased answers) fall short by nothing.
-    assert np.all(short[[0, 1, 2, 3, 5, 6, 8]] == 0.0)
-    # Near the uncovered topic, every answer falls short.
-    assert np.all(intents.shortfall(unit(0), count=9)[[4, 7]] > 0.5)
+    assert 0.3 < short[7] < 1.0
+    # Row 5 is the only answer to its question: nothing to fall short of, however
+    # unlikely; rows that are no class (unphrased answers) fall short by nothing.
+    assert short[5] == 0.0
+    assert np.all(short[[0, 1, 2, 3, 6, 8]] == 0.0)
+    # Near row 7's examples, row 4 falls short instead.
+    short = intents.shortfall(unit(3), GROUPS)
+    assert short[7] == 0.0 and short[4] > 0.3
 
 
 def test_the_shortfall_is_the_regressions_probabilities_apart() -> None:
-    labels = [0] * 4 + [1] * 4 + [2] * 4 + [-2] * 4
+    labels = [4] * 4 + [7] * 4 + [6] * 4 + [8] * 4 + [-2] * 4
     vectors = clusters(labels, seed=1)
     intents = Intents.fit(vectors, labels, strength=3.0)
     assert intents is not None
     model = LogisticRegression(C=3.0, max_iter=1000).fit(vectors, labels)
-    query = clusters([0, 1, 2, 3], seed=2)[1:2]
-    likely = model.predict_proba(query)[0]
-    expected = likely.max() - likely[1:]  # the classes are -2, 0, 1, 2
-    assert intents.shortfall(query, count=3) == pytest.approx(expected, abs=1e-5)
+    query = clusters([0, 1, 2, 3, 4], seed=2)[1:2]
+    likely = dict(zip(model.classes_, model.predict_proba(query)[0], strict=True))
+    short = intents.shortfall(query, GROUPS)
+    for one, other in ((4, 7), (6, 8)):  # two questions, two answers each
+        assert short[one] == pytest.approx(max(likely[one], likely[other]) - likely[one], abs=1e-6)
+        assert short[other] == pytest.approx(
+            max(likely[one], likely[other]) - likely[other], abs=1e-6
+        )
 
 
 def test_two_classes_fit_as_a_binary_regression_and_give_both() -> None:
-    labels = [3] * 4 + [5] * 4
+    labels = [4] * 4 + [7] * 4
     vectors = clusters(labels)
     intents = Intents.fit(vectors, labels, strength=10.0)
     assert intents is not None
     model = LogisticRegression(C=10.0, max_iter=1000).fit(vectors, labels)
-    likely = model.predict_proba(unit(1))[0]
-    short = intents.shortfall(unit(1), count=6)
-    assert short[5] == 0.0
-    assert short[3] == pytest.approx(likely[1] - likely[0], abs=1e-5)
+    likely = model.predict_proba(unit(1))[0]  # near row 7's examples
+    short = intents.shortfall(unit(1), GROUPS)
+    assert short[7] == 0.0
+    assert short[4] == pytest.approx(likely[1] - likely[0], abs=1e-6)
 
 
 def test_nothing_to_tell_apart_gives_no_classifier() -> None:

@@ -413,8 +413,9 @@ def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(
 def test_a_classifier_the_phrasings_teach_lowers_the_less_likely_answers(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    """Every answer phrased: each answer scores less by Weights.intent times how much less
-    likely the classifier of answers finds it than the likeliest; the likeliest as before."""
+    """Every answer phrased: Ada's and Bob's answers to one question each score less by
+    Weights.intent times how much less likely the classifier of answers finds it than the
+    likelier of the two; the likelier scores as before, and so does Cy's lone answer."""
     two_answers(settings.corpus_dir, "which matters, practice", ada="is patience key")
     with metadata_file(settings.corpus_dir).open("a") as toml:
         toml.write('\n[uncovered.pay]\nphrasings = ["what is the salary"]\n')
@@ -428,7 +429,7 @@ def test_a_classifier_the_phrasings_teach_lowers_the_less_likely_answers(
     question = "is it practice that matters"
     before = {h.answer["id"]: h.score for h in untaught.ask(question, top_k=3).answers}
     after = {h.answer["id"]: h.score for h in taught.ask(question, top_k=3).answers}
-    short = taught.intents.shortfall(fake_embedder.embed([question]), len(index.answers))
+    short = taught.intents.shortfall(fake_embedder.embed([question]), taught.answer_topic)
     confidence = taught.lexicon.coverage(taught.lexicon.terms(question)) ** 0.5
     rows = {answer["id"]: row for row, answer in enumerate(index.answers)}
     assert set(after) == set(before)
@@ -436,7 +437,7 @@ def test_a_classifier_the_phrasings_teach_lowers_the_less_likely_answers(
     for answer, score in after.items():
         lowered = Weights().intent * float(short[rows[answer]]) * confidence
         assert score == pytest.approx(before[answer] - lowered, abs=1e-5)
-    assert min(short[rows[answer]] for answer in after) == 0.0  # the likeliest
+    assert sorted(short[[rows[a] for a in after]])[:2] == [0.0, 0.0]  # likelier, and Cy
 
 
 def test_no_classifier_until_every_answer_of_a_transcript_has_phrasings(
@@ -445,3 +446,16 @@ def test_no_classifier_until_every_answer_of_a_transcript_has_phrasings(
     two_answers(settings.corpus_dir, "which matters, practice")  # Bob's alone
     build_index(settings, fake_embedder)
     assert Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder).intents is None
+    # Every answer phrased, but no interview question with two answers to tell apart.
+    (settings.corpus_dir / "qa.txt").write_text(
+        "What matters most?\n\nAda: Patience.\n\nWhat do chess players earn?\n\nCy: Little.\n"
+    )
+    metadata_file(settings.corpus_dir).write_text(
+        '[speakers.Ada]\nname = "Ada"\n\n[speakers.Cy]\nname = "Cy"\n\n'
+        '[questions."What matters most?".answers.Ada]\nphrasings = ["is patience key"]\n\n'
+        '[questions."What do chess players earn?".answers.Cy]\nphrasings = ["chess pay"]\n'
+    )
+    build_index(settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder)
+    assert [a.whole for a in index.manifest.answer_phrasings] == [True, True]
+    assert Searcher(index, fake_embedder).intents is None

@@ -1,10 +1,11 @@
 """Which answer a question is about, as the curators' phrasings teach it: a classifier.
 
-The topic signal takes each answer's nearest phrasing, one at a time. A long question,
-or one whose words several answers share, lands near many phrasings at once, and the
-nearest may belong to the wrong one. A linear classifier fitted on all the phrasings
-together learns which directions of the model's space tell the answers apart, as the
-intent classifiers of assistant frameworks do on their example phrasings.
+The topic signal takes each answer's nearest phrasing, one at a time. Two speakers'
+answers to one interview question share that question's phrasings, and a question, a
+long one above all, often lands about as near the phrasings of one as of the other. A
+linear classifier fitted on all the phrasings together learns which directions of the
+model's space tell the answers apart, as the intent classifiers of assistant frameworks
+do on their example phrasings.
 """
 
 import warnings
@@ -45,14 +46,19 @@ class Intents:
             weights, bias = np.vstack([np.zeros_like(weights), weights]), np.r_[0.0, bias]
         return cls(weights.astype(np.float32), bias.astype(np.float32), model.classes_)
 
-    def shortfall(self, query: Vectors, count: int) -> NDArray[np.float32]:
-        """Per answer row (of `count`), how much less likely the classifier finds it than
-        the likeliest class for the query: 0 for the likeliest, and for an answer that is
-        no class."""
+    def shortfall(self, query: Vectors, groups: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Per answer row, how much less likely the classifier finds it for the query than
+        the likeliest answer of its group (`groups`: per answer row, its interview
+        question): 0 for that one, and for an answer that is no class."""
         logits = self.weights @ query[0] + self.bias
         likely = np.exp(logits - logits.max())
         likely /= likely.sum()
-        short = np.zeros(count, dtype=np.float32)
         answers = self.classes >= 0
-        short[self.classes[answers]] = likely.max() - likely[answers]
+        rows = self.classes[answers]
+        per_answer = np.zeros(len(groups), dtype=np.float32)
+        per_answer[rows] = likely[answers]
+        best = np.zeros(groups.max() + 1, dtype=np.float32)
+        np.maximum.at(best, groups[rows], per_answer[rows])
+        short = np.zeros(len(groups), dtype=np.float32)
+        short[rows] = best[groups[rows]] - per_answer[rows]
         return short

@@ -73,10 +73,10 @@ class Weights:
     # embedding blended with that of its asking sentences, which weigh this much.
     asking_share: float = 0.5
     # Where the classifier of answers (Intents) finds an answer less likely than the
-    # likeliest answer or uncovered topic, the answer scores this much less per unit of
-    # probability. It tells apart two answers to one interview question better than
-    # their nearest phrasings do.
-    intent: float = 0.1
+    # likeliest answer to the same interview question, the answer scores this much less
+    # per unit of probability: it tells two speakers' answers apart better than their
+    # nearest phrasings do.
+    intent: float = 0.2
     # The inverse of its regularisation (Intents.fit).
     intent_strength: float = 10.0
 
@@ -271,9 +271,11 @@ class Searcher:
             index.rows[self.by_answer, ANSWER], np.arange(len(index.answers) + 1)
         )
         self.window_starts = np.ascontiguousarray(index.rows[self.by_answer, START])
+        self.answer_topic = np.zeros(len(index.answers), dtype=np.int64)
+        self.answer_topic[index.rows[:, ANSWER]] = index.rows[:, TOPIC]
         tier = curation_tiers(index)
         self.mix = self.passage_weights(index, tier, weights)
-        self.intents = self.fit_intents(index, tier)
+        self.intents = self.fit_intents(index, tier) if weights.intent else None
         self.lexicon = Lexicon(index.bm25, listed.vocabulary, self.synonyms)
 
     def passage_weights(
@@ -289,12 +291,10 @@ class Searcher:
     def fit_intents(self, index: LoadedIndex, tier: NDArray[np.int64]) -> Intents | None:
         """The classifier of answers whose transcript is curated whole (tier 2), fitted on
         their interview questions' views and their own phrasings, and of uncovered topics
-        on theirs; None with nothing to tell apart."""
-        rows = index.rows
-        answer_topic = np.zeros(len(index.answers), dtype=np.int64)
-        answer_topic[rows[:, ANSWER]] = rows[:, TOPIC]
+        on theirs; None when no interview question has two such answers to tell apart."""
+        answer_topic = self.answer_topic
         whole = np.flatnonzero(tier == 2)
-        if not len(whole):
+        if not len(whole) or np.bincount(answer_topic[whole]).max() < 2:
             return None
         layout = index.layout
         vectors: list[Vectors] = []
@@ -460,7 +460,7 @@ class Searcher:
         mix = self.mix
         score = semantic * mix[0] + scoring.lexical * mix[1] + topic * mix[2]
         if self.intents is not None:
-            shortfall = self.intents.shortfall(query, len(self.index.answers))
+            shortfall = self.intents.shortfall(query, self.answer_topic)
             score -= self.weights.intent * shortfall[self.index.rows[:, ANSWER]]
         score *= scoring.confidence
         if by_named is not None:
