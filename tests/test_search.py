@@ -1,4 +1,5 @@
 import itertools
+import math
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -459,3 +460,17 @@ def test_no_classifier_until_every_answer_of_a_transcript_has_phrasings(
     index = load_index(settings.index_dir, fake_embedder)
     assert [a.whole for a in index.manifest.answer_phrasings] == [True, True]
     assert Searcher(index, fake_embedder).intents is None
+
+
+def test_an_answer_the_classifier_lowers_below_zero_still_counts_at_a_threshold_of_zero(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    two_answers(settings.corpus_dir, "which matters, practice", ada="is patience key")
+    build_index(settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder)
+    # A weight far above any score pushes the less likely of Ada and Bob under 0.
+    searcher = Searcher(index, fake_embedder, 0.0, Weights(intent=50.0))
+    hits = searcher.ask("is it practice that matters", top_k=10).answers
+    assert len(hits) == len(index.answers) == 3
+    assert min(hit.score for hit in hits) == 0.0
+    assert all(math.copysign(1.0, hit.score) == 1.0 for hit in hits)  # no -0.0

@@ -16,8 +16,14 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from careerbot.embedding import Vectors
+
+# scikit-learn's default tolerance for one class's share of the gradient, and a bound
+# on the fit's steps.
+TOLERANCE = 1e-4
+MAX_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -34,10 +40,16 @@ class Intents:
         """From examples (`vectors`) and their classes (`labels`, as `classes` has them),
         `strength` being the inverse of the regularisation. None when there are not two
         classes to tell apart."""
-        model = LogisticRegression(C=strength, max_iter=1000)
-        if len(set(labels)) < 2:
+        classes = len(set(labels))
+        if classes < 2:
             return None
-        with warnings.catch_warnings():
+        # The loss is a mean over the examples, so its gradient shrinks with the number of
+        # classes: with the default tolerance a fit of a thousand stops before its first
+        # step, every weight 0. The tolerance shrinks with them.
+        model = LogisticRegression(C=strength, max_iter=MAX_STEPS, tol=TOLERANCE / classes)
+        # One thread: the fit is small, and BLAS and OpenMP threads vying for two cores
+        # made it 15 to 80 times slower.
+        with warnings.catch_warnings(), threadpool_limits(1):
             # Phrasings that do not separate to the last decimal still fit usefully.
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(vectors, np.asarray(labels, dtype=np.int64))

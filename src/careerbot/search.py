@@ -462,6 +462,8 @@ class Searcher:
         if self.intents is not None:
             shortfall = self.intents.shortfall(query, self.answer_topic)
             score -= self.weights.intent * shortfall[self.index.rows[:, ANSWER]]
+            # Not below 0, where a threshold of 0 would drop it (nor -0.0 after scaling).
+            np.maximum(score, 0.0, out=score)
         score *= scoring.confidence
         if by_named is not None:
             score[~by_named] *= 1 - self.weights.other_speaker
