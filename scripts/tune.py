@@ -148,15 +148,15 @@ def asking_shares(
 def intent_weights(
     index: LoadedIndex, embedder: CachedEmbedder, settings: Settings, cases: list[Case]
 ) -> list[tuple[float, str]]:
-    """The weight of the classifier of answers (Weights.intent) and its strength, the rest
-    as configured; only a corpus with phrasings has the classifier."""
+    """The weight of the classifier of answers (Weights.intent) and its C, the rest as
+    configured; only a corpus with phrasings has the classifier (and at weight 0, none)."""
     results = []
-    for weight, strength in itertools.product(
-        (0.0, 0.05, 0.1, 0.15, 0.2, 0.3), (1, 3, 10, 30, 100)
-    ):
-        weights = Weights(intent=weight, intent_strength=strength)
+    grid = itertools.product((0.05, 0.1, 0.15, 0.2, 0.3), (1.0, 3.0, 10.0, 30.0, 100.0))
+    tried = [(0.0, 10.0), *grid]
+    for weight, c in tried:
+        weights = Weights(intent=weight, intent_c=c)
         chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
-        setting = f"as it is: intent ({weight}, strength {strength}) at {settings.min_score}"
+        setting = f"as it is: intent ({weight}, C {c}) at {settings.min_score}"
         results.append((value_of(chosen), f"{setting}: {chosen}"))
     return results
 

@@ -29,7 +29,7 @@ GROUPS = np.array([0, 0, 1, 1, 2, 3, 4, 2, 4])
 def test_an_answer_falls_short_of_the_likeliest_answer_to_its_question_alone() -> None:
     # Answers at rows 4, 5 and 7, and an uncovered topic (-1): five examples each.
     labels = [4] * 5 + [5] * 5 + [7] * 5 + [-1] * 5
-    intents = Intents.fit(clusters(labels), labels, strength=10.0)
+    intents = Intents.fit(clusters(labels), labels, c=10.0)
     assert intents is not None
     assert list(intents.classes) == [-1, 4, 5, 7]
     # Axes: the uncovered topic 0, row 4 1, row 5 2, row 7 3.
@@ -48,7 +48,7 @@ def test_an_answer_falls_short_of_the_likeliest_answer_to_its_question_alone() -
 def test_the_shortfall_is_the_regressions_probabilities_apart() -> None:
     labels = [4] * 4 + [7] * 4 + [6] * 4 + [8] * 4 + [-2] * 4
     vectors = clusters(labels, seed=1)
-    intents = Intents.fit(vectors, labels, strength=3.0)
+    intents = Intents.fit(vectors, labels, c=3.0)
     assert intents is not None
     model = LogisticRegression(C=3.0, max_iter=1000, tol=TOLERANCE / 5).fit(vectors, labels)
     query = clusters([0, 1, 2, 3, 4], seed=2)[1:2]
@@ -64,7 +64,7 @@ def test_the_shortfall_is_the_regressions_probabilities_apart() -> None:
 def test_two_classes_fit_as_a_binary_regression_and_give_both() -> None:
     labels = [4] * 4 + [7] * 4
     vectors = clusters(labels)
-    intents = Intents.fit(vectors, labels, strength=10.0)
+    intents = Intents.fit(vectors, labels, c=10.0)
     assert intents is not None
     model = LogisticRegression(C=10.0, max_iter=1000, tol=TOLERANCE / 2).fit(vectors, labels)
     likely = model.predict_proba(unit(1))[0]  # near row 7's examples
@@ -86,11 +86,11 @@ def test_a_thousand_classes_are_learnt_not_left_at_zero() -> None:
     labels = [label for label in range(1000) for _ in range(3)]
     vectors = centres[labels] + rng.normal(0, 0.002, (len(labels), 384))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    intents = Intents.fit(vectors, labels, strength=10.0)
+    intents = Intents.fit(vectors, labels, c=10.0)
     assert intents is not None
     guessed = np.argmax(vectors @ intents.weights.T + intents.bias, axis=1)
     assert np.mean(intents.classes[guessed] == labels) > 0.9
 
 
 def test_nothing_to_tell_apart_gives_no_classifier() -> None:
-    assert Intents.fit(clusters([2, 2, 2]), [2, 2, 2], strength=10.0) is None
+    assert Intents.fit(clusters([2, 2, 2]), [2, 2, 2], c=10.0) is None

@@ -1,7 +1,8 @@
 """Answer quality with the real model on the labelled sets in eval/: it must not regress.
 
 The floors sit a little under the figures measured when they were set (README, "Answer
-quality"); raise them when quality improves.
+quality"), some of them above the figures without the classifier of answers, which they
+guard; raise them when quality improves.
 """
 
 import shutil
@@ -18,7 +19,7 @@ from careerbot.version import load_index
 from tests.conftest import DATA, ROOT, script
 
 FLOORS = {
-    "tune": {"top1": 0.94, "evidence1": 0.90, "offtopic_rejected": 0.95, "false_rejection": 0.05},
+    "tune": {"top1": 0.97, "evidence1": 0.90, "offtopic_rejected": 0.95, "false_rejection": 0.05},
     "heldout": {
         "top1": 0.93,
         "evidence1": 0.90,
@@ -45,10 +46,10 @@ FLOORS = {
     "longform-uncovered-heldout": {"offtopic_rejected": 0.90},
     # Long questions that ask without a question mark ("Looking for advice on ...").
     "longform-statement-tune": {"top1": 0.85, "evidence1": 0.70, "false_rejection": 0.10},
-    "longform-statement-heldout": {"top1": 0.90, "evidence1": 0.70, "false_rejection": 0.10},
+    "longform-statement-heldout": {"top1": 0.92, "evidence1": 0.70, "false_rejection": 0.10},
     "longform-statement-uncovered": {"offtopic_rejected": 0.90},
     # Written blind after the classifier of answers, on 2026-11-27.
-    "longform-heldout-3": {"top1": 0.92, "evidence1": 0.87, "false_rejection": 0.05},
+    "longform-heldout-3": {"top1": 0.94, "evidence1": 0.90, "false_rejection": 0.05},
     "longform-uncovered-heldout-2": {"offtopic_rejected": 0.90},
     # Long questions on the second transcript, beside the default one and alone: alone,
     # its small vocabulary leaves more of a long question's words unknown (coverage).

@@ -20,7 +20,7 @@ from careerbot.search import (
     best_first,
     grown,
 )
-from careerbot.version import load_index
+from careerbot.version import LoadedIndex, load_index
 from tests.conftest import DATA, ROOT, FakeEmbedder, metadata_file
 
 
@@ -411,6 +411,13 @@ def test_an_answers_phrasing_counts_as_covered_and_steers_suggestions(
     assert searcher.ask("how much do chess players make").uncovered == "pay"
 
 
+def every_answer_phrased(settings: Settings, embedder: FakeEmbedder) -> LoadedIndex:
+    """The two_answers corpus with a phrasing of each answer's own, built and loaded."""
+    two_answers(settings.corpus_dir, "which matters, practice", ada="is patience key")
+    build_index(settings, embedder)
+    return load_index(settings.index_dir, embedder)
+
+
 def test_a_classifier_the_phrasings_teach_lowers_the_less_likely_answers(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
@@ -441,7 +448,7 @@ def test_a_classifier_the_phrasings_teach_lowers_the_less_likely_answers(
     assert sorted(short[[rows[a] for a in after]])[:2] == [0.0, 0.0]  # likelier, and Cy
 
 
-def test_no_classifier_until_every_answer_of_a_transcript_has_phrasings(
+def test_no_classifier_without_two_answers_to_one_question_each_with_phrasings(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     two_answers(settings.corpus_dir, "which matters, practice")  # Bob's alone
@@ -465,12 +472,29 @@ def test_no_classifier_until_every_answer_of_a_transcript_has_phrasings(
 def test_an_answer_the_classifier_lowers_below_zero_still_counts_at_a_threshold_of_zero(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    two_answers(settings.corpus_dir, "which matters, practice", ada="is patience key")
-    build_index(settings, fake_embedder)
-    index = load_index(settings.index_dir, fake_embedder)
+    index = every_answer_phrased(settings, fake_embedder)
     # A weight far above any score pushes the less likely of Ada and Bob under 0.
     searcher = Searcher(index, fake_embedder, 0.0, Weights(intent=50.0))
     hits = searcher.ask("is it practice that matters", top_k=10).answers
     assert len(hits) == len(index.answers) == 3
     assert min(hit.score for hit in hits) == 0.0
     assert all(math.copysign(1.0, hit.score) == 1.0 for hit in hits)  # no -0.0
+
+
+def test_a_named_or_filtered_speaker_is_not_lowered_by_the_classifier(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """The classifier chooses between speakers; the question or the filter has chosen."""
+    index = every_answer_phrased(settings, fake_embedder)
+    taught = Searcher(index, fake_embedder)
+    untaught = Searcher(index, fake_embedder, weights=Weights(intent=0.0))
+    question = "is it practice that matters"
+    lowered = {h.answer["speaker"]["name"]: h.score for h in taught.ask(question).answers}
+    plain = {h.answer["speaker"]["name"]: h.score for h in untaught.ask(question).answers}
+    assert lowered["Ada"] < plain["Ada"] - 0.01  # unnamed, Ada's answer is the less likely
+    for speaker, asked in ((None, f"{question} says ada"), ("Ada", question)):
+        with_it = taught.ask(asked, top_k=3, speaker=speaker).answers
+        without = untaught.ask(asked, top_k=3, speaker=speaker).answers
+        assert [(h.answer["id"], h.score) for h in with_it] == [
+            (h.answer["id"], h.score) for h in without
+        ], speaker

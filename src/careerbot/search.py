@@ -77,8 +77,8 @@ class Weights:
     # per unit of probability: it tells two speakers' answers apart better than their
     # nearest phrasings do.
     intent: float = 0.2
-    # The inverse of its regularisation (Intents.fit).
-    intent_strength: float = 10.0
+    # scikit-learn's C for it, the inverse of its regularisation (Intents.fit).
+    intent_c: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ class Searcher:
             for vector, name in zip(self.uncovered_vectors, self.uncovered_names, strict=True):
                 vectors.append(vector)
                 labels.append(-1 - number[name])
-        return Intents.fit(np.array(vectors), labels, self.weights.intent_strength)
+        return Intents.fit(np.array(vectors), labels, self.weights.intent_c)
 
     def resolve_speaker(self, name: str) -> str:
         """A speaker's id from their id or name, in any case."""
@@ -459,7 +459,9 @@ class Searcher:
         topic = np.clip(topic, 0.0, 1.0)
         mix = self.mix
         score = semantic * mix[0] + scoring.lexical * mix[1] + topic * mix[2]
-        if self.intents is not None:
+        # The classifier chooses between speakers' answers; a question that names a
+        # speaker, or the speaker filter, has chosen already.
+        if self.intents is not None and by_named is None and by_only is None:
             shortfall = self.intents.shortfall(query, self.answer_topic)
             score -= self.weights.intent * shortfall[self.index.rows[:, ANSWER]]
             # Not below 0, where a threshold of 0 would drop it (nor -0.0 after scaling).
