@@ -136,13 +136,9 @@ def asking_shares(
 ) -> list[tuple[float, str]]:
     """The share of a long question's asking sentences (Weights.asking), the rest as
     configured: to be chosen on the corpus as it is and on the copy without curation."""
-    results = []
-    for share in [round(0.1 * i, 1) for i in range(11)]:
-        weights = Weights(asking_share=share)
-        chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
-        setting = f"{corpus}: asking ({share}) at {settings.min_score}"
-        results.append((value_of(chosen), f"{setting}: {chosen}"))
-    return results
+    shares = [round(0.1 * i, 1) for i in range(11)]
+    tried = {f"{corpus}: asking ({share})": Weights(asking_share=share) for share in shares}
+    return each_scored(index, embedder, settings, cases, tried)
 
 
 def intent_weights(
@@ -150,14 +146,26 @@ def intent_weights(
 ) -> list[tuple[float, str]]:
     """The weight of the classifier of answers (Weights.intent) and its C, the rest as
     configured; only a corpus with phrasings has the classifier (and at weight 0, none)."""
-    results = []
     grid = itertools.product((0.05, 0.1, 0.15, 0.2, 0.3), (1.0, 3.0, 10.0, 30.0, 100.0))
-    tried = [(0.0, 10.0), *grid]
-    for weight, c in tried:
-        weights = Weights(intent=weight, intent_c=c)
+    tried = {
+        f"as it is: intent ({weight}, C {c})": Weights(intent=weight, intent_c=c)
+        for weight, c in [(0.0, 10.0), *grid]
+    }
+    return each_scored(index, embedder, settings, cases, tried)
+
+
+def each_scored(
+    index: LoadedIndex,
+    embedder: CachedEmbedder,
+    settings: Settings,
+    cases: list[Case],
+    tried: dict[str, Weights],
+) -> list[tuple[float, str]]:
+    """Each named setting's value on the cases at the configured threshold, with its line."""
+    results = []
+    for name, weights in tried.items():
         chosen = evaluate(Searcher(index, embedder, settings.min_score, weights), cases)
-        setting = f"as it is: intent ({weight}, C {c}) at {settings.min_score}"
-        results.append((value_of(chosen), f"{setting}: {chosen}"))
+        results.append((value_of(chosen), f"{name} at {settings.min_score}: {chosen}"))
     return results
 
 

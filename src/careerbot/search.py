@@ -254,6 +254,8 @@ class Searcher:
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = index.rows[:, TOPIC]
         self.passage_speaker = index.rows[:, SPEAKER]
+        self.answer_topic = np.zeros(len(index.answers), dtype=np.int64)
+        self.answer_topic[index.rows[:, ANSWER]] = index.rows[:, TOPIC]
         # What particular answers answer: each such view counts for its answer's passages
         # only, so it can tell apart two speakers' answers to one interview question.
         self.answer_vectors = index.views[len(views.topics) : after_answers]
@@ -262,8 +264,8 @@ class Searcher:
         self.phrased_passages = np.flatnonzero(np.isin(index.rows[:, ANSWER], self.phrased))
         phrased_rows = index.rows[self.phrased_passages, ANSWER]
         self.phrased_passage_slot = np.searchsorted(self.phrased, phrased_rows)
-        self.phrased_topic = np.zeros(len(self.phrased), dtype=np.int64)
-        self.phrased_topic[self.phrased_passage_slot] = index.rows[self.phrased_passages, TOPIC]
+        # Every phrased answer has passages (load_index checks), so a topic.
+        self.phrased_topic = self.answer_topic[self.phrased]
         # Each answer's passages in order through its text (Searcher.shown): the positions
         # of answer a's are by_answer[answer_first[a] : answer_first[a + 1]].
         self.by_answer = np.lexsort((index.rows[:, START], index.rows[:, ANSWER]))
@@ -271,8 +273,6 @@ class Searcher:
             index.rows[self.by_answer, ANSWER], np.arange(len(index.answers) + 1)
         )
         self.window_starts = np.ascontiguousarray(index.rows[self.by_answer, START])
-        self.answer_topic = np.zeros(len(index.answers), dtype=np.int64)
-        self.answer_topic[index.rows[:, ANSWER]] = index.rows[:, TOPIC]
         tier = curation_tiers(index)
         self.mix = self.passage_weights(index, tier, weights)
         self.intents = self.fit_intents(index, tier) if weights.intent else None
@@ -292,18 +292,19 @@ class Searcher:
         """The classifier of answers whose transcript is curated whole (tier 2), fitted on
         their interview questions' views and their own phrasings, and of uncovered topics
         on theirs; None when no interview question has two such answers to tell apart."""
-        answer_topic = self.answer_topic
         whole = np.flatnonzero(tier == 2)
-        if not len(whole) or np.bincount(answer_topic[whole]).max() < 2:
+        if not len(whole) or np.bincount(self.answer_topic[whole]).max() < 2:
             return None
-        layout = index.layout
+        answers_of: dict[int, list[int]] = {}  # interview question: its answers curated whole
+        for answer in whole.tolist():
+            answers_of.setdefault(int(self.answer_topic[answer]), []).append(answer)
         vectors: list[Vectors] = []
         labels: list[int] = []
         for vector, topic in zip(self.view_vectors, self.view_topic, strict=True):
-            answers = whole[answer_topic[whole] == topic]
+            answers = answers_of.get(int(topic), [])
             vectors.extend(vector for _ in answers)
-            labels.extend(int(a) for a in answers)
-        for vector, (row, _) in zip(self.answer_vectors, layout.answers, strict=True):
+            labels.extend(answers)
+        for vector, (row, _) in zip(self.answer_vectors, index.layout.answers, strict=True):
             if tier[row] == 2:
                 vectors.append(vector)
                 labels.append(row)
