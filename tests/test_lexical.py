@@ -83,6 +83,17 @@ def test_misspelt_words_are_repaired_to_corpus_words_real_words_are_kept(
     assert lexicon.repair("teaching pizza") == "teaching pizza"
 
 
+def test_repair_is_a_slip_of_the_keyboard_not_a_word_that_contains_a_corpus_word(
+    lexicon: Lexicon,
+) -> None:
+    # One edit, two letters swapped included; two edits in a long word.
+    assert lexicon.repair("resmue algoritms") == "resume algorithms"
+    assert lexicon.repair("algortihmss") == "algorithms"
+    # Compounds and derivations of corpus words are other words ("onsite" is not "site").
+    for other in ("backservices", "upmodels", "offhiring", "modelsops"):
+        assert lexicon.repair(other) == other
+
+
 def test_abbreviation_in_the_question_matches_the_long_form_in_passages(lexicon: Lexicon) -> None:
     scores = lexicon.scores(lexicon.terms("ML engineers"))
     assert scores.argmax() == 0 and scores[0] > 0.5

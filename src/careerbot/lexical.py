@@ -15,6 +15,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 from spellchecker import SpellChecker
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, first_problem, read_limited
@@ -28,6 +29,8 @@ CHAT_WORDS = {"say", "says", "said", "think", "thinks", "tell", "please", "hey",
               "talking"}  # fmt: skip
 STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | CHAT_WORDS
 WORD = re.compile(r"\w+")
+# A word this long or longer may be repaired by two edits, a shorter one by one.
+LONG_WORD = 9
 
 
 COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
@@ -223,7 +226,13 @@ class Lexicon:
         return math.log(1 + (self.count - found + 0.5) / (found + 0.5)) if found else None
 
     def repair_words(self, question: str) -> str:
-        """Fix misspelt words that are close to a word of the corpus ("intervew" -> "interview")."""
+        """Fix misspelt words that are close to a word of the corpus ("intervew" -> "interview").
+
+        A slip of the keyboard changes a letter or two: one (a letter added, dropped,
+        changed, or two swapped) in a word of fewer than LONG_WORD letters, two in a longer
+        one. A word further from every corpus word is left as it is: more often it is one
+        the corpus lacks, often a compound of a corpus word ("onsite", "upsell", "sklearn"),
+        than a misspelling of it."""
 
         def fix(match: re.Match[str]) -> str:
             word = match[0]
@@ -236,8 +245,14 @@ class Lexicon:
                 or not self.dictionary.unknown([lower])
             ):
                 return word
-            best = process.extractOne(lower, self.vocabulary, scorer=fuzz.ratio, score_cutoff=80)
-            return str(best[0]) if best else word
+            edits = 1 if len(lower) < LONG_WORD else 2
+            near = process.extract(
+                lower, self.vocabulary, scorer=OSA.distance, score_cutoff=edits, limit=None
+            )
+            # The fewest edits; among those, the most alike by fuzz.ratio, which weighs the
+            # lengths.
+            ranked = sorted((edits, -fuzz.ratio(lower, found), found) for found, edits, _ in near)
+            return next((found for _, unlike, found in ranked if -unlike >= 80), word)
 
         return WORD.sub(fix, question)
 
