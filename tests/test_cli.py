@@ -148,6 +148,8 @@ def test_ask_rebuilds_when_the_corpus_changed(
         (["ask", "hi", "--speaker", "Mallory"], "unknown speaker 'Mallory'; known speakers: "),
         (["ask", "hi", "--top-k", "11"], "invalid settings: top_k: Input should be less than"),
         (["ask", " \n "], "the question is empty; e.g. careerbot ask"),
+        (["eval", "x.jsonl", "--chatter-lines", "0"], "--chatter-lines must be at least 1"),
+        (["eval", "x.jsonl", "--chatter", "/nonexistent/chatter.txt"], "cannot read"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(
@@ -265,3 +267,18 @@ def test_serve_builds_the_index_and_answers_over_http(settings: Settings) -> Non
         output = server.communicate(timeout=30)[0]
     assert (served_version(settings.index_dir) / "manifest.json").exists()
     assert f"careerbot: serving on http://127.0.0.1:{port}/" in output
+
+
+def test_eval_wraps_the_questions_in_chatter_when_asked(
+    tmp_path: Path, settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = tmp_path / "set.jsonl"
+    expect = [{"question": "What are some tips for the interview process?", "speaker": "x"}]
+    cases.write_text(json.dumps({"question": "titanic resume", "expect": expect}) + "\n")
+    chatter = tmp_path / "chatter.txt"
+    chatter.write_text("Greetings from Lisbon.\n")
+    assert cli.main(["eval", str(cases), "--chatter", str(chatter), *dirs(settings)]) == 0
+    out = capsys.readouterr().out
+    assert "in-domain 1" in out and "Greetings from Lisbon." in out  # the wrapped miss
+    assert cli.main(["eval", str(cases), *dirs(settings)]) == 0
+    assert "Lisbon" not in capsys.readouterr().out

@@ -5,7 +5,7 @@ import pytest
 
 from careerbot import CareerbotError
 from careerbot.config import Settings
-from careerbot.evaluate import evaluate, read_cases
+from careerbot.evaluate import evaluate, read_cases, read_chatter, with_chatter
 from careerbot.index import build_index
 from careerbot.search import Searcher
 from careerbot.version import load_index
@@ -55,3 +55,38 @@ def test_a_malformed_line_is_refused_naming_it(tmp_path: Path) -> None:
     path.write_text('{"question": "ok", "expect": "no_answer"}\n{"question": "no expect"}\n')
     with pytest.raises(CareerbotError, match=r"bad\.jsonl:2: expected"):
         read_cases(path)
+
+
+def test_chatter_wraps_each_question_the_same_way_every_run(tmp_path: Path) -> None:
+    cases = read_cases(
+        write(
+            tmp_path / "set.jsonl",
+            [{"question": f"question {n}?", "expect": "no_answer"} for n in range(40)],
+        )
+    )
+    chatter = [f"Line {n}." for n in range(10)]
+    wrapped = with_chatter(cases, chatter, 2)
+    assert wrapped == with_chatter(cases, chatter, 2)
+    for case, before in zip(wrapped, cases, strict=True):
+        head, _, tail = case.question.partition(before.question)
+        lines = (head + tail).split()[1::2]  # "Line 3. Line 7." -> ["3.", "7."]
+        assert len(lines) == 2 and len(set(lines)) == 2
+        assert (case.expect, case.evidence, case.where) == (
+            before.expect,
+            before.evidence,
+            before.where,
+        )
+    # Before the question and after it, both.
+    assert any(c.question.startswith("Line") for c in wrapped)
+    assert any(c.question.endswith(".") for c in wrapped)
+    assert all(c.question.count("Line") == 3 for c in with_chatter(cases, chatter[:3], 5))
+
+
+def test_a_chatter_file_without_lines_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    with pytest.raises(CareerbotError, match="has no lines of chatter"):
+        read_chatter(tmp_path / "empty.txt")
+    with pytest.raises(CareerbotError, match="cannot read"):
+        read_chatter(tmp_path / "missing.txt")
+    (tmp_path / "some.txt").write_text("Hi all.\n\n  Thanks!  \n")
+    assert read_chatter(tmp_path / "some.txt") == ["Hi all.", "Thanks!"]

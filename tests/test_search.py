@@ -9,7 +9,7 @@ import pytest
 
 from careerbot import search
 from careerbot.config import Settings
-from careerbot.embedding import OnnxEmbedder, Vectors
+from careerbot.embedding import OnnxEmbedder, Text, Vectors
 from careerbot.index import build_index
 from careerbot.search import (
     Hit,
@@ -158,10 +158,13 @@ def test_a_question_of_only_a_speakers_name_is_answered_or_not_never_an_error(
         assert result.answered or result.suggestions
 
 
-def embedded_for(searcher: Searcher, question: str) -> dict[str, Vectors]:
-    """The embeddings of the texts the searcher needs for the question, by text."""
-    texts = searcher.query_texts(question).distinct()
-    return dict(zip(texts, searcher.embedder.embed(texts)[:, None], strict=True))
+def embedded_for(searcher: Searcher, question: str) -> dict[Text, Vectors]:
+    """The embeddings of the texts the searcher needs for the question (its sentences and
+    its query_texts), by text."""
+    sentences: list[Text] = list(searcher.sentences(question))
+    given = dict(zip(sentences, searcher.embedder.embed(sentences)[:, None], strict=True))
+    texts = searcher.query_texts(question, given).distinct()
+    return given | dict(zip(texts, searcher.embedder.embed(texts)[:, None], strict=True))
 
 
 def ranked(searcher: Searcher, question: str, embedded: dict[str, Vectors]) -> list[Hit]:
@@ -184,7 +187,9 @@ def test_a_question_telling_its_situation_is_ranked_by_its_blend_with_what_it_as
     for share in (0.0, 0.5, 1.0):
         weighed = Searcher(searcher.index, fake_embedder, weights=Weights(asking_share=share))
         blend = (1 - share) * whole + share * asking
-        expected = ranked(weighed, question, {texts.whole: blend / np.linalg.norm(blend)})
+        expected = ranked(
+            weighed, question, embedded | {texts.whole: blend / np.linalg.norm(blend)}
+        )
         got = weighed.ask(question, top_k=9, embedded=embedded).answers
         assert [(h.answer["id"], h.score) for h in got] == [
             (h.answer["id"], pytest.approx(h.score)) for h in expected
@@ -209,6 +214,67 @@ def test_when_nothing_it_asks_clears_the_threshold_the_whole_question_is_ranked(
     assert [h.answer["id"] for h in got] == [
         h.answer["id"] for h in by_whole if h.score >= threshold
     ]
+
+
+def nearest_to_corpus(searcher: Searcher, sentence: str) -> float:
+    """How near a sentence is to anything the corpus says: a view or a passage (all
+    compared, not only through the vector index)."""
+    vector = searcher.embedder.embed([sentence])[0]
+    passages = searcher.index.vectors.reconstruct_n(0, searcher.index.vectors.ntotal)
+    return float(max((searcher.index.views @ vector).max(), (passages @ vector).max()))
+
+
+def test_sentences_that_speak_of_nothing_the_corpus_does_are_set_aside(
+    searcher: Searcher,
+) -> None:
+    chatter = ["Juggle pelican igloo.", "Xylophones tangerine igloo!"]
+    about = "Machine learning engineer interviews at Airbnb."
+    assert all(nearest_to_corpus(searcher, line) < 0.25 for line in chatter)
+    assert nearest_to_corpus(searcher, about) > 0.5
+    question = f"{chatter[0]} {about}\n\n{chatter[1]}"
+    assert searcher.sentences(question) == [chatter[0], about, chatter[1]]
+    assert searcher.relevant_part(question) == about
+    # What is set aside changes nothing of the answers, scores included.
+    assert searcher.ask(question, top_k=9).answers == searcher.ask(about, top_k=9).answers
+    assert searcher.ask(question).question == question  # the question as asked
+    # A sentence that asks stays, however far; one sentence alone is never judged.
+    asking = "Juggle pelican igloo?"
+    assert searcher.relevant_part(f"{about} {asking}") == f"{about} {asking}"
+    assert searcher.sentences(chatter[0]) == [] and searcher.relevant_part(chatter[0]) == chatter[0]
+    # Nothing set aside: the question as it was, its layout too.
+    both = f"{about}\n\nWhat does the hiring process look like for a machine learning engineer?"
+    assert searcher.relevant_part(both) == both
+
+
+def test_the_nearest_sentence_stays_and_the_margin_keeps_those_close_to_it(
+    searcher: Searcher,
+) -> None:
+    lines = ["Juggle pelican igloo.", "Marmalade kazoo igloo.", "Lasagna hammock igloo."]
+    near = [nearest_to_corpus(searcher, line) for line in lines]
+    assert max(near) < 0.25
+    question = " ".join(lines)
+    nearest = lines[int(np.argmax(near))]
+    # All under the floor: only the nearest, and those within the margin of it, stay.
+    for margin in (0.0, 1.0):
+        weights = Weights(aside_margin=margin)
+        kept = Searcher(searcher.index, searcher.embedder, weights=weights).relevant_part(question)
+        expected = [line for line, n in zip(lines, near, strict=True) if n >= max(near) - margin]
+        assert kept == (question if len(expected) == 3 else " ".join(expected))
+        assert nearest in kept
+    # A floor under every sentence keeps them all.
+    keep_all = Searcher(searcher.index, searcher.embedder, weights=Weights(aside_floor=-1.0))
+    assert keep_all.relevant_part(question) == question
+
+
+def test_the_sentences_given_embedded_are_not_embedded_again(
+    searcher: Searcher, fake_embedder: FakeEmbedder
+) -> None:
+    question = "Juggle pelican igloo. Machine learning engineer interviews at Airbnb."
+    embedded = embedded_for(searcher, question)
+    assert set(searcher.sentences(question)) <= set(embedded)
+    fake_embedder.calls.clear()
+    assert searcher.ask(question, embedded=embedded).answered
+    assert fake_embedder.calls == []
 
 
 @pytest.mark.model

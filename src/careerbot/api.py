@@ -24,7 +24,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from careerbot import CareerbotError, __version__
 from careerbot.admin import admin_router
 from careerbot.config import Settings
-from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder
+from careerbot.embedding import BatchingEmbedder, Embedder, Text, Vectors, load_embedder
 from careerbot.errors import (
     ERRORS,
     MAX_BODY_BYTES,
@@ -226,6 +226,12 @@ def open_log(settings: Settings) -> tuple[Engine | None, str | None]:
         return None, f"{error}; answering without a question log"
 
 
+async def embed_all(model: BatchingEmbedder, texts: Sequence[Text]) -> dict[Text, Vectors]:
+    """The texts' embeddings, by text, from the encoder thread (batched with others)."""
+    futures = map(asyncio.wrap_future, model.submit_all(texts))
+    return dict(zip(texts, await asyncio.gather(*futures), strict=True))
+
+
 def create_app(
     settings: Settings,
     embedder: Embedder | None = None,
@@ -381,12 +387,14 @@ def create_app(
         # complete, valid question takes one of the slots.
         with request.app.state.slots.take():
             model: BatchingEmbedder = request.app.state.model
-            # The question as the model sees it, and the other texts it needs (without
-            # the words that name a speaker; its asking sentences): embedded together.
-            texts = chosen.query_texts(body.question).distinct()
-            vectors = await asyncio.gather(*map(asyncio.wrap_future, model.submit_all(texts)))
-            embedded = dict(zip(texts, vectors, strict=True))
-            result = chosen.ask(body.question, body.top_k, body.speaker, embedded=embedded)
+            # Its sentences first, each alone, to set aside those that speak of nothing
+            # the corpus does; then the question as the model sees it, and the other
+            # texts it needs (without the words that name a speaker; its asking
+            # sentences), embedded together.
+            sentences = await embed_all(model, chosen.sentences(body.question))
+            texts = chosen.query_texts(body.question, sentences).distinct()
+            vectors = sentences | await embed_all(model, texts)
+            result = chosen.ask(body.question, body.top_k, body.speaker, embedded=vectors)
         response = AskResponse(
             id=uuid.uuid4().hex,
             question=result.question,

@@ -25,7 +25,7 @@ from careerbot.curation import (
     topic_name,
 )
 from careerbot.embedding import Embedder, load_embedder
-from careerbot.evaluate import Report, evaluate, read_cases
+from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
 from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
     AnswerFacts,
@@ -59,6 +59,14 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--speaker", help="only answers by this speaker (id or name)")
     check = commands.add_parser("eval", parents=[common], help="measure answer quality")
     check.add_argument("files", nargs="+", type=Path, help="labelled questions (JSONL)")
+    check.add_argument(
+        "--chatter",
+        type=Path,
+        help="wrap each question in lines of this file (life around a question, as posted)",
+    )
+    check.add_argument(
+        "--chatter-lines", type=int, default=2, help="lines of chatter per question (default: 2)"
+    )
     serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API and widget")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
@@ -193,16 +201,22 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "serve":
         serve(settings, embedder)
     elif args.command == "eval":
+        if args.chatter_lines < 1:
+            raise CareerbotError("--chatter-lines must be at least 1")
+        chatter = read_chatter(args.chatter) if args.chatter else None
         searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
-        report_quality(searcher, args.files)
+        report_quality(searcher, args.files, chatter, args.chatter_lines)
     elif since is not None:
         curate(args.command, settings, embedder, since, getattr(args, "json", False))
 
 
-def report_quality(searcher: Searcher, files: list[Path]) -> None:
+def report_quality(
+    searcher: Searcher, files: list[Path], chatter: list[str] | None = None, lines: int = 2
+) -> None:
     everything = []
     for path in files:
-        report = evaluate(searcher, read_cases(path))
+        cases = read_cases(path)
+        report = evaluate(searcher, with_chatter(cases, chatter, lines) if chatter else cases)
         everything.extend(report.outcomes)
         print(f"{path}: {report}")
         for miss in report.misses():

@@ -1,8 +1,9 @@
 """Measure answer quality on a labelled question set (JSONL)."""
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from careerbot import CareerbotError
@@ -54,6 +55,31 @@ def read_cases(path: Path) -> list[Case]:
                 f'"speaker": ...}}] or "no_answer", "evidence": optional}}'
             ) from None
     return cases
+
+
+def read_chatter(path: Path) -> list[str]:
+    """The lines of a file of chatter (with_chatter), one sentence or more each."""
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise CareerbotError(f"cannot read {path}: {error}") from None
+    if not any(lines):
+        raise CareerbotError(f"{path} has no lines of chatter")
+    return [line for line in lines if line]
+
+
+def with_chatter(cases: Sequence[Case], chatter: Sequence[str], count: int) -> list[Case]:
+    """The cases, each question wrapped in `count` lines of chatter (drawn without
+    repeats, each put before or after it), as people wrap a question in their life when
+    they post it online. The same every run."""
+    draw = random.Random(0)
+    wrapped = []
+    for case in cases:
+        lines = draw.sample(list(chatter), min(count, len(chatter)))
+        before = [line for line in lines if draw.random() < 0.6]
+        after = [line for line in lines if line not in before]
+        wrapped.append(replace(case, question=" ".join([*before, case.question, *after])))
+    return wrapped
 
 
 @dataclass(frozen=True)

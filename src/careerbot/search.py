@@ -2,7 +2,7 @@
 
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,6 +79,11 @@ class Weights:
     intent: float = 0.2
     # scikit-learn's C for it, the inverse of its regularisation (Intents.fit).
     intent_c: float = 10.0
+    # A sentence of a question that speaks of nothing the corpus does ("Long time lurker.",
+    # "We just had a baby.") is set aside (Searcher.relevant_part) when no view or passage
+    # is this near it, and the question's nearest sentence is this much nearer.
+    aside_floor: float = 0.25
+    aside_margin: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -341,9 +346,42 @@ class Searcher:
                 naming.add(word)
         return named, naming
 
-    def query_texts(self, question: str) -> QueryTexts:
-        """What the model embeds to answer a question (see ask)."""
-        repaired = self.lexicon.repair(question)
+    def sentences(self, question: str) -> list[str]:
+        """A question's sentences when it has two or more, else none: each is embedded
+        alone to tell whether it speaks of anything the corpus does (relevant_part)."""
+        spans = list(sentence_spans(question))
+        return [question[start:end] for start, end in spans] if len(spans) > 1 else []
+
+    def relevant_part(self, question: str, given: Mapping[Text, Vectors] | None = None) -> str:
+        """The question without its sentences that speak of nothing the corpus does
+        (`given`: embeddings of its sentences already made, by text). People who post a
+        question online often wrap it in their life ("Long time lurker.", "We just had our
+        second baby.", "Sorry for the wall of text."): words the corpus never uses, which
+        would lower the question's coverage and blur its embedding until no answer clears
+        the threshold. A sentence is set aside when no view (an interview question, a
+        phrasing, an uncovered topic's phrasing) or passage is Weights.aside_floor near
+        it and the question's nearest sentence is Weights.aside_margin nearer still; a
+        sentence that asks ("?") is always kept, and so is the nearest."""
+        sentences = self.sentences(question)
+        if not sentences:
+            return question
+        vectors = self.vectors_of(sentences, given)
+        matrix = np.vstack([vectors[sentence] for sentence in sentences])
+        near = (matrix @ self.index.views.T).max(axis=1, initial=-1.0)
+        scores, ids = self.index.vectors.search(matrix, 1)
+        near = np.maximum(near, np.where(ids[:, 0] >= 0, scores[:, 0], -1.0))
+        floor = min(self.weights.aside_floor, float(near.max()) - self.weights.aside_margin)
+        kept = [
+            sentence
+            for sentence, nearest in zip(sentences, near, strict=True)
+            if nearest >= floor or ASKS.search(sentence)
+        ]
+        return " ".join(kept) if len(kept) < len(sentences) else question
+
+    def query_texts(self, question: str, given: Mapping[Text, Vectors] | None = None) -> QueryTexts:
+        """What the model embeds to answer a question (see ask), once its sentences are
+        embedded (`given`; see relevant_part)."""
+        repaired = self.lexicon.repair(self.relevant_part(question, given))
         return self.texts_of(repaired, self.named_speakers(repaired)[1])
 
     def texts_of(self, repaired: str, naming: set[str]) -> QueryTexts:
@@ -358,11 +396,10 @@ class Searcher:
         asking = asking_spans(whole)
         return QueryTexts(whole, unnamed, Within(whole, asking) if asking else None)
 
-    def embeddings(
-        self, texts: QueryTexts, given: Mapping[Text, Vectors] | None
+    def vectors_of(
+        self, wanted: Sequence[Text], given: Mapping[Text, Vectors] | None
     ) -> dict[Text, Vectors]:
         """Each of the texts' embeddings (one row each): from `given`, or made now."""
-        wanted = texts.distinct()
         found = {text: given[text] for text in wanted if given and text in given}
         missing = [text for text in wanted if text not in found]
         if missing:
@@ -395,13 +432,13 @@ class Searcher:
         speaker: str | None = None,
         embedded: Mapping[Text, Vectors] | None = None,
     ) -> Result:
-        """The best answers to a question. `embedded`: embeddings of its query_texts
-        already made (by text, one row each); the others are made here."""
+        """The best answers to a question. `embedded`: embeddings of its sentences
+        and query_texts already made (by text, one row each); the others are made here."""
         only = self.resolve_speaker(speaker) if speaker else None
-        repaired = self.lexicon.repair(question)
+        repaired = self.lexicon.repair(self.relevant_part(question, embedded))
         named, naming = self.named_speakers(repaired)
         texts = self.texts_of(repaired, naming)
-        vectors = self.embeddings(texts, embedded)
+        vectors = self.vectors_of(texts.distinct(), embedded)
         query = vectors[texts.whole]
         topical, near = self.topical(query), self.answer_near(query)
         covered = self.covered(topical, near)
