@@ -28,6 +28,20 @@ def test_synonyms_expand_for_meaning_and_replace_for_word_matching() -> None:
     assert SYNONYMS.expand("html is not ml-free") == "html is not ml (machine learning)-free"
 
 
+def test_an_abbreviations_plural_in_capitals_stands_for_the_plural_long_forms() -> None:
+    synonyms = Synonyms(
+        {"MLE": ["machine learning engineer"], "IT": ["information technology"], "DEVS": ["devs"]}
+    )
+    assert synonyms.expand("MLEs at Airbnb") == "MLEs (machine learning engineers) at Airbnb"
+    assert synonyms.replace("two APIs, MLEs") == "two APIs, machine learning engineers"
+    # Only so written: a word that happens to end so is no plural.
+    assert synonyms.replace("its mles MLEss") == "its mles MLEss"
+    assert synonyms.replace("ITs") == "information technologys"
+    # A plural the table lists itself is taken as listed, not made from its singular.
+    assert Synonyms({"DEV": ["developer"], "DEVS": ["devs"]}).replace("DEVs") == "devs"
+    assert "mles" in synonyms and "mle" in synonyms and "mlesx" not in synonyms
+
+
 def test_synonyms_file_is_read_from_the_corpus(tmp_path: Path) -> None:
     (tmp_path / "synonyms.toml").write_text('[synonyms]\nSWE = ["software engineer"]\n')
     assert Synonyms.read(tmp_path).table == {"swe": ["software engineer"]}

@@ -55,10 +55,28 @@ class Synonyms:
 
     def __init__(self, table: dict[str, list[str]]) -> None:
         self.table = {key.lower(): forms for key, forms in table.items()}
+        # An abbreviation's plural, in capitals and a small s ("MLEs", "APIs"), stands for
+        # its long forms' plurals, unless the table lists that plural itself. Only so
+        # written: "its" is not the plural of "IT".
+        self.plurals = {
+            key: [f"{form}s" for form in forms]
+            for key, forms in self.table.items()
+            if f"{key}s" not in self.table
+        }
         keys = sorted(self.table, key=len, reverse=True)
-        self.pattern = (
-            re.compile(rf"\b({'|'.join(map(re.escape, keys))})\b", re.I) if keys else None
-        )
+        plurals = sorted(self.plurals, key=len, reverse=True)
+        either = [rf"(?i:\b{re.escape(key)}\b)" for key in keys]
+        either += [rf"\b{re.escape(key.upper())}s\b" for key in plurals]
+        self.pattern = re.compile("|".join(either)) if keys else None
+
+    def forms(self, abbreviation: str) -> list[str]:
+        """The long forms of an abbreviation as the pattern matched it."""
+        found = self.table.get(abbreviation.lower())
+        return found if found is not None else self.plurals[abbreviation[:-1].lower()]
+
+    def __contains__(self, word: str) -> bool:
+        """Whether a word, in lower case, is an abbreviation or the plural of one."""
+        return word in self.table or (word.endswith("s") and word[:-1] in self.plurals)
 
     @classmethod
     def checked(cls, table: object, where: str) -> "Synonyms":
@@ -97,13 +115,13 @@ class Synonyms:
         """Text with each abbreviation followed by its long forms: "ML (machine learning)"."""
         if self.pattern is None:
             return text
-        return self.pattern.sub(lambda m: f"{m[0]} ({' / '.join(self.table[m[0].lower()])})", text)
+        return self.pattern.sub(lambda m: f"{m[0]} ({' / '.join(self.forms(m[0]))})", text)
 
     def replace(self, text: str) -> str:
         """Text with each abbreviation replaced by its long forms, for word matching."""
         if self.pattern is None:
             return text
-        return self.pattern.sub(lambda m: " ".join(self.table[m[0].lower()]), text)
+        return self.pattern.sub(lambda m: " ".join(self.forms(m[0])), text)
 
 
 # The files bm25s saves a model into (BM25 as Lucene scores it needs no others).
@@ -241,7 +259,7 @@ class Lexicon:
                 len(lower) < 4
                 or lower in self.known
                 or lower in STOPWORDS
-                or lower in self.synonyms.table
+                or lower in self.synonyms
                 or not self.dictionary.unknown([lower])
             ):
                 return word
