@@ -148,7 +148,8 @@ def test_ask_rebuilds_when_the_corpus_changed(
         (["ask", "hi", "--speaker", "Mallory"], "unknown speaker 'Mallory'; known speakers: "),
         (["ask", "hi", "--top-k", "11"], "invalid settings: top_k: Input should be less than"),
         (["ask", " \n "], "the question is empty; e.g. careerbot ask"),
-        (["eval", "x.jsonl", "--chatter-lines", "0"], "--chatter-lines must be at least 1"),
+        (["eval", "x.jsonl", "--chatter-lines", "0"], "--chatter-lines must be 1 to 20"),
+        (["eval", "x.jsonl", "--chatter-lines", "21"], "--chatter-lines must be 1 to 20"),
         (["eval", "x.jsonl", "--chatter", "/nonexistent/chatter.txt"], "cannot read"),
     ],
 )

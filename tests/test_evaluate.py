@@ -88,5 +88,5 @@ def test_a_chatter_file_without_lines_is_refused(tmp_path: Path) -> None:
         read_chatter(tmp_path / "empty.txt")
     with pytest.raises(CareerbotError, match="cannot read"):
         read_chatter(tmp_path / "missing.txt")
-    (tmp_path / "some.txt").write_text("Hi all.\n\n  Thanks!  \n")
-    assert read_chatter(tmp_path / "some.txt") == ["Hi all.", "Thanks!"]
+    (tmp_path / "some.txt").write_text("Hi all.\n\n  Thanks!  \nHi all.\n")
+    assert read_chatter(tmp_path / "some.txt") == ["Hi all.", "Thanks!"]  # each once

@@ -163,7 +163,7 @@ def embedded_for(searcher: Searcher, question: str) -> dict[Text, Vectors]:
     its query_texts), by text."""
     sentences: list[Text] = list(searcher.sentences(question))
     given = dict(zip(sentences, searcher.embedder.embed(sentences)[:, None], strict=True))
-    texts = searcher.query_texts(question, given).distinct()
+    texts = searcher.query_texts(searcher.relevant_part(question, given)).distinct()
     return given | dict(zip(texts, searcher.embedder.embed(texts)[:, None], strict=True))
 
 
@@ -244,6 +244,37 @@ def test_sentences_that_speak_of_nothing_the_corpus_does_are_set_aside(
     # Nothing set aside: the question as it was, its layout too.
     both = f"{about}\n\nWhat does the hiring process look like for a machine learning engineer?"
     assert searcher.relevant_part(both) == both
+
+
+def test_kept_however_far_the_sentence_a_short_ask_points_back_to_and_a_named_speaker(
+    searcher: Searcher,
+) -> None:
+    about = "Machine learning engineer interviews at Airbnb."
+    far = "Juggle pelican igloo."
+    # "Is that good?" says nothing alone: what it asks about is the sentence before.
+    assert searcher.relevant_part(f"{about} {far} Is that good?") == f"{about} {far} Is that good?"
+    assert searcher.relevant_part(f"{far} {about} Is that good?") == f"{about} Is that good?"
+    # A longer ask stands alone.
+    longer = "Is that good for my career?"
+    assert searcher.relevant_part(f"{about} {far} {longer}") == f"{about} {longer}"
+    # Naming a speaker steers the answers (other_speaker), wherever the name is.
+    # (Here only the nearest sentence would be kept otherwise.)
+    strict = Searcher(
+        searcher.index, searcher.embedder, weights=Weights(aside_floor=1.0, aside_margin=0.0)
+    )
+    hello = "Hi Shubhankar!"
+    assert nearest_to_corpus(searcher, hello) < nearest_to_corpus(searcher, about)
+    assert strict.relevant_part(f"{hello} {about} {far}") == f"{hello} {about}"
+    assert strict.relevant_part(f"Hi there! {about} {far}") == about
+
+
+def test_a_question_of_very_many_sentences_is_taken_whole(searcher: Searcher) -> None:
+    many = " ".join(["Juggle pelican igloo."] * search.JUDGED_SENTENCES)
+    question = f"Machine learning engineer interviews at Airbnb. {many}"
+    assert searcher.sentences(question) == [] and searcher.relevant_part(question) == question
+    fewer = " ".join(["Juggle pelican igloo."] * (search.JUDGED_SENTENCES - 1))
+    question = f"Machine learning engineer interviews at Airbnb. {fewer}"
+    assert len(searcher.sentences(question)) == search.JUDGED_SENTENCES
 
 
 def test_the_nearest_sentence_stays_and_the_margin_keeps_those_close_to_it(

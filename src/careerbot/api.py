@@ -392,9 +392,12 @@ def create_app(
             # texts it needs (without the words that name a speaker; its asking
             # sentences), embedded together.
             sentences = await embed_all(model, chosen.sentences(body.question))
-            texts = chosen.query_texts(body.question, sentences).distinct()
-            vectors = sentences | await embed_all(model, texts)
-            result = chosen.ask(body.question, body.top_k, body.speaker, embedded=vectors)
+            relevant = chosen.relevant_part(body.question, sentences)
+            texts = chosen.query_texts(relevant).distinct()
+            vectors = await embed_all(model, texts)
+            result = chosen.ask(
+                body.question, body.top_k, body.speaker, embedded=vectors, relevant=relevant
+            )
         response = AskResponse(
             id=uuid.uuid4().hex,
             question=result.question,

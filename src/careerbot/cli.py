@@ -42,6 +42,9 @@ from careerbot.store import skips, upsert
 from careerbot.transcript import speakers_file
 from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
 
+# A question wrapped in more lines would be no question anyone posts (eval --chatter).
+MAX_CHATTER_LINES = 20
+
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -65,7 +68,10 @@ def parser() -> argparse.ArgumentParser:
         help="wrap each question in lines of this file (life around a question, as posted)",
     )
     check.add_argument(
-        "--chatter-lines", type=int, default=2, help="lines of chatter per question (default: 2)"
+        "--chatter-lines",
+        type=int,
+        default=2,
+        help=f"lines of chatter per question, 1-{MAX_CHATTER_LINES} (default: 2)",
     )
     serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API and widget")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
@@ -201,8 +207,8 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "serve":
         serve(settings, embedder)
     elif args.command == "eval":
-        if args.chatter_lines < 1:
-            raise CareerbotError("--chatter-lines must be at least 1")
+        if not 1 <= args.chatter_lines <= MAX_CHATTER_LINES:
+            raise CareerbotError(f"--chatter-lines must be 1 to {MAX_CHATTER_LINES}")
         chatter = read_chatter(args.chatter) if args.chatter else None
         searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
         report_quality(searcher, args.files, chatter, args.chatter_lines)

@@ -58,14 +58,15 @@ def read_cases(path: Path) -> list[Case]:
 
 
 def read_chatter(path: Path) -> list[str]:
-    """The lines of a file of chatter (with_chatter), one sentence or more each."""
+    """The distinct lines of a file of chatter (with_chatter), one sentence or more each."""
     try:
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as error:
         raise CareerbotError(f"cannot read {path}: {error}") from None
-    if not any(lines):
+    distinct = list(dict.fromkeys(line for line in lines if line))
+    if not distinct:
         raise CareerbotError(f"{path} has no lines of chatter")
-    return [line for line in lines if line]
+    return distinct
 
 
 def with_chatter(cases: Sequence[Case], chatter: Sequence[str], count: int) -> list[Case]:
@@ -73,11 +74,13 @@ def with_chatter(cases: Sequence[Case], chatter: Sequence[str], count: int) -> l
     repeats, each put before or after it), as people wrap a question in their life when
     they post it online. The same every run."""
     draw = random.Random(0)
+    pool = list(chatter)
     wrapped = []
     for case in cases:
-        lines = draw.sample(list(chatter), min(count, len(chatter)))
-        before = [line for line in lines if draw.random() < 0.6]
-        after = [line for line in lines if line not in before]
+        before: list[str] = []
+        after: list[str] = []
+        for line in draw.sample(pool, min(count, len(pool))):
+            (before if draw.random() < 0.6 else after).append(line)
         wrapped.append(replace(case, question=" ".join([*before, case.question, *after])))
     return wrapped
 

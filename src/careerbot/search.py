@@ -33,6 +33,8 @@ CANDIDATES = 256
 ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 # An asking sentence of fewer words takes in the sentence before it (asking_spans).
 SHORT_ASK_WORDS = 4
+# A question of more sentences is taken whole: each is embedded alone (relevant_part).
+JUDGED_SENTENCES = 20
 # The passage shown for an answer grows from its best window into the windows beside it
 # that match the question at most this much less (the weighted mean of their semantic and
 # lexical signals), while it stays within this many times the best window's length
@@ -347,10 +349,13 @@ class Searcher:
         return named, naming
 
     def sentences(self, question: str) -> list[str]:
-        """A question's sentences when it has two or more, else none: each is embedded
-        alone to tell whether it speaks of anything the corpus does (relevant_part)."""
+        """A question's sentences when it has two to JUDGED_SENTENCES, else none: each is
+        embedded alone to tell whether it speaks of anything the corpus does
+        (relevant_part)."""
         spans = list(sentence_spans(question))
-        return [question[start:end] for start, end in spans] if len(spans) > 1 else []
+        if not 1 < len(spans) <= JUDGED_SENTENCES:
+            return []
+        return [question[start:end] for start, end in spans]
 
     def relevant_part(self, question: str, given: Mapping[Text, Vectors] | None = None) -> str:
         """The question without its sentences that speak of nothing the corpus does
@@ -360,8 +365,9 @@ class Searcher:
         would lower the question's coverage and blur its embedding until no answer clears
         the threshold. A sentence is set aside when no view (an interview question, a
         phrasing, an uncovered topic's phrasing) or passage is Weights.aside_floor near
-        it and the question's nearest sentence is Weights.aside_margin nearer still; a
-        sentence that asks ("?") is always kept, and so is the nearest."""
+        it and the question's nearest sentence is Weights.aside_margin nearer still. Kept
+        whatever their nearness: a sentence that asks ("?"), the one before a short one
+        that asks ("TC is 210k. Is that good?"), and one that names a speaker."""
         sentences = self.sentences(question)
         if not sentences:
             return question
@@ -371,17 +377,25 @@ class Searcher:
         scores, ids = self.index.vectors.search(matrix, 1)
         near = np.maximum(near, np.where(ids[:, 0] >= 0, scores[:, 0], -1.0))
         floor = min(self.weights.aside_floor, float(near.max()) - self.weights.aside_margin)
+        asks = [bool(ASKS.search(sentence)) for sentence in sentences]
         kept = [
             sentence
-            for sentence, nearest in zip(sentences, near, strict=True)
-            if nearest >= floor or ASKS.search(sentence)
+            for number, sentence in enumerate(sentences)
+            if near[number] >= floor
+            or asks[number]
+            or (
+                number + 1 < len(sentences)
+                and asks[number + 1]
+                and len(sentences[number + 1].split()) < SHORT_ASK_WORDS
+            )
+            or self.named_speakers(sentence)[0]
         ]
         return " ".join(kept) if len(kept) < len(sentences) else question
 
-    def query_texts(self, question: str, given: Mapping[Text, Vectors] | None = None) -> QueryTexts:
-        """What the model embeds to answer a question (see ask), once its sentences are
-        embedded (`given`; see relevant_part)."""
-        repaired = self.lexicon.repair(self.relevant_part(question, given))
+    def query_texts(self, question: str) -> QueryTexts:
+        """What the model embeds to answer a question (see ask): the question's relevant
+        part (relevant_part), when its sentences have been judged."""
+        repaired = self.lexicon.repair(question)
         return self.texts_of(repaired, self.named_speakers(repaired)[1])
 
     def texts_of(self, repaired: str, naming: set[str]) -> QueryTexts:
@@ -431,11 +445,15 @@ class Searcher:
         top_k: int = 3,
         speaker: str | None = None,
         embedded: Mapping[Text, Vectors] | None = None,
+        relevant: str | None = None,
     ) -> Result:
         """The best answers to a question. `embedded`: embeddings of its sentences
-        and query_texts already made (by text, one row each); the others are made here."""
+        and query_texts already made (by text, one row each); the others are made here.
+        `relevant`: its relevant_part, when already found."""
         only = self.resolve_speaker(speaker) if speaker else None
-        repaired = self.lexicon.repair(self.relevant_part(question, embedded))
+        if relevant is None:
+            relevant = self.relevant_part(question, embedded)
+        repaired = self.lexicon.repair(relevant)
         named, naming = self.named_speakers(repaired)
         texts = self.texts_of(repaired, naming)
         vectors = self.vectors_of(texts.distinct(), embedded)
