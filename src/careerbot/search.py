@@ -86,6 +86,11 @@ class Weights:
     # is this near it, and the question's nearest sentence is this much nearer.
     aside_floor: float = 0.25
     aside_margin: float = 0.25
+    # A question of this many words or more (its relevant part) tells of more than it
+    # asks, and its words and meaning match any answer less than a short one's: its
+    # scores are this many times larger (shown at most 1).
+    long_words: int = 40
+    long_boost: float = 1.2
 
 
 @dataclass(frozen=True)
@@ -474,7 +479,8 @@ class Searcher:
         scoring = ScoringInput(
             terms=terms,
             lexical=self.lexicon.scores(terms),
-            confidence=self.lexicon.coverage(terms) ** self.weights.coverage,
+            confidence=self.lexicon.coverage(terms) ** self.weights.coverage
+            * (self.weights.long_boost if len(relevant.split()) >= self.weights.long_words else 1),
             by_named=np.isin(self.passage_speaker, [rows[s] for s in named]) if named else None,
             by_only=self.passage_speaker == rows[only] if only else None,
             top_k=top_k,
