@@ -13,9 +13,11 @@ from careerbot import CareerbotError
 from careerbot import export as exporting
 from careerbot.config import Settings
 from careerbot.embedding import (
+    ALIKE_CHARS,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     Within,
+    like_lengths,
     lowered,
     model_path,
 )
@@ -295,3 +297,14 @@ def test_hostile_export_facts_are_refused_at_start_with_one_line(
     with pytest.raises(CareerbotError) as refusal:
         OnnxEmbedder(cache_dir=cache, threads=1)
     assert "\n" not in str(refusal.value) and str(facts.with_suffix("")) in str(refusal.value)
+
+
+def test_texts_of_like_length_batch_together_and_no_more_than_32() -> None:
+    assert like_lengths([]) == []
+    assert like_lengths([10] * 70) == [(0, 32), (32, 64), (64, 70)]
+    # Short texts count alike; a text over twice the shortest of its run starts another.
+    short = [5, 20, ALIKE_CHARS, 2 * ALIKE_CHARS]
+    lengths = [*short, 2 * ALIKE_CHARS + 1, 300, 600, 601]
+    assert like_lengths(lengths) == [(0, 4), (4, 5), (5, 7), (7, 8)]
+    runs = like_lengths(sorted(np.random.default_rng(1).integers(1, 1000, 500).tolist()))
+    assert [start for start, _ in runs[1:]] == [end for _, end in runs[:-1]] and runs[-1][1] == 500

@@ -387,14 +387,16 @@ def create_app(
         # complete, valid question takes one of the slots.
         with request.app.state.slots.take():
             model: BatchingEmbedder = request.app.state.model
-            # Its sentences first, each alone, to set aside those that speak of nothing
-            # the corpus does; then the question as the model sees it, and the other
-            # texts it needs (without the words that name a speaker; its asking
-            # sentences), embedded together.
-            sentences = await embed_all(model, chosen.sentences(body.question))
-            relevant = chosen.relevant_part(body.question, sentences)
+            # The question as the model sees it and the other texts it needs (without the
+            # words that name a speaker; its asking sentences), embedded together with
+            # its sentences, each alone, to set aside those that speak of nothing the
+            # corpus does. Only when some are set aside does what is left take a second
+            # pass of the model.
+            whole = chosen.query_texts(body.question).distinct()
+            vectors = await embed_all(model, [*chosen.sentences(body.question), *whole])
+            relevant = chosen.relevant_part(body.question, vectors)
             texts = chosen.query_texts(relevant).distinct()
-            vectors = await embed_all(model, texts)
+            vectors |= await embed_all(model, [text for text in texts if text not in vectors])
             result = chosen.ask(
                 body.question, body.top_k, body.speaker, embedded=vectors, relevant=relevant
             )

@@ -25,6 +25,10 @@ from careerbot.export import EXPORT_EXTRA, exported, files_digest, int8_file, st
 Vectors = NDArray[np.float32]
 
 
+# Texts this short batch together whatever their lengths (like_lengths).
+ALIKE_CHARS = 64
+
+
 @dataclass(frozen=True)
 class Within:
     """Some of a text's sentences as the model reads them in the whole text: the mean of
@@ -319,13 +323,13 @@ class OnnxEmbedder(ModelFacts):
         # Texts of like length batch together, so little of each batch is padding.
         order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
         vectors = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        starts: Iterable[int] = range(0, len(distinct), 32)
+        runs: Iterable[tuple[int, int]] = like_lengths([len(distinct[i]) for i in order])
         if progress:
             from tqdm import tqdm
 
-            starts = tqdm(starts, desc="Embedding", unit="batch")
-        for start in starts:
-            chosen = [distinct[i] for i in order[start : start + 32]]
+            runs = tqdm(runs, desc="Embedding", unit="batch")
+        for start, end in runs:
+            chosen = [distinct[i] for i in order[start:end]]
             encodings = self._tokenizer.encode_batch(chosen)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             feeds = {
@@ -345,6 +349,22 @@ class OnnxEmbedder(ModelFacts):
                         else pooled[at]
                     )
         return vectors
+
+
+def like_lengths(lengths: Sequence[int], size: int = 32) -> list[tuple[int, int]]:
+    """The runs (start, end) of texts of these lengths (in characters, ascending) to
+    embed together: at most `size` each, and none whose longest is over twice its
+    shortest (under ALIKE_CHARS all count alike). Each is padded to its longest text: the
+    sentences of a long question batched with it would cost a pass of its length each."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for end, length in enumerate(lengths):
+        if end - start == size or length > 2 * max(lengths[start], ALIKE_CHARS):
+            runs.append((start, end))
+            start = end
+    if start < len(lengths):
+        runs.append((start, len(lengths)))
+    return runs
 
 
 class BatchingEmbedder:
