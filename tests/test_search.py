@@ -266,6 +266,34 @@ def test_kept_however_far_the_sentence_a_short_ask_points_back_to_and_a_named_sp
     assert nearest_to_corpus(searcher, hello) < nearest_to_corpus(searcher, about)
     assert strict.relevant_part(f"{hello} {about} {far}") == f"{hello} {about}"
     assert strict.relevant_part(f"Hi there! {about} {far}") == about
+    # An organization alone names no one to keep the sentence for.
+    booked = "We booked an Airbnb in Lisbon."
+    assert strict.relevant_part(f"{about} {booked}") == about
+
+
+def test_a_long_question_is_lifted_by_its_words_and_stays_within_0_and_1(
+    searcher: Searcher,
+) -> None:
+    flat = Searcher(searcher.index, searcher.embedder, weights=Weights(long_lift=0.0))
+    shortest, longest = searcher.weights.long_words
+    base = "machine learning engineer interviews at airbnb titanic resume"
+    filler = " ".join(["projects"] * 60)
+
+    def scores(s: Searcher, question: str) -> list[float]:
+        return [hit.score for hit in s.ask(question, top_k=9).answers]
+
+    for words, share in ((shortest, 0.0), ((shortest + longest) // 2, 0.5), (longest, 1.0)):
+        question = " ".join(f"{base} {filler}".split()[:words])
+        lift = searcher.weights.long_lift * share
+        plain = scores(flat, question)
+        assert searcher.lift(question) == pytest.approx(lift)
+        assert scores(searcher, question) == pytest.approx([s + lift * s * (1 - s) for s in plain])
+        assert all(0 <= s <= 1 for s in scores(searcher, question))
+    # Dashes and emoji are no words.
+    padded = base + " -" * 60 + " 🙂" * 10
+    assert searcher.lift(padded) == 0 and scores(searcher, padded) == scores(flat, padded)
+    # 0.25 becomes the shipped threshold of 0.30.
+    assert 0.25 + searcher.weights.long_lift * 0.25 * 0.75 == pytest.approx(0.30, abs=0.001)
 
 
 def test_a_question_of_very_many_sentences_is_taken_whole(searcher: Searcher) -> None:

@@ -86,11 +86,12 @@ class Weights:
     # is this near it, and the question's nearest sentence is this much nearer.
     aside_floor: float = 0.25
     aside_margin: float = 0.25
-    # A question of this many words or more (its relevant part) tells of more than it
-    # asks, and its words and meaning match any answer less than a short one's: its
-    # scores are this many times larger (shown at most 1).
-    long_words: int = 40
-    long_boost: float = 1.2
+    # A long question (its relevant part) tells of more than it asks, and its words and
+    # meaning match any answer less than a short one's: its score s becomes
+    # s + lift * s * (1 - s), which takes 0.25 to 0.30 and keeps 1 at 1, the lift growing
+    # from 0 at long_words[0] words to long_lift at long_words[1].
+    long_words: tuple[int, int] = (35, 45)
+    long_lift: float = 0.27
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class ScoringInput:
     terms: dict[str, str]  # stem: the question's word (Lexicon.terms)
     lexical: NDArray[np.float64]
     confidence: float
+    lift: float  # for a long question (Weights.long_lift)
     by_named: NDArray[np.bool_] | None  # passages of the speakers the question names
     by_only: NDArray[np.bool_] | None  # passages of the speaker the filter picks
     top_k: int
@@ -246,6 +248,14 @@ class Searcher:
             for word in speaker_words(speaker):
                 self.naming.setdefault(word, set()).add(id)
         self.name_words = list(self.naming)
+        # The words of their names alone: a sentence that names a speaker is never set
+        # aside (relevant_part), one that names only an organization may be ("We booked
+        # an Airbnb.").
+        self.person_words = {
+            word
+            for speaker in self.speakers.values()
+            for word in speaker_words({"name": speaker["name"]})
+        }
         # The interview questions, each with who answered it: the topics the corpus covers.
         self.topics: dict[str, list[Record]] = {
             topic.question: [named.model_dump() for named in topic.speakers]
@@ -372,7 +382,8 @@ class Searcher:
         phrasing, an uncovered topic's phrasing) or passage is Weights.aside_floor near
         it and the question's nearest sentence is Weights.aside_margin nearer still. Kept
         whatever their nearness: a sentence that asks ("?"), the one before a short one
-        that asks ("TC is 210k. Is that good?"), and one that names a speaker."""
+        that asks ("TC is 210k. Is that good?"), and one that names a speaker by
+        name."""
         sentences = self.sentences(question)
         if not sentences:
             return question
@@ -393,9 +404,16 @@ class Searcher:
                 and asks[number + 1]
                 and len(sentences[number + 1].split()) < SHORT_ASK_WORDS
             )
-            or self.named_speakers(sentence)[0]
+            or not self.person_words.isdisjoint(WORD.findall(sentence.lower()))
         ]
         return " ".join(kept) if len(kept) < len(sentences) else question
+
+    def lift(self, relevant: str) -> float:
+        """Weights.long_lift in the measure that a question (its relevant part) is long,
+        by its words (not its dashes or emoji)."""
+        shortest, longest = self.weights.long_words
+        words = len(WORD.findall(relevant))
+        return self.weights.long_lift * min(max((words - shortest) / (longest - shortest), 0), 1)
 
     def query_texts(self, question: str) -> QueryTexts:
         """What the model embeds to answer a question (see ask): the question's relevant
@@ -479,8 +497,8 @@ class Searcher:
         scoring = ScoringInput(
             terms=terms,
             lexical=self.lexicon.scores(terms),
-            confidence=self.lexicon.coverage(terms) ** self.weights.coverage
-            * (self.weights.long_boost if len(relevant.split()) >= self.weights.long_words else 1),
+            confidence=self.lexicon.coverage(terms) ** self.weights.coverage,
+            lift=self.lift(relevant),
             by_named=np.isin(self.passage_speaker, [rows[s] for s in named]) if named else None,
             by_only=self.passage_speaker == rows[only] if only else None,
             top_k=top_k,
@@ -531,6 +549,8 @@ class Searcher:
         score *= scoring.confidence
         if by_named is not None:
             score[~by_named] *= 1 - self.weights.other_speaker
+        if scoring.lift:
+            score += scoring.lift * score * (1 - score)  # scores stay in [0, 1]
         if by_only is not None:
             score[~by_only] = -1.0
         hits: list[Hit] = []
