@@ -58,6 +58,21 @@ def test_texts_asked_for_together_go_in_one_batch_the_cached_ones_not_at_all() -
     assert model.calls == [["new"]]
 
 
+def test_passing_texts_share_the_batch_but_not_the_cache() -> None:
+    model = FakeEmbedder()
+    batching = BatchingEmbedder(model, cache_size=2)
+    cached = batching.embed(["how do I become an ML engineer"])
+    sentences = [f"Sentence number {n}." for n in range(5)]
+    futures = batching.submit_all(["whole question"], sentences)
+    got = np.concatenate([future.result() for future in futures])
+    assert model.calls[-1] == ["whole question", *sentences]  # one pass for all
+    assert np.allclose(got, FakeEmbedder().embed(["whole question", *sentences]))
+    # The question asked before is still cached; the sentences never were.
+    assert set(batching.cache) == {"how do I become an ML engineer", "whole question"}
+    assert np.array_equal(batching.embed(["how do I become an ML engineer"]), cached)
+    assert len(model.calls) == 2
+
+
 class Gated(FakeEmbedder):
     """Holds each forward pass until let through, and says when one has begun."""
 

@@ -226,10 +226,13 @@ def open_log(settings: Settings) -> tuple[Engine | None, str | None]:
         return None, f"{error}; answering without a question log"
 
 
-async def embed_all(model: BatchingEmbedder, texts: Sequence[Text]) -> dict[Text, Vectors]:
-    """The texts' embeddings, by text, from the encoder thread (batched with others)."""
-    futures = map(asyncio.wrap_future, model.submit_all(texts))
-    return dict(zip(texts, await asyncio.gather(*futures), strict=True))
+async def embed_all(
+    model: BatchingEmbedder, texts: Sequence[Text], passing: Sequence[Text] = ()
+) -> dict[Text, Vectors]:
+    """The embeddings of texts and passing ones (not cached: BatchingEmbedder.submit_all),
+    by text, from the encoder thread (batched with others)."""
+    futures = map(asyncio.wrap_future, model.submit_all(texts, passing))
+    return dict(zip([*texts, *passing], await asyncio.gather(*futures), strict=True))
 
 
 def create_app(
@@ -393,7 +396,7 @@ def create_app(
             # corpus does. Only when some are set aside does what is left take a second
             # pass of the model.
             whole = chosen.query_texts(body.question).distinct()
-            vectors = await embed_all(model, [*chosen.sentences(body.question), *whole])
+            vectors = await embed_all(model, whole, chosen.sentences(body.question))
             relevant = chosen.relevant_part(body.question, vectors)
             texts = chosen.query_texts(relevant).distinct()
             vectors |= await embed_all(model, [text for text in texts if text not in vectors])

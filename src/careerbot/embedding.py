@@ -404,12 +404,16 @@ class BatchingEmbedder:
         """A future of one text's embedding: from the cache, or from the next batch."""
         return self.submit_all([text])[0]
 
-    def submit_all(self, texts: Sequence[Text]) -> "list[Future[Vectors]]":
-        """Futures of the texts' embeddings, each from the cache or all from one batch,
-        where a text and sentences Within it share one pass of the model."""
+    def submit_all(
+        self, texts: Sequence[Text], passing: Sequence[Text] = ()
+    ) -> "list[Future[Vectors]]":
+        """Futures of the texts' embeddings, then of the `passing` ones', each from the
+        cache or all from one batch, where a text and sentences Within it share one pass
+        of the model. Passing texts (a question's sentences, each alone) are not kept in
+        the cache: a few long questions would push out hundreds of whole ones."""
         futures: list[Future[Vectors]] = []
         group: list[tuple[Text, Future[Vectors]]] = []
-        for text in texts:
+        for text, kept in [*((t, True) for t in texts), *((t, False) for t in passing)]:
             future: Future[Vectors] = Future()
             futures.append(future)
             with self.lock:
@@ -419,7 +423,8 @@ class BatchingEmbedder:
             if cached is not None:
                 future.set_result(cached)
                 continue
-            future.add_done_callback(functools.partial(self.remember, text))
+            if kept:
+                future.add_done_callback(functools.partial(self.remember, text))
             group.append((text, future))
         if group:
             self.waiting.put(group)
