@@ -67,9 +67,12 @@ def test_passing_texts_share_the_batch_but_not_the_cache() -> None:
     got = np.concatenate([future.result() for future in futures])
     assert model.calls[-1] == ["whole question", *sentences]  # one pass for all
     assert np.allclose(got, FakeEmbedder().embed(["whole question", *sentences]))
-    # The question asked before is still cached; the sentences never were.
+    # The question asked before is still cached; the sentences have a cache of their own.
     assert set(batching.cache) == {"how do I become an ML engineer", "whole question"}
+    assert list(batching.passing) == sentences[-2:]
     assert np.array_equal(batching.embed(["how do I become an ML engineer"]), cached)
+    again = batching.submit_all(["whole question"], sentences[-2:])
+    assert np.allclose(np.concatenate([f.result() for f in again]), got[[0, -2, -1]])
     assert len(model.calls) == 2
 
 

@@ -244,6 +244,9 @@ def test_sentences_that_speak_of_nothing_the_corpus_does_are_set_aside(
     # Nothing set aside: the question as it was, its layout too.
     both = f"{about}\n\nWhat does the hiring process look like for a machine learning engineer?"
     assert searcher.relevant_part(both) == both
+    # What is kept keeps its layout: a title line stays a line of its own.
+    title, rest = both.split("\n\n")
+    assert searcher.relevant_part(f"{title}\n\n{chatter[0]}\n\n{rest}") == both
 
 
 def test_kept_however_far_the_sentence_a_short_ask_points_back_to_and_a_named_speaker(
@@ -289,6 +292,10 @@ def test_a_long_question_is_lifted_by_its_words_and_stays_within_0_and_1(
         assert searcher.lift(question) == pytest.approx(lift)
         assert scores(searcher, question) == pytest.approx([s + lift * s * (1 - s) for s in plain])
         assert all(0 <= s <= 1 for s in scores(searcher, question))
+    # Equal ends make a step.
+    step = Searcher(searcher.index, searcher.embedder, weights=Weights(long_words=(40, 40)))
+    assert step.lift(" ".join(["word"] * 39)) == 0
+    assert step.lift(" ".join(["word"] * 40)) == step.weights.long_lift
     # Dashes and emoji are no words.
     padded = base + " -" * 60 + " 🙂" * 10
     assert searcher.lift(padded) == 0 and scores(searcher, padded) == scores(flat, padded)

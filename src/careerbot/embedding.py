@@ -354,8 +354,9 @@ class OnnxEmbedder(ModelFacts):
 def like_lengths(lengths: Sequence[int], size: int = 32) -> list[tuple[int, int]]:
     """The runs (start, end) of texts of these lengths (in characters, ascending) to
     embed together: at most `size` each, and none whose longest is over twice its
-    shortest (under ALIKE_CHARS all count alike). Each is padded to its longest text: the
-    sentences of a long question batched with it would cost a pass of its length each."""
+    shortest (a shortest under ALIKE_CHARS counts as ALIKE_CHARS). Each is padded to its
+    longest text: the sentences of a long question batched with it would cost a pass of
+    its length each."""
     runs: list[tuple[int, int]] = []
     start = 0
     for end, length in enumerate(lengths):
@@ -390,6 +391,7 @@ class BatchingEmbedder:
         self.fingerprint = model.fingerprint
         self.count_tokens = model.count_tokens
         self.cache: OrderedDict[Text, Vectors] = OrderedDict()
+        self.passing: OrderedDict[Text, Vectors] = OrderedDict()  # see submit_all
         self.lock = threading.Lock()
         # Groups of texts asked for together, each to go in one batch.
         self.waiting: queue.SimpleQueue[list[tuple[Text, Future[Vectors]]]] = queue.SimpleQueue()
@@ -407,35 +409,38 @@ class BatchingEmbedder:
     def submit_all(
         self, texts: Sequence[Text], passing: Sequence[Text] = ()
     ) -> "list[Future[Vectors]]":
-        """Futures of the texts' embeddings, then of the `passing` ones', each from the
+        """Futures of the texts' embeddings, then of the `passing` ones', each from a
         cache or all from one batch, where a text and sentences Within it share one pass
-        of the model. Passing texts (a question's sentences, each alone) are not kept in
-        the cache: a few long questions would push out hundreds of whole ones."""
+        of the model. Passing texts (a question's sentences, each alone) have an LRU cache
+        of their own: in the cache of whole texts a few long questions would push out
+        hundreds of short ones."""
         futures: list[Future[Vectors]] = []
         group: list[tuple[Text, Future[Vectors]]] = []
         for text, kept in [*((t, True) for t in texts), *((t, False) for t in passing)]:
             future: Future[Vectors] = Future()
             futures.append(future)
+            cache = self.cache if kept else self.passing
             with self.lock:
-                cached = self.cache.get(text)
+                cached = cache.get(text)
                 if cached is not None:
-                    self.cache.move_to_end(text)
+                    cache.move_to_end(text)
             if cached is not None:
                 future.set_result(cached)
                 continue
-            if kept:
-                future.add_done_callback(functools.partial(self.remember, text))
+            future.add_done_callback(functools.partial(self.remember, cache, text))
             group.append((text, future))
         if group:
             self.waiting.put(group)
         return futures
 
-    def remember(self, text: Text, done: "Future[Vectors]") -> None:
+    def remember(
+        self, cache: "OrderedDict[Text, Vectors]", text: Text, done: "Future[Vectors]"
+    ) -> None:
         if not done.cancelled() and done.exception() is None:
             with self.lock:
-                self.cache[text] = done.result()
-                while len(self.cache) > self.cache_size:
-                    self.cache.popitem(last=False)
+                cache[text] = done.result()
+                while len(cache) > self.cache_size:
+                    cache.popitem(last=False)
 
     def gather(self) -> list[tuple[Text, "Future[Vectors]"]]:
         """The next batch: the first group of texts to come, and those queued by then or,

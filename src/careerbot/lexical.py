@@ -248,9 +248,10 @@ class Lexicon:
 
         A slip of the keyboard changes a letter or two: one (a letter added, dropped,
         changed, or two swapped) in a word of fewer than LONG_WORD letters, two in a longer
-        one. A word further from every corpus word is left as it is: more often it is one
-        the corpus lacks, often a compound of a corpus word ("onsite", "upsell", "sklearn"),
-        than a misspelling of it."""
+        one, the word and its repair still 80 % alike (fuzz.ratio: so a short word is not
+        bent into another short word). A word further from every corpus word is left as it
+        is: more often it is one the corpus lacks, often a compound of a corpus word
+        ("onsite", "upsell", "sklearn"), than a misspelling of it."""
 
         def fix(match: re.Match[str]) -> str:
             word = match[0]
@@ -263,9 +264,9 @@ class Lexicon:
                 or not self.dictionary.unknown([lower])
             ):
                 return word
-            edits = 1 if len(lower) < LONG_WORD else 2
+            most = 1 if len(lower) < LONG_WORD else 2
             near = process.extract(
-                lower, self.vocabulary, scorer=OSA.distance, score_cutoff=edits, limit=None
+                lower, self.vocabulary, scorer=OSA.distance, score_cutoff=most, limit=None
             )
             # The fewest edits; among those, the most alike by fuzz.ratio, which weighs the
             # lengths.

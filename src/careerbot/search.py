@@ -33,7 +33,8 @@ CANDIDATES = 256
 ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 # An asking sentence of fewer words takes in the sentence before it (asking_spans).
 SHORT_ASK_WORDS = 4
-# A question of more sentences is taken whole: each is embedded alone (relevant_part).
+# A question of two to this many sentences has each embedded alone, to set aside those
+# that speak of nothing the corpus does (relevant_part); one of more is taken whole.
 JUDGED_SENTENCES = 20
 # The passage shown for an answer grows from its best window into the windows beside it
 # that match the question at most this much less (the weighted mean of their semantic and
@@ -379,14 +380,17 @@ class Searcher:
         second baby.", "Sorry for the wall of text."): words the corpus never uses, which
         would lower the question's coverage and blur its embedding until no answer clears
         the threshold. A sentence is set aside when no view (an interview question, a
-        phrasing, an uncovered topic's phrasing) or passage is Weights.aside_floor near
+        phrasing of it or of an answer, an uncovered topic's phrasing) or passage is
+        Weights.aside_floor near
         it and the question's nearest sentence is Weights.aside_margin nearer still. Kept
         whatever their nearness: a sentence that asks ("?"), the one before a short one
-        that asks ("TC is 210k. Is that good?"), and one that names a speaker by
-        name."""
+        that asks ("TC is 210k. Is that good?"), and one that names a speaker by name
+        (spelt right; an organization alone does not count). What is kept keeps its
+        layout (a title line stays a line of its own)."""
         sentences = self.sentences(question)
         if not sentences:
             return question
+        spans = list(sentence_spans(question))
         vectors = self.vectors_of(sentences, given)
         matrix = np.vstack([vectors[sentence] for sentence in sentences])
         near = (matrix @ self.index.views.T).max(axis=1, initial=-1.0)
@@ -395,7 +399,7 @@ class Searcher:
         floor = min(self.weights.aside_floor, float(near.max()) - self.weights.aside_margin)
         asks = [bool(ASKS.search(sentence)) for sentence in sentences]
         kept = [
-            sentence
+            number
             for number, sentence in enumerate(sentences)
             if near[number] >= floor
             or asks[number]
@@ -406,18 +410,27 @@ class Searcher:
             )
             or not self.person_words.isdisjoint(WORD.findall(sentence.lower()))
         ]
-        return " ".join(kept) if len(kept) < len(sentences) else question
+        if len(kept) == len(sentences):
+            return question
+        # Each kept sentence after the first with what came just before it (a space, a
+        # line break).
+        pieces = [sentences[kept[0]]]
+        for number in kept[1:]:
+            pieces.append(question[spans[number - 1][1] : spans[number][0]] + sentences[number])
+        return "".join(pieces)
 
     def lift(self, relevant: str) -> float:
         """Weights.long_lift in the measure that a question (its relevant part) is long,
         by its words (not its dashes or emoji)."""
         shortest, longest = self.weights.long_words
         words = len(WORD.findall(relevant))
+        if longest <= shortest:  # a step
+            return self.weights.long_lift if words >= longest else 0.0
         return self.weights.long_lift * min(max((words - shortest) / (longest - shortest), 0), 1)
 
     def query_texts(self, question: str) -> QueryTexts:
-        """What the model embeds to answer a question (see ask): the question's relevant
-        part (relevant_part), when its sentences have been judged."""
+        """What the model embeds to answer a text: ask embeds those of a question's
+        relevant_part."""
         repaired = self.lexicon.repair(question)
         return self.texts_of(repaired, self.named_speakers(repaired)[1])
 
