@@ -229,7 +229,7 @@ def open_log(settings: Settings) -> tuple[Engine | None, str | None]:
 async def embed_all(
     model: BatchingEmbedder, texts: Sequence[Text], passing: Sequence[Text] = ()
 ) -> dict[Text, Vectors]:
-    """The embeddings of texts and passing ones (not cached: BatchingEmbedder.submit_all),
+    """The embeddings of texts and passing ones (cached apart: BatchingEmbedder.submit_all),
     by text, from the encoder thread (batched with others)."""
     futures = map(asyncio.wrap_future, model.submit_all(texts, passing))
     return dict(zip([*texts, *passing], await asyncio.gather(*futures), strict=True))
@@ -398,8 +398,9 @@ def create_app(
             whole = chosen.query_texts(body.question).distinct()
             vectors = await embed_all(model, whole, chosen.sentences(body.question))
             relevant = chosen.relevant_part(body.question, vectors)
-            texts = chosen.query_texts(relevant).distinct()
-            vectors |= await embed_all(model, [text for text in texts if text not in vectors])
+            if relevant != body.question:
+                texts = chosen.query_texts(relevant).distinct()
+                vectors |= await embed_all(model, [text for text in texts if text not in vectors])
             result = chosen.ask(
                 body.question, body.top_k, body.speaker, embedded=vectors, relevant=relevant
             )

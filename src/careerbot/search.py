@@ -206,6 +206,13 @@ def grown(
         first, last = min(first, taken), max(last, taken)
 
 
+def judged_spans(question: str) -> list[tuple[int, int]]:
+    """Where a question's sentences are, when it has two to JUDGED_SENTENCES; else none
+    (Searcher.relevant_part)."""
+    spans = list(sentence_spans(question))
+    return spans if 1 < len(spans) <= JUDGED_SENTENCES else []
+
+
 def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
     """Positions in order of descending score. Only the best `first` are sorted up front
     (a full sort of a large corpus costs milliseconds); the rest, when they are reached.
@@ -368,10 +375,7 @@ class Searcher:
         """A question's sentences when it has two to JUDGED_SENTENCES, else none: each is
         embedded alone to tell whether it speaks of anything the corpus does
         (relevant_part)."""
-        spans = list(sentence_spans(question))
-        if not 1 < len(spans) <= JUDGED_SENTENCES:
-            return []
-        return [question[start:end] for start, end in spans]
+        return [question[start:end] for start, end in judged_spans(question)]
 
     def relevant_part(self, question: str, given: Mapping[Text, Vectors] | None = None) -> str:
         """The question without its sentences that speak of nothing the corpus does
@@ -381,16 +385,15 @@ class Searcher:
         would lower the question's coverage and blur its embedding until no answer clears
         the threshold. A sentence is set aside when no view (an interview question, a
         phrasing of it or of an answer, an uncovered topic's phrasing) or passage is
-        Weights.aside_floor near
-        it and the question's nearest sentence is Weights.aside_margin nearer still. Kept
-        whatever their nearness: a sentence that asks ("?"), the one before a short one
-        that asks ("TC is 210k. Is that good?"), and one that names a speaker by name
-        (spelt right; an organization alone does not count). What is kept keeps its
-        layout (a title line stays a line of its own)."""
-        sentences = self.sentences(question)
-        if not sentences:
+        Weights.aside_floor near it and the question's nearest sentence is
+        Weights.aside_margin nearer still. Kept whatever their nearness: a sentence that
+        asks ("?"), the one before a short one that asks ("TC is 210k. Is that good?"),
+        and one that names a speaker by name (spelt right; an organization alone does not
+        count). What is kept keeps its layout (a title line stays a line of its own)."""
+        spans = judged_spans(question)
+        if not spans:
             return question
-        spans = list(sentence_spans(question))
+        sentences = [question[start:end] for start, end in spans]
         vectors = self.vectors_of(sentences, given)
         matrix = np.vstack([vectors[sentence] for sentence in sentences])
         near = (matrix @ self.index.views.T).max(axis=1, initial=-1.0)
