@@ -196,6 +196,47 @@ def test_long_answers_are_collapsed_and_expand_with_the_keyboard(page: Page, api
     assert in_view(page, mark), "the passage is out of view after expanding"
 
 
+def test_a_question_of_paragraphs_keeps_its_line_breaks(page: Page, api: Served) -> None:
+    """People paste posts with a title line and paragraphs: Shift+Enter breaks the line
+    without asking, the box grows, and the question goes to /ask with its breaks (a
+    one-line input would drop them, joining the last word of a line to the next)."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.post_data_json["question"])
+            if request.url.endswith("/ask")
+            else None
+        ),
+    )
+    page.goto(api.url + "/")
+    box = page.get_by_label("Your question")
+    expect(box).to_have_attribute("aria-describedby", "careerbot-hint")
+    expect(page.locator("#careerbot-hint")).to_have_text(
+        "Enter asks; Shift+Enter starts a new line."
+    )
+    box.focus()
+    page.keyboard.type("Titanic project on my resume")
+    one_line = box.bounding_box()["height"]  # type: ignore[index]
+    for line in ("", "I am a data analyst.", "Is a Titanic project worth showing?"):
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.type(line)
+    expect(page.locator(".asked")).to_have_count(0)  # nothing asked yet
+    assert box.bounding_box()["height"] > one_line  # type: ignore[index]
+    page.keyboard.press("Enter")
+    expect(page.locator("article.card").first).to_be_visible()
+    asked = (
+        "Titanic project on my resume\n\nI am a data analyst.\nIs a Titanic project worth showing?"
+    )
+    assert sent == [asked]
+    bubble = page.locator(".asked")
+    assert bubble.text_content() == asked
+    assert bubble.inner_text().count("\n") >= 2  # shown on lines of their own
+    expect(box).to_have_value("")
+    assert box.bounding_box()["height"] <= one_line + 1  # type: ignore[index]
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 def test_no_answer_offers_suggestions_and_topics_that_ask_when_clicked(
     page: Page, api: Served
 ) -> None:

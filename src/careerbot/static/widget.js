@@ -47,7 +47,8 @@
     .welcome p { margin: 0 0 .5rem; color: #57606a; }
     .asked { align-self: flex-end; background: var(--accent); color: #fff;
       border-radius: 14px 14px 4px 14px; padding: .4rem .8rem; max-width: 85%;
-      overflow-wrap: anywhere; margin: .25rem 0 0; scroll-margin-top: .75rem; }
+      overflow-wrap: anywhere; white-space: pre-line; margin: .25rem 0 0;
+      scroll-margin-top: .75rem; }
     .entry { display: flex; flex-direction: column; gap: .6rem; }
     .card { border: 1px solid #d0d7de; border-radius: 10px; padding: .75rem; margin: 0;
       scroll-margin: .75rem; }
@@ -77,7 +78,7 @@
     button { font: inherit; cursor: pointer; border-radius: 8px; border: 1px solid #d0d7de;
       background: #f6f8fa; color: #1f2328; padding: .35rem .7rem; }
     button:hover { background: #eaeef2; }
-    button:focus-visible, input:focus-visible, select:focus-visible, a:focus-visible {
+    button:focus-visible, textarea:focus-visible, select:focus-visible, a:focus-visible {
       outline: 2px solid var(--accent); outline-offset: 2px; }
     .link { border: none; background: none; color: var(--accent); padding: 0; }
     .link:hover { background: none; text-decoration: underline; }
@@ -90,9 +91,10 @@
     .field { display: flex; flex-direction: column; gap: .2rem; flex: 1 1 14rem; }
     .field.small { flex: 1 1 8rem; }
     label { font-size: .8rem; font-weight: 600; color: #57606a; }
-    input, select { font: inherit; color: inherit; background: #fff; width: 100%;
+    textarea, select { font: inherit; color: inherit; background: #fff; width: 100%;
       padding: .45rem .6rem; border: 1px solid #8c959f; border-radius: 8px; }
-    .status { position: absolute; width: 1px; height: 1px; overflow: hidden;
+    textarea { resize: none; overflow-y: auto; max-height: 10rem; line-height: 1.4; }
+    .status, .unseen { position: absolute; width: 1px; height: 1px; overflow: hidden;
       clip: rect(0 0 0 0); white-space: nowrap; }
     .typing { display: flex; gap: .3rem; padding: .5rem 0; }
     .typing span { width: .5rem; height: .5rem; border-radius: 50%; background: #8c959f;
@@ -263,13 +265,30 @@
       "aria-label": "Conversation" });
     const welcome = el("div", { class: "welcome" });
     log.append(welcome);
-    const input = el("input", { id: "careerbot-question", type: "text", maxlength: "1000",
-      autocomplete: "off", placeholder: "Ask a career question" });
+    // A posted question may run to paragraphs: Enter asks, Shift+Enter starts a new line,
+    // and the box grows with its text (up to its max-height, then scrolls).
+    const input = el("textarea", { id: "careerbot-question", rows: "1", maxlength: "1000",
+      autocomplete: "off", placeholder: "Ask a career question",
+      "aria-describedby": "careerbot-hint" });
+    const hint = el("span", { id: "careerbot-hint", class: "unseen" },
+      "Enter asks; Shift+Enter starts a new line.");
+    const fit = () => {
+      input.style.height = "auto";
+      input.style.height = `${input.scrollHeight + 2}px`;
+    };
+    input.addEventListener("input", fit);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
     const speakers = el("select", { id: "careerbot-speaker" }, el("option", { value: "" }, "Anyone"));
     const send = el("button", { type: "submit", class: "send" }, "Ask");
     const status = el("p", { class: "status", role: "status" });
     const form = el("form", {},
-      el("div", { class: "field" }, el("label", { for: "careerbot-question" }, "Your question"), input),
+      el("div", { class: "field" }, el("label", { for: "careerbot-question" }, "Your question"),
+        input, hint),
       el("div", { class: "field small" }, el("label", { for: "careerbot-speaker" }, "Speaker"), speakers),
       send, status);
     const head = el("div", { class: "head" }, el("h2", { id: "careerbot-title" }, title));
@@ -418,6 +437,7 @@
       event.preventDefault();
       const question = input.value;
       input.value = "";
+      fit();
       ask(question);
     });
 
