@@ -237,6 +237,25 @@ def test_a_question_of_paragraphs_keeps_its_line_breaks(page: Page, api: Served)
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def test_enter_does_not_ask_again_while_an_answer_is_on_its_way(page: Page, api: Served) -> None:
+    held: list[Any] = []  # the /ask requests, held until released
+    page.route("**/ask", lambda route: held.append(route))
+    page.goto(api.url + "/")
+    ask(page, "titanic project resume")
+    expect(page.locator(".typing")).to_be_visible()
+    ask(page, "core values interviews at Airbnb")
+    page.wait_for_timeout(300)
+    assert len(held) == 1
+    expect(page.get_by_label("Your question")).to_have_value("core values interviews at Airbnb")
+    held[0].continue_()
+    expect(page.locator("article.card").first).to_be_visible()
+    page.get_by_label("Your question").press("Enter")  # now it asks
+    expect(page.locator(".asked")).to_have_count(2)
+    assert len(held) == 2
+    held[1].continue_()
+    expect(page.locator(".entry").nth(1).locator("article.card").first).to_be_visible()
+
+
 def test_no_answer_offers_suggestions_and_topics_that_ask_when_clicked(
     page: Page, api: Served
 ) -> None:

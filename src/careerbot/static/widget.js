@@ -280,7 +280,8 @@
     input.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
-        form.requestSubmit();
+        // As Enter in a one-line box would: nothing while the Ask button is disabled.
+        if (!send.disabled) form.requestSubmit();
       }
     });
     const speakers = el("select", { id: "careerbot-speaker" }, el("option", { value: "" }, "Anyone"));
