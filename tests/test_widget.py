@@ -256,6 +256,68 @@ def test_enter_does_not_ask_again_while_an_answer_is_on_its_way(page: Page, api:
     expect(page.locator(".entry").nth(1).locator("article.card").first).to_be_visible()
 
 
+def test_pasted_control_characters_break_lines_and_the_box_says_when_it_is_nearly_full(
+    page: Page, api: Served
+) -> None:
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.post_data_json["question"])
+            if request.url.endswith("/ask")
+            else None
+        ),
+    )
+    page.goto(api.url + "/")
+    box = page.get_by_label("Your question")
+    count = page.locator(".count")
+    box.fill("x" * 850)
+    expect(count).to_be_hidden()
+    box.fill("x" * 950)
+    expect(count).to_have_text("950 of 1000 characters")
+    box.fill("x" * 1500)  # cut at the limit, and saying so
+    expect(box).to_have_value("x" * 1000)
+    expect(count).to_have_text("1000 of 1000 characters: anything longer is cut")
+    # A form feed, as in text copied from a PDF, the API would refuse: it breaks the line.
+    ask(page, "Paragraph one.\fParagraph two: titanic project resume\x1b?")
+    expect(page.locator("article.card").first).to_be_visible()
+    assert sent == ["Paragraph one.\nParagraph two: titanic project resume ?"]
+    expect(count).to_be_hidden()
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_question_the_api_refuses_goes_back_in_the_box(page: Page, api: Served) -> None:
+    page.route(
+        "**/ask",
+        lambda route: route.fulfill(
+            status=422, json={"detail": "question: must be at most 1000 characters"}
+        ),
+    )
+    page.goto(api.url + "/")
+    ask(page, "a question to mend")
+    expect(page.get_by_role("alert")).to_have_text(
+        "careerbot could not answer: question: must be at most 1000 characters"
+    )
+    expect(page.get_by_label("Your question")).to_have_value("a question to mend")
+    expect(page.get_by_role("button", name="Try again")).to_have_count(0)
+
+
+def test_a_grown_question_box_stays_inside_a_short_launcher(browser: Browser, api: Served) -> None:
+    context = browser.new_context(viewport={"width": 640, "height": 360})
+    shown = context.new_page()
+    shown.goto(api.url + "/launcher")
+    shown.get_by_role("button", name="Open chat").click()
+    box = shown.get_by_label("Your question")
+    box.fill("\n".join(f"line {number}" for number in range(12)))
+    panel = shown.get_by_role("dialog").bounding_box()
+    form = shown.locator("form").bounding_box()
+    send = shown.get_by_role("button", name="Ask", exact=True).bounding_box()
+    assert panel and form and send
+    assert form["y"] + form["height"] <= panel["y"] + panel["height"] + 1
+    assert send["y"] + send["height"] <= 360
+    context.close()
+
+
 def test_no_answer_offers_suggestions_and_topics_that_ask_when_clicked(
     page: Page, api: Served
 ) -> None:

@@ -22,6 +22,11 @@
   const accent = COLOUR.test(options.accent || "") && CSS.supports("color", options.accent)
     ? options.accent : null;
   const TIMEOUT_MS = 20000;
+  // The API's limit on a question, and the control characters it refuses: those that break
+  // a line (from text copied out of a PDF, say) become line breaks, the others spaces.
+  const MAX_CHARS = 1000;
+  const CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
+  const BREAKS = "\u000B\u000C\u0085";
   // An answer longer than its passage by this many characters starts as the passage alone.
   const MORE = 160;
   // Confidence bands, chosen on the evaluation sets (README, "Confidence labels"): a first
@@ -93,7 +98,8 @@
     label { font-size: .8rem; font-weight: 600; color: #57606a; }
     textarea, select { font: inherit; color: inherit; background: #fff; width: 100%;
       padding: .45rem .6rem; border: 1px solid #8c959f; border-radius: 8px; }
-    textarea { resize: none; overflow-y: auto; max-height: 10rem; line-height: 1.4; }
+    textarea { resize: none; overflow-y: auto; max-height: min(10rem, 25vh); line-height: 1.4; }
+    .count { font-size: .75rem; color: #57606a; }
     .status, .unseen { position: absolute; width: 1px; height: 1px; overflow: hidden;
       clip: rect(0 0 0 0); white-space: nowrap; }
     .typing { display: flex; gap: .3rem; padding: .5rem 0; }
@@ -267,18 +273,27 @@
     log.append(welcome);
     // A posted question may run to paragraphs: Enter asks, Shift+Enter starts a new line,
     // and the box grows with its text (up to its max-height, then scrolls).
-    const input = el("textarea", { id: "careerbot-question", rows: "1", maxlength: "1000",
+    const input = el("textarea", { id: "careerbot-question", rows: "1", maxlength: String(MAX_CHARS),
       autocomplete: "off", placeholder: "Ask a career question",
       "aria-describedby": "careerbot-hint" });
     const hint = el("span", { id: "careerbot-hint", class: "unseen" },
       "Enter asks; Shift+Enter starts a new line.");
+    // Near the limit, how much of it is used: a longer paste is cut there.
+    const count = el("span", { class: "count", hidden: "" });
     const fit = () => {
-      input.style.height = "auto";
-      input.style.height = `${input.scrollHeight + 2}px`;
+      input.style.height = "";
+      if (input.value) input.style.height = `${input.scrollHeight + 2}px`;
+      const used = input.value.length;
+      count.hidden = used < MAX_CHARS - 100;
+      count.textContent = used >= MAX_CHARS
+        ? `${MAX_CHARS} of ${MAX_CHARS} characters: anything longer is cut`
+        : `${used} of ${MAX_CHARS} characters`;
     };
     input.addEventListener("input", fit);
+    window.addEventListener("resize", fit);
     input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      // keyCode 229: the Enter that ends an input method's composition, in some browsers.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
         event.preventDefault();
         // As Enter in a one-line box would: nothing while the Ask button is disabled.
         if (!send.disabled) form.requestSubmit();
@@ -289,7 +304,7 @@
     const status = el("p", { class: "status", role: "status" });
     const form = el("form", {},
       el("div", { class: "field" }, el("label", { for: "careerbot-question" }, "Your question"),
-        input, hint),
+        input, hint, count),
       el("div", { class: "field small" }, el("label", { for: "careerbot-speaker" }, "Speaker"), speakers),
       send, status);
     const head = el("div", { class: "head" }, el("h2", { id: "careerbot-title" }, title));
@@ -381,14 +396,19 @@
       if (shown.length) entry.append(chips(shown, askId));
     }
 
+    // An error, and a way to try again when trying again could help.
     function failed(entry, message, retry) {
+      entry.append(el("p", { class: "notice error", role: "alert" }, message));
+      if (!retry) return;
       const again = el("button", { type: "button" }, "Try again");
       again.addEventListener("click", () => { entry.remove(); retry(); });
-      entry.append(el("p", { class: "notice error", role: "alert" }, message), again);
+      entry.append(again);
     }
 
+    let pending = 0;  // questions on their way: Ask waits for them all
+
     async function ask(question, speaker = speakers.value) {
-      question = question.trim();
+      question = question.replace(CONTROLS, (c) => (BREAKS.includes(c) ? "\n" : " ")).trim();
       if (!question) { input.focus(); return; }
       const bubble = el("p", { class: "asked" }, question);
       const typing = el("div", { class: "typing", "aria-hidden": "true" },
@@ -396,6 +416,7 @@
       const entry = el("div", { class: "entry", "aria-busy": "true" }, typing);
       log.append(bubble, entry);
       bubble.scrollIntoView({ block: "start" });
+      pending += 1;
       send.disabled = true;
       status.textContent = "Looking for answers…";
       const body = { question, top_k: 3 };
@@ -409,7 +430,10 @@
         if (!response.ok) {
           const detail = typeof result.detail === "string" ? result.detail
             : response.statusText || `error ${response.status}`;
-          failed(entry, `careerbot could not answer: ${detail}`, retry);
+          // A question refused as it stands goes back in the box, to be mended, not retried.
+          const refused = response.status === 422;
+          if (refused && !input.value) { input.value = question; fit(); }
+          failed(entry, `careerbot could not answer: ${detail}`, refused ? null : retry);
         } else if (result.answered) {
           try {
             const cards = result.answers.map((answer, position) => card(result.answers, position,
@@ -427,8 +451,9 @@
         failed(entry, "careerbot cannot be reached right now. Check your connection and try again.", retry);
       } finally {
         entry.removeAttribute("aria-busy");
-        send.disabled = false;
-        status.textContent = "";
+        pending -= 1;
+        send.disabled = pending > 0;
+        if (!pending) status.textContent = "";
         // The question stays at the top, its answers below it.
         bubble.scrollIntoView({ block: "start" });
       }
