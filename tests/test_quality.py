@@ -56,8 +56,9 @@ FLOORS = {
     "longform-posts-heldout": {"top1": 0.77, "evidence1": 0.70, "false_rejection": 0.10},
     "longform-posts-uncovered-tune": {"offtopic_rejected": 0.90},
     "longform-posts-uncovered-heldout": {"offtopic_rejected": 0.90},
-    # Posts of 800 to 2000 characters in paragraphs, a few over the model's window, with
-    # posts the interviews do not answer among them (written blind on 2026-11-27).
+    # Posts of 800 to 2000 characters in paragraphs, about half over the model's window
+    # and most over the 1000 characters /ask takes (read whole here, as `careerbot eval`
+    # reads them), with posts the interviews do not answer (written blind on 2026-11-27).
     "longform-walls-tune": {
         "top1": 0.87,
         "evidence1": 0.73,

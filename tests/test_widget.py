@@ -211,7 +211,7 @@ def test_a_question_of_paragraphs_keeps_its_line_breaks(page: Page, api: Served)
     )
     page.goto(api.url + "/")
     box = page.get_by_label("Your question")
-    expect(box).to_have_attribute("aria-describedby", "careerbot-hint")
+    expect(box).to_have_attribute("aria-describedby", "careerbot-hint careerbot-counter")
     expect(page.locator("#careerbot-hint")).to_have_text(
         "Enter asks; Shift+Enter starts a new line."
     )
@@ -237,21 +237,28 @@ def test_a_question_of_paragraphs_keeps_its_line_breaks(page: Page, api: Served)
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def until(page: Page, condition: Any) -> None:
+    """Waits (processing the browser's events) until condition() holds, for up to 5 s."""
+    for _ in range(100):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("condition never held")
+
+
 def test_enter_does_not_ask_again_while_an_answer_is_on_its_way(page: Page, api: Served) -> None:
     held: list[Any] = []  # the /ask requests, held until released
     page.route("**/ask", lambda route: held.append(route))
     page.goto(api.url + "/")
     ask(page, "titanic project resume")
-    expect(page.locator(".typing")).to_be_visible()
+    until(page, lambda: len(held) == 1)
     ask(page, "core values interviews at Airbnb")
-    page.wait_for_timeout(300)
-    assert len(held) == 1
+    expect(page.locator(".asked")).to_have_count(1)  # a bubble would show at once
     expect(page.get_by_label("Your question")).to_have_value("core values interviews at Airbnb")
     held[0].continue_()
     expect(page.locator("article.card").first).to_be_visible()
     page.get_by_label("Your question").press("Enter")  # now it asks
-    expect(page.locator(".asked")).to_have_count(2)
-    assert len(held) == 2
+    until(page, lambda: len(held) == 2)
     held[1].continue_()
     expect(page.locator(".entry").nth(1).locator("article.card").first).to_be_visible()
 
@@ -270,18 +277,20 @@ def test_pasted_control_characters_break_lines_and_the_box_says_when_it_is_nearl
     )
     page.goto(api.url + "/")
     box = page.get_by_label("Your question")
-    count = page.locator(".count")
-    box.fill("x" * 850)
-    expect(count).to_be_hidden()
+    count = page.locator("#careerbot-counter")
+    expect(box).to_have_attribute("aria-describedby", "careerbot-hint careerbot-counter")
     box.fill("x" * 950)
     expect(count).to_have_text("950 of 1000 characters")
-    box.fill("x" * 1500)  # cut at the limit, and saying so
+    box.fill("x" * 850)
+    expect(count).to_be_hidden()
+    box.fill("x" * 1500)  # cut at the limit, and saying so, to screen readers too
     expect(box).to_have_value("x" * 1000)
     expect(count).to_have_text("1000 of 1000 characters: anything longer is cut")
+    expect(page.locator("p.status")).to_have_text("1000 of 1000 characters: anything longer is cut")
     # A form feed, as in text copied from a PDF, the API would refuse: it breaks the line.
     ask(page, "Paragraph one.\fParagraph two: titanic project resume\x1b?")
     expect(page.locator("article.card").first).to_be_visible()
-    assert sent == ["Paragraph one.\nParagraph two: titanic project resume ?"]
+    until(page, lambda: sent == ["Paragraph one.\nParagraph two: titanic project resume ?"])
     expect(count).to_be_hidden()
     assert page.errors == []  # type: ignore[attr-defined]
 
@@ -315,6 +324,12 @@ def test_a_grown_question_box_stays_inside_a_short_launcher(browser: Browser, ap
     assert panel and form and send
     assert form["y"] + form["height"] <= panel["y"] + panel["height"] + 1
     assert send["y"] + send["height"] <= 360
+    # Closed, then the screen turned: reopened, the box fits its lines again.
+    grown = box.bounding_box()["height"]  # type: ignore[index]
+    shown.get_by_role("button", name="Close chat", exact=True).click()
+    shown.set_viewport_size({"width": 360, "height": 640})
+    shown.get_by_role("button", name="Open chat").click()
+    assert box.bounding_box()["height"] >= grown - 1  # type: ignore[index]
     context.close()
 
 

@@ -99,7 +99,7 @@
     textarea, select { font: inherit; color: inherit; background: #fff; width: 100%;
       padding: .45rem .6rem; border: 1px solid #8c959f; border-radius: 8px; }
     textarea { resize: none; overflow-y: auto; max-height: min(10rem, 25vh); line-height: 1.4; }
-    .count { font-size: .75rem; color: #57606a; }
+    .counter { font-size: .75rem; color: #57606a; }
     .status, .unseen { position: absolute; width: 1px; height: 1px; overflow: hidden;
       clip: rect(0 0 0 0); white-space: nowrap; }
     .typing { display: flex; gap: .3rem; padding: .5rem 0; }
@@ -274,20 +274,26 @@
     // A posted question may run to paragraphs: Enter asks, Shift+Enter starts a new line,
     // and the box grows with its text (up to its max-height, then scrolls).
     const input = el("textarea", { id: "careerbot-question", rows: "1", maxlength: String(MAX_CHARS),
-      autocomplete: "off", placeholder: "Ask a career question",
-      "aria-describedby": "careerbot-hint" });
+      autocomplete: "off", placeholder: "Ask a career question", enterkeyhint: "send",
+      "aria-describedby": "careerbot-hint careerbot-counter" });
     const hint = el("span", { id: "careerbot-hint", class: "unseen" },
       "Enter asks; Shift+Enter starts a new line.");
-    // Near the limit, how much of it is used: a longer paste is cut there.
-    const count = el("span", { class: "count", hidden: "" });
+    // Near the limit, how much of it is used (maxlength cuts whatever goes past it).
+    const counter = el("span", { id: "careerbot-counter", class: "counter", hidden: "" });
+    let full = false;
     const fit = () => {
-      input.style.height = "";
-      if (input.value) input.style.height = `${input.scrollHeight + 2}px`;
       const used = input.value.length;
-      count.hidden = used < MAX_CHARS - 100;
-      count.textContent = used >= MAX_CHARS
-        ? `${MAX_CHARS} of ${MAX_CHARS} characters: anything longer is cut`
-        : `${used} of ${MAX_CHARS} characters`;
+      counter.hidden = used < MAX_CHARS - 100;
+      counter.textContent = counter.hidden ? ""
+        : used >= MAX_CHARS ? `${MAX_CHARS} of ${MAX_CHARS} characters: anything longer is cut`
+          : `${used} of ${MAX_CHARS} characters`;
+      // Said to screen readers once, as the box fills (the counter describes the box too).
+      if (used >= MAX_CHARS && !full) status.textContent = counter.textContent;
+      full = used >= MAX_CHARS;
+      if (!input.clientWidth) return;  // hidden (a closed launcher): fitted when shown
+      input.style.height = "";  // back to its own height first, so that it can shrink
+      // scrollHeight leaves out the two 1px borders.
+      if (input.value) input.style.height = `${input.scrollHeight + 2}px`;
     };
     input.addEventListener("input", fit);
     window.addEventListener("resize", fit);
@@ -295,8 +301,7 @@
       // keyCode 229: the Enter that ends an input method's composition, in some browsers.
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
         event.preventDefault();
-        // As Enter in a one-line box would: nothing while the Ask button is disabled.
-        if (!send.disabled) form.requestSubmit();
+        send.click();  // as Enter in a one-line box: nothing while Ask is disabled
       }
     });
     const speakers = el("select", { id: "careerbot-speaker" }, el("option", { value: "" }, "Anyone"));
@@ -304,7 +309,7 @@
     const status = el("p", { class: "status", role: "status" });
     const form = el("form", {},
       el("div", { class: "field" }, el("label", { for: "careerbot-question" }, "Your question"),
-        input, hint, count),
+        input, hint, counter),
       el("div", { class: "field small" }, el("label", { for: "careerbot-speaker" }, "Speaker"), speakers),
       send, status);
     const head = el("div", { class: "head" }, el("h2", { id: "careerbot-title" }, title));
@@ -325,7 +330,7 @@
         launcher.setAttribute("aria-expanded", String(open));
         launcher.setAttribute("aria-label", `${open ? "Close" : "Open"} chat: ${title}`);
         launcher.textContent = open ? "×" : "";
-        if (open) input.focus(); else launcher.focus();
+        if (open) { fit(); input.focus(); } else launcher.focus();
       };
       launcher.addEventListener("click", () => toggle(panel.hidden));
       close.addEventListener("click", () => toggle(false));
@@ -430,7 +435,8 @@
         if (!response.ok) {
           const detail = typeof result.detail === "string" ? result.detail
             : response.statusText || `error ${response.status}`;
-          // A question refused as it stands goes back in the box, to be mended, not retried.
+          // A question refused as it stands goes back in the box (unless another has been
+          // begun there), to be mended, not retried.
           const refused = response.status === 422;
           if (refused && !input.value) { input.value = question; fit(); }
           failed(entry, `careerbot could not answer: ${detail}`, refused ? null : retry);
