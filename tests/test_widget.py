@@ -153,6 +153,30 @@ def ask(page: Page, question: str) -> None:
     page.get_by_label("Your question").press("Enter")
 
 
+def questions_sent(page: Page) -> list[str]:
+    """The questions the page posts to /ask from now on, in order (filled in as the
+    browser's events are processed)."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.post_data_json["question"])
+            if request.url.endswith("/ask")
+            else None
+        ),
+    )
+    return sent
+
+
+def until(page: Page, condition: Any) -> None:
+    """Waits (processing the browser's events) until condition() holds, for up to 5 s."""
+    for _ in range(100):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("condition never held")
+
+
 TITLE = "Machine learning engineer careers: Q&A with Airbnb and SurveyMonkey engineers"
 
 
@@ -200,15 +224,7 @@ def test_a_question_of_paragraphs_keeps_its_line_breaks(page: Page, api: Served)
     """People paste posts with a title line and paragraphs: Shift+Enter breaks the line
     without asking, the box grows, and the question goes to /ask with its breaks (a
     one-line input would drop them, joining the last word of a line to the next)."""
-    sent: list[str] = []
-    page.on(
-        "request",
-        lambda request: (
-            sent.append(request.post_data_json["question"])
-            if request.url.endswith("/ask")
-            else None
-        ),
-    )
+    sent = questions_sent(page)
     page.goto(api.url + "/")
     box = page.get_by_label("Your question")
     expect(box).to_have_attribute("aria-describedby", "careerbot-hint careerbot-counter")
@@ -228,22 +244,13 @@ def test_a_question_of_paragraphs_keeps_its_line_breaks(page: Page, api: Served)
     asked = (
         "Titanic project on my resume\n\nI am a data analyst.\nIs a Titanic project worth showing?"
     )
-    assert sent == [asked]
+    until(page, lambda: sent == [asked])
     bubble = page.locator(".asked")
     assert bubble.text_content() == asked
     assert bubble.inner_text().count("\n") >= 2  # shown on lines of their own
     expect(box).to_have_value("")
     assert box.bounding_box()["height"] <= one_line + 1  # type: ignore[index]
     assert page.errors == []  # type: ignore[attr-defined]
-
-
-def until(page: Page, condition: Any) -> None:
-    """Waits (processing the browser's events) until condition() holds, for up to 5 s."""
-    for _ in range(100):
-        if condition():
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError("condition never held")
 
 
 def test_enter_does_not_ask_again_while_an_answer_is_on_its_way(page: Page, api: Served) -> None:
@@ -266,15 +273,7 @@ def test_enter_does_not_ask_again_while_an_answer_is_on_its_way(page: Page, api:
 def test_pasted_control_characters_break_lines_and_the_box_says_when_it_is_nearly_full(
     page: Page, api: Served
 ) -> None:
-    sent: list[str] = []
-    page.on(
-        "request",
-        lambda request: (
-            sent.append(request.post_data_json["question"])
-            if request.url.endswith("/ask")
-            else None
-        ),
-    )
+    sent = questions_sent(page)
     page.goto(api.url + "/")
     box = page.get_by_label("Your question")
     count = page.locator("#careerbot-counter")
