@@ -416,10 +416,10 @@ class BatchingEmbedder:
         hundreds of short ones."""
         futures: list[Future[Vectors]] = []
         group: list[tuple[Text, Future[Vectors]]] = []
-        for text, kept in [*((t, True) for t in texts), *((t, False) for t in passing)]:
+        caches = [self.cache] * len(texts) + [self.passing] * len(passing)
+        for text, cache in zip([*texts, *passing], caches, strict=True):
             future: Future[Vectors] = Future()
             futures.append(future)
-            cache = self.cache if kept else self.passing
             with self.lock:
                 cached = cache.get(text)
                 if cached is not None:
