@@ -561,9 +561,12 @@ def swapped_passages(lab: Lab) -> Outcome:
         finally:
             stop.set()
             swapper.join()
+        # The watcher may still be loading, or not yet have looked, when the swapping stops
+        # (a slow machine): wait until it has either served or refused the copy.
+        decided = lambda h, n=name: n in (h.get("index_version"), h.get("refused_version"))  # noqa: E731
+        _, health, _ = main.wait_for(decided, lab.bound(10))
         for question in QUESTIONS:  # what was loaded stays loaded
             answers, pwned = answers + 1, pwned + ("PWNED" in main.ask(question).text)
-        health = main.health()
         served.append(health.get("index_version") == name)
         refusals += health.get("refused_version") == name
     lab.main()
