@@ -332,6 +332,26 @@ def test_a_grown_question_box_stays_inside_a_short_launcher(browser: Browser, ap
     context.close()
 
 
+def test_on_a_small_screen_the_open_launcher_fills_it(browser: Browser, api: Served) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 300})
+    shown = context.new_page()
+    shown.goto(api.url + "/launcher")
+    launcher = shown.get_by_role("button", name="Open chat")
+    launcher.click()
+    panel = shown.get_by_role("dialog").bounding_box()
+    assert panel == {"x": 0, "y": 0, "width": 360, "height": 300}
+    expect(launcher).to_be_hidden()  # under the panel it could take focus unseen
+    # The labels are left to screen readers; the conversation keeps room to be read.
+    ask(shown, "how do I move from data science into ML engineering?")
+    expect(shown.locator("article").first).to_be_visible()
+    room = shown.get_by_role("log").bounding_box()
+    assert room and room["height"] >= 150  # 172 px on 2026-11-28; one line before
+    shown.keyboard.press("Escape")
+    expect(launcher).to_be_visible()
+    expect(launcher).to_be_focused()
+    context.close()
+
+
 def test_no_answer_offers_suggestions_and_topics_that_ask_when_clicked(
     page: Page, api: Served
 ) -> None:

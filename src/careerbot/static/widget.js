@@ -52,7 +52,7 @@
     .welcome p { margin: 0 0 .5rem; color: #57606a; }
     .asked { align-self: flex-end; background: var(--accent); color: #fff;
       border-radius: 14px 14px 4px 14px; padding: .4rem .8rem; max-width: 85%;
-      overflow-wrap: anywhere; white-space: pre-line; margin: .25rem 0 0;
+      overflow-wrap: anywhere; white-space: pre-wrap; tab-size: 4; margin: .25rem 0 0;
       scroll-margin-top: .75rem; }
     .entry { display: flex; flex-direction: column; gap: .6rem; }
     .card { border: 1px solid #d0d7de; border-radius: 10px; padding: .75rem; margin: 0;
@@ -130,6 +130,21 @@
       box-shadow: 0 8px 30px rgba(0, 0, 0, .2); }
     .floating .log { flex: 1; overflow-y: auto; }
     .floating form { position: static; }
+    /* A phone or a short window: the open panel fills the screen (its × closes it), and on
+       a short one the form is compact, its labels left to screen readers. */
+    @media (max-width: 30rem), (max-height: 32rem) {
+      .floating { inset: 0; width: auto; height: auto; border: none; border-radius: 0;
+        z-index: 2147483001; }
+      .floating form { border-radius: 0; }
+      .floating:not([hidden]) ~ .launcher { display: none; }
+    }
+    @media (max-height: 32rem) {
+      .floating .head { padding-top: .4rem; }
+      .floating .log { padding: .5rem 1rem; }
+      .floating form { padding: .4rem 1rem .5rem; gap: .4rem; }
+      .floating label { position: absolute; width: 1px; height: 1px; overflow: hidden;
+        clip: rect(0 0 0 0); white-space: nowrap; }
+    }
     [hidden] { display: none !important; }
   `;
 
