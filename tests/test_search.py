@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from careerbot import search
+from careerbot.chunking import sentence_spans
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Text, Vectors
 from careerbot.index import build_index
@@ -303,13 +304,20 @@ def test_a_long_question_is_lifted_by_its_words_and_stays_within_0_and_1(
     assert 0.25 + searcher.weights.long_lift * 0.25 * 0.75 == pytest.approx(0.30, abs=0.001)
 
 
-def test_a_question_of_very_many_sentences_is_taken_whole(searcher: Searcher) -> None:
-    many = " ".join(["Juggle pelican igloo."] * search.JUDGED_SENTENCES)
-    question = f"Machine learning engineer interviews at Airbnb. {many}"
-    assert searcher.sentences(question) == [] and searcher.relevant_part(question) == question
-    fewer = " ".join(["Juggle pelican igloo."] * (search.JUDGED_SENTENCES - 1))
-    question = f"Machine learning engineer interviews at Airbnb. {fewer}"
-    assert len(searcher.sentences(question)) == search.JUDGED_SENTENCES
+def test_a_question_of_very_many_sentences_is_judged_in_runs_of_them(searcher: Searcher) -> None:
+    about, far = "Machine learning engineer interviews at Airbnb.", "Juggle pelican igloo."
+    fewer = f"{about} " + " ".join([far] * (search.JUDGED_SENTENCES - 1))
+    assert searcher.sentences(fewer) == [about] + [far] * (search.JUDGED_SENTENCES - 1)
+    # 41 sentences: 20 runs of two or three, in order, covering the whole question.
+    many = [far] * 40
+    many[25] = "Juggle pelican igloo?"  # a run that holds a sentence that asks is kept
+    question = " ".join([about, *many])
+    runs = searcher.sentences(question)
+    assert len(runs) == search.JUDGED_SENTENCES and " ".join(runs) == question
+    assert all(2 <= len(list(sentence_spans(run))) <= 3 for run in runs)
+    asking = next(run for run in runs if "?" in run)
+    assert searcher.relevant_part(question) == f"{runs[0]} {asking}"
+    assert runs[0].startswith(about) and len(runs[0]) <= len(f"{about} {far} {far}")
 
 
 def test_the_nearest_sentence_stays_and_the_margin_keeps_those_close_to_it(

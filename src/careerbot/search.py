@@ -34,7 +34,8 @@ ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 # An asking sentence of fewer words takes in the sentence before it (asking_spans).
 SHORT_ASK_WORDS = 4
 # A question of two to this many sentences has each embedded alone, to set aside those
-# that speak of nothing the corpus does (relevant_part); one of more is taken whole.
+# that speak of nothing the corpus does (relevant_part); one of more is judged in as many
+# runs of consecutive sentences, each run as long as the others or one shorter.
 JUDGED_SENTENCES = 20
 # The passage shown for an answer grows from its best window into the windows beside it
 # that match the question at most this much less (the weighted mean of their semantic and
@@ -207,10 +208,18 @@ def grown(
 
 
 def judged_spans(question: str) -> list[tuple[int, int]]:
-    """Where a question's sentences are, when it has two to JUDGED_SENTENCES; else none
-    (Searcher.relevant_part)."""
+    """Where a question's sentences are, when it has two to JUDGED_SENTENCES; where as many
+    runs of them are, when it has more; none for one (Searcher.relevant_part)."""
     spans = list(sentence_spans(question))
-    return spans if 1 < len(spans) <= JUDGED_SENTENCES else []
+    if len(spans) <= JUDGED_SENTENCES:
+        return spans if len(spans) > 1 else []
+    bounds = np.linspace(0, len(spans), JUDGED_SENTENCES + 1).round().astype(int)
+    return [(spans[a][0], spans[b - 1][1]) for a, b in itertools.pairwise(bounds.tolist())]
+
+
+def asks(text: str) -> bool:
+    """Whether a sentence, or any sentence of a run of them, asks."""
+    return any(ASKS.search(text[start:end]) for start, end in sentence_spans(text))
 
 
 def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
@@ -372,9 +381,9 @@ class Searcher:
         return named, naming
 
     def sentences(self, question: str) -> list[str]:
-        """A question's sentences when it has two to JUDGED_SENTENCES, else none: each is
-        embedded alone to tell whether it speaks of anything the corpus does
-        (relevant_part)."""
+        """A question's sentences when it has two to JUDGED_SENTENCES (runs of them, as
+        many, when it has more), else none: each is embedded alone to tell whether it
+        speaks of anything the corpus does (relevant_part)."""
         return [question[start:end] for start, end in judged_spans(question)]
 
     def relevant_part(self, question: str, given: Mapping[Text, Vectors] | None = None) -> str:
@@ -400,15 +409,15 @@ class Searcher:
         scores, ids = self.index.vectors.search(matrix, 1)
         near = np.maximum(near, np.where(ids[:, 0] >= 0, scores[:, 0], -1.0))
         floor = min(self.weights.aside_floor, float(near.max()) - self.weights.aside_margin)
-        asks = [bool(ASKS.search(sentence)) for sentence in sentences]
+        asking = [asks(sentence) for sentence in sentences]
         kept = [
             number
             for number, sentence in enumerate(sentences)
             if near[number] >= floor
-            or asks[number]
+            or asking[number]
             or (
                 number + 1 < len(sentences)
-                and asks[number + 1]
+                and asking[number + 1]
                 and len(sentences[number + 1].split()) < SHORT_ASK_WORDS
             )
             or not self.person_words.isdisjoint(WORD.findall(sentence.lower()))
