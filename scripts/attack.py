@@ -540,7 +540,7 @@ def swap(path: Path, good: bytes, bad: bytes, stop: threading.Event) -> None:
 @case("4a", "passages.jsonl swapped with a tampered copy while the version loads")
 def swapped_passages(lab: Lab) -> Outcome:
     main = lab.main()
-    answers = pwned = refusals = 0
+    answers = pwned = refusals = undecided = 0
     served = []
     for _ in range(2 if lab.quick else 4):
         name = copy_version(main.index)
@@ -561,10 +561,14 @@ def swapped_passages(lab: Lab) -> Outcome:
         finally:
             stop.set()
             swapper.join()
+
         # The watcher may still be loading, or not yet have looked, when the swapping stops
         # (a slow machine): wait until it has either served or refused the copy.
-        decided = lambda h, n=name: n in (h.get("index_version"), h.get("refused_version"))  # noqa: E731
-        _, health, _ = main.wait_for(decided, lab.bound(10))
+        def decided(health: dict, name: str = name) -> bool:
+            return name in (health.get("index_version"), health.get("refused_version"))
+
+        done, health, _ = main.wait_for(decided, lab.bound(10))
+        undecided += not done
         for question in QUESTIONS:  # what was loaded stays loaded
             answers, pwned = answers + 1, pwned + ("PWNED" in main.ask(question).text)
         served.append(health.get("index_version") == name)
@@ -572,7 +576,8 @@ def swapped_passages(lab: Lab) -> Outcome:
     lab.main()
     evidence = (
         f"{len(served)} copies published while swapping: {sum(served)} served, "
-        f"{refusals} refused; {pwned} of {answers} answers said PWNED"
+        f"{refusals} refused, {undecided} neither within 10 s; {pwned} of {answers} "
+        "answers said PWNED"
     )
     return pwned == 0 and sum(served) + refusals == len(served), evidence
 

@@ -310,14 +310,20 @@ def test_a_question_of_very_many_sentences_is_judged_in_runs_of_them(searcher: S
     assert searcher.sentences(fewer) == [about] + [far] * (search.JUDGED_SENTENCES - 1)
     # 41 sentences: 20 runs of two or three, in order, covering the whole question.
     many = [far] * 40
-    many[25] = "Juggle pelican igloo?"  # a run that holds a sentence that asks is kept
     question = " ".join([about, *many])
     runs = searcher.sentences(question)
     assert len(runs) == search.JUDGED_SENTENCES and " ".join(runs) == question
     assert all(2 <= len(list(sentence_spans(run))) <= 3 for run in runs)
-    asking = next(run for run in runs if "?" in run)
-    assert searcher.relevant_part(question) == f"{runs[0]} {asking}"
     assert runs[0].startswith(about) and len(runs[0]) <= len(f"{about} {far} {far}")
+    assert searcher.relevant_part(question) == runs[0]
+    # Sentence 25 (many[24]) opens a run. Asking there, the run is kept, not only when
+    # the asking sentence ends it; a short ask keeps the run before it too.
+    for ask, short in (("Juggle pelican igloo, or not?", False), ("Is that good?", True)):
+        many[24] = ask
+        runs = searcher.sentences(" ".join([about, *many]))
+        at = next(number for number, run in enumerate(runs) if run.startswith(ask))
+        kept = [runs[0], *([runs[at - 1]] if short else []), runs[at]]
+        assert searcher.relevant_part(" ".join([about, *many])) == " ".join(kept)
 
 
 def test_the_nearest_sentence_stays_and_the_margin_keeps_those_close_to_it(

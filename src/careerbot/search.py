@@ -34,8 +34,8 @@ ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
 # An asking sentence of fewer words takes in the sentence before it (asking_spans).
 SHORT_ASK_WORDS = 4
 # A question of two to this many sentences has each embedded alone, to set aside those
-# that speak of nothing the corpus does (relevant_part); one of more is judged in as many
-# runs of consecutive sentences, each run as long as the others or one shorter.
+# that speak of nothing the corpus does (relevant_part); one of more is judged in
+# JUDGED_SENTENCES runs of consecutive sentences, each as long as the others or one shorter.
 JUDGED_SENTENCES = 20
 # The passage shown for an answer grows from its best window into the windows beside it
 # that match the question at most this much less (the weighted mean of their semantic and
@@ -222,6 +222,13 @@ def asks(text: str) -> bool:
     return any(ASKS.search(text[start:end]) for start, end in sentence_spans(text))
 
 
+def opens_with_short_ask(text: str) -> bool:
+    """Whether a sentence, or the first of a run of them, asks in a few words ("Is that
+    good?"): what it asks about is what came before it."""
+    start, end = next(sentence_spans(text), (0, 0))
+    return bool(ASKS.search(text[start:end])) and len(text[start:end].split()) < SHORT_ASK_WORDS
+
+
 def best_first(score: NDArray[np.float32], first: int = CANDIDATES) -> Iterator[int]:
     """Positions in order of descending score. Only the best `first` are sorted up front
     (a full sort of a large corpus costs milliseconds); the rest, when they are reached.
@@ -398,7 +405,10 @@ class Searcher:
         Weights.aside_margin nearer still. Kept whatever their nearness: a sentence that
         asks ("?"), the one before a short one that asks ("TC is 210k. Is that good?"),
         and one that names a speaker by name (spelt right; an organization alone does not
-        count). What is kept keeps its layout (a title line stays a line of its own)."""
+        count). What is kept keeps its layout (a title line stays a line of its own). A
+        question of more than JUDGED_SENTENCES sentences is judged in runs of them alike
+        (judged_spans): a run that holds a sentence that asks is kept, and so is the run
+        before one that opens with a short ask."""
         spans = judged_spans(question)
         if not spans:
             return question
@@ -415,11 +425,7 @@ class Searcher:
             for number, sentence in enumerate(sentences)
             if near[number] >= floor
             or asking[number]
-            or (
-                number + 1 < len(sentences)
-                and asking[number + 1]
-                and len(sentences[number + 1].split()) < SHORT_ASK_WORDS
-            )
+            or (number + 1 < len(sentences) and opens_with_short_ask(sentences[number + 1]))
             or not self.person_words.isdisjoint(WORD.findall(sentence.lower()))
         ]
         if len(kept) == len(sentences):

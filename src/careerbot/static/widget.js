@@ -34,6 +34,8 @@
   const STRONG = 0.45;
   const LEAD = 0.05;
   const THRESHOLD = 0.3;
+  // Where the launcher's open panel fills the screen: a phone, or a short window.
+  const FULL_SCREEN = "(max-width: 30rem), (max-height: 32rem)";
 
   const STYLE = `
     /* !important here beats even the host page's !important rules on this element. */
@@ -130,9 +132,10 @@
       box-shadow: 0 8px 30px rgba(0, 0, 0, .2); }
     .floating .log { flex: 1; overflow-y: auto; }
     .floating form { position: static; }
+    .floating .log { overscroll-behavior: contain; }
     /* A phone or a short window: the open panel fills the screen (its × closes it), and on
        a short one the form is compact, its labels left to screen readers. */
-    @media (max-width: 30rem), (max-height: 32rem) {
+    @media ${FULL_SCREEN} {
       .floating { inset: 0; width: auto; height: auto; border: none; border-radius: 0;
         z-index: 2147483001; }
       .floating form { border-radius: 0; }
@@ -349,8 +352,30 @@
       };
       launcher.addEventListener("click", () => toggle(panel.hidden));
       close.addEventListener("click", () => toggle(false));
+      // Filling the screen, the panel is modal: Tab goes round inside it, never to the
+      // page's links beneath; and once the screen turns small, the focus (on the button it
+      // now covers, or on the page) moves into it.
+      const fullScreen = window.matchMedia(FULL_SCREEN);
+      const fill = (event) => {
+        if (fullScreen.matches) panel.setAttribute("aria-modal", "true");
+        else panel.removeAttribute("aria-modal");
+        if (event && fullScreen.matches && !panel.hidden && !panel.contains(root.activeElement)) {
+          input.focus();
+        }
+      };
+      fullScreen.addEventListener("change", fill);
+      fill();
       panel.addEventListener("keydown", (event) => {
         if (event.key === "Escape") { event.stopPropagation(); toggle(false); }
+        if (event.key !== "Tab" || !fullScreen.matches) return;
+        const stops = Array.from(panel.querySelectorAll("button, textarea, select, a[href]"))
+          .filter((node) => !node.disabled && node.getClientRects().length);
+        const [first, last] = [stops[0], stops[stops.length - 1]];
+        const at = root.activeElement;
+        if (event.shiftKey ? at === first : at === last) {
+          event.preventDefault();
+          (event.shiftKey ? last : first).focus();
+        }
       });
       root.append(launcher);
     }
