@@ -54,8 +54,9 @@ def test_a_new_version_that_fails_verification_is_refused_and_the_old_one_serves
     live: tuple[TestClient, str], settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     client, first = live
-    damaged = build_index(settings, fake_embedder).index_dir
+    damaged = build_aside(settings, fake_embedder)
     (damaged / "faiss.index").write_bytes(b"not an index")
+    move_in(settings, damaged)
     time.sleep(0.5)  # ten checks of the pointer
     assert client.get("/health").json()["index_version"] == first
     answer = client.post("/ask", json={"question": "core values interviews"})
@@ -66,20 +67,50 @@ def break_pointer(data: bytes) -> Callable[[Settings, FakeEmbedder], None]:
     return lambda settings, embedder: (settings.index_dir / "CURRENT").write_bytes(data)
 
 
+def build_aside(settings: Settings, embedder: FakeEmbedder) -> Path:
+    """A new version built in an index of its own, where the watcher does not look."""
+    aside = settings.model_copy(update={"index_dir": settings.index_dir.parent / "aside"})
+    return build_index(aside, embedder).index_dir
+
+
+def point(settings: Settings, name: str) -> None:
+    """Swap the served index's CURRENT to name a version, atomically."""
+    pointer = settings.index_dir / "CURRENT.new"
+    pointer.write_text(name)
+    pointer.replace(settings.index_dir / "CURRENT")
+
+
+def move_in(settings: Settings, version: Path) -> Path:
+    """A version built aside, moved into the served index and pointed to at once: the
+    watcher, looking every 50 ms, never sees it half made."""
+    moved = version.rename(settings.index_dir / "versions" / version.name)
+    point(settings, moved.name)
+    return moved
+
+
+def publish_forged(forge: Callable[[Path], Path]) -> Callable[[Settings, FakeEmbedder], None]:
+    """A new version forged (`forge` edits a built version and returns it resealed) and
+    moved in, as a forger would."""
+
+    def publish(settings: Settings, embedder: FakeEmbedder) -> None:
+        move_in(settings, forge(build_aside(settings, embedder)))
+
+    return publish
+
+
 def publish_sealed(**changes: object) -> Callable[[Settings, FakeEmbedder], None]:
     """A new version whose manifest is hostile yet agrees with every digest."""
-    return lambda settings, embedder: reseal(build_index(settings, embedder).index_dir, **changes)
+    return publish_forged(lambda version: reseal(version, **changes))
 
 
 def publish_edited(name: str) -> Callable[[Settings, FakeEmbedder], None]:
     """A new version with one of HOSTILE_WORD_MODELS's edits, resealed."""
 
-    def publish(settings: Settings, embedder: FakeEmbedder) -> None:
-        version = build_index(settings, embedder).index_dir
+    def forge(version: Path) -> Path:
         HOSTILE_WORD_MODELS[name](version)
-        reseal(version)
+        return reseal(version)
 
-    return publish
+    return publish_forged(forge)
 
 
 WATCH_BREAKERS = {
@@ -121,11 +152,10 @@ def test_a_refused_version_is_tried_again_once_its_folder_changes(
     live: tuple[TestClient, str], settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     client, _ = live
-    second = build_index(settings, fake_embedder).index_dir
-    aside = second.with_name("aside")
-    second.rename(aside)  # CURRENT names a folder still being copied in
+    second = build_aside(settings, fake_embedder)
+    point(settings, second.name)  # CURRENT names a folder still being copied in
     wait_for(lambda: client.get("/health").json()["refused_version"] == second.name)
-    aside.rename(second)
+    move_in(settings, second)
     wait_for(lambda: client.get("/health").json()["index_version"] == second.name)
     assert client.get("/health").json()["status"] == "ok"
 

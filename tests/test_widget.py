@@ -382,6 +382,16 @@ def test_filling_the_screen_the_panel_keeps_the_focus(browser: Browser, api: Ser
     for key in ["Tab"] * 12 + ["Shift+Tab"] * 12:
         shown.keyboard.press(key)
         assert shown.evaluate(FOCUS_IN_PANEL), key
+    # A click on the panel's title leaves the focus on the page's body: Shift+Tab still
+    # goes to the panel's last control, and Escape still closes it.
+    heading = shown.get_by_role("heading", name="Ask a practitioner")
+    heading.click()
+    shown.keyboard.press("Shift+Tab")
+    expect(shown.get_by_role("button", name="Ask", exact=True)).to_be_focused()
+    heading.click()
+    shown.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(button).to_be_focused()
     context.close()
 
 

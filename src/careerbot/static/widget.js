@@ -365,14 +365,19 @@
       };
       fullScreen.addEventListener("change", fill);
       fill();
-      panel.addEventListener("keydown", (event) => {
-        if (event.key === "Escape") { event.stopPropagation(); toggle(false); }
+      // Keys are heard on the whole document: a click on the panel's text, or a button that
+      // is disabled or removed once pressed, leaves the focus on nothing (the page's body).
+      document.addEventListener("keydown", (event) => {
+        const inside = panel.contains(root.activeElement);
+        const nowhere = !document.activeElement || document.activeElement === document.body;
+        if (panel.hidden || !(inside || nowhere)) return;
+        if (event.key === "Escape") { event.stopPropagation(); toggle(false); return; }
         if (event.key !== "Tab" || !fullScreen.matches) return;
         const stops = Array.from(panel.querySelectorAll("button, textarea, select, a[href]"))
           .filter((node) => !node.disabled && node.getClientRects().length);
         const [first, last] = [stops[0], stops[stops.length - 1]];
-        const at = root.activeElement;
-        if (event.shiftKey ? at === first : at === last) {
+        const at = inside ? root.activeElement : null;
+        if (!at || (event.shiftKey ? at === first : at === last)) {
           event.preventDefault();
           (event.shiftKey ? last : first).focus();
         }
