@@ -33,6 +33,16 @@ def test_sentences_keep_closing_punctuation_and_quotes() -> None:
         "Because…",
         "Done",
     ]
+    # The interrobang's kin end a sentence; full-width punctuation does without a space.
+    text = "Really‽ Sure⁇ 我是数据科学家。怎么转行？！「好」。Done"
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Really‽",
+        "Sure⁇",
+        "我是数据科学家。",
+        "怎么转行？！",
+        "「好」。",
+        "Done",
+    ]
 
 
 @pytest.mark.parametrize("budget", [16, 40, 128])

@@ -129,7 +129,7 @@ def test_the_asking_spans_are_the_sentences_that_ask_when_others_tell_the_situat
     question = f"{situation} How do I move into ML? Is a degree needed?"
     assert asking(question) == ["How do I move into ML?", "Is a degree needed?"]
     assert asking('I was asked "why ML at all?" Then I froze.') == ['I was asked "why ML at all?"']
-    for ending in ("?!", "??", "？", "؟", "?)", "?]", "?'"):
+    for ending in ("?!", "??", "？", "؟", "‽", "⁇", "﹖", "?)", "?]", "?'", "？」"):
         ask = f"What should I learn next{ending}"
         assert asking(f"{situation} {ask}") == asking(f"{ask} {situation}") == [ask]
     assert asking("How do I move into ML? Is a degree needed?") == []  # all ask

@@ -9,9 +9,10 @@ from careerbot import CareerbotError
 from careerbot.metadata import Interview
 from careerbot.transcript import Speaker, Transcript
 
-# Sentence punctuation (full-width and Arabic too, with any closing quote) before whitespace
-# ends a sentence; so does a paragraph break.
-SENTENCE_END = re.compile(r"[.!?…。！？؟][\"'”’)\]]*(?=\s)|\n\n")
+# Sentence punctuation (Arabic and the interrobang's kin too, with any closing quote)
+# before whitespace ends a sentence; so does a paragraph break. Full-width punctuation ends
+# one whatever follows: Chinese and Japanese put no space between sentences.
+SENTENCE_END = re.compile(r"[.!?…؟‽⁇⁈⁉﹖][\"'”’)\]]*(?=\s)|[。！？][！？!?]*[\"'”’)\]」』]*|\n\n")
 WORD = re.compile(r"\S+")
 PARAGRAPH_BREAK = "\n\n"
 
@@ -101,7 +102,7 @@ def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
 
 # The version of split_passages (and sentence_spans): change it when they split anything
 # differently, so that a build splits every answer anew rather than reuse old splits.
-SPLITTER = 2
+SPLITTER = 3
 
 
 def split_passages(

@@ -28,9 +28,9 @@ from careerbot.version import (
 
 # Passages taken from the vector index for each question; all of a corpus up to this size.
 CANDIDATES = 256
-# A sentence that asks: it ends in a question mark, full-width or Arabic too ("?!" and
-# "??" as well), before any closing quote or bracket.
-ASKS = re.compile(r"[?？؟][?!]*[\"'”’)\]]*$")
+# A sentence that asks: it ends in a question mark, full-width, Arabic or of the
+# interrobang's kin too ("?!" and "??" as well), before any closing quote or bracket.
+ASKS = re.compile(r"[?？؟‽⁇⁈⁉﹖][?!]*[\"'”’)\]」』]*$")
 # An asking sentence of fewer words takes in the sentence before it (asking_spans).
 SHORT_ASK_WORDS = 4
 # A question of two to this many sentences has each embedded alone, to set aside those
