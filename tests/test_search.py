@@ -269,6 +269,8 @@ def test_kept_however_far_the_sentence_a_short_ask_points_back_to_and_a_named_sp
     hello = "Hi Shubhankar!"
     assert nearest_to_corpus(searcher, hello) < nearest_to_corpus(searcher, about)
     assert strict.relevant_part(f"{hello} {about} {far}") == f"{hello} {about}"
+    handle = "Thanks @shubhankar_jain!"  # a handle's parts name him too
+    assert strict.relevant_part(f"{handle} {about} {far}") == f"{handle} {about}"
     assert strict.relevant_part(f"Hi there! {about} {far}") == about
     # An organization alone names no one to keep the sentence for.
     booked = "We booked an Airbnb in Lisbon."

@@ -37,6 +37,8 @@ SHORT_ASK_WORDS = 4
 # that speak of nothing the corpus does (relevant_part); one of more is judged in
 # JUDGED_SENTENCES runs of consecutive sentences, each as long as the others or one shorter.
 JUDGED_SENTENCES = 20
+# The parts of a word that may name someone: "chirag_mahapatra" and "@chirag" name Chirag.
+NAME_PART = re.compile(r"[^\W_]+")
 # The passage shown for an answer grows from its best window into the windows beside it
 # that match the question at most this much less (the weighted mean of their semantic and
 # lexical signals), while it stays within this many times the best window's length
@@ -154,7 +156,7 @@ def speaker_words(speaker: Record) -> set[str]:
     """The words that name a speaker in a question: names and organization, joined and apart."""
     found: set[str] = set()
     for phrase in (speaker["name"], speaker.get("organization", "")):
-        parts = WORD.findall(phrase.lower())
+        parts = NAME_PART.findall(phrase.lower())
         found.update(part for part in parts if len(part) > 2)
         if len(parts) > 1:
             found.add("".join(parts))
@@ -373,7 +375,7 @@ class Searcher:
     def named_speakers(self, question: str) -> tuple[set[str], set[str]]:
         """Speakers a question names (by name or organization, allowing small typos), and
         the question's words that named them."""
-        parts = WORD.findall(question.lower())
+        parts = NAME_PART.findall(question.lower())
         candidates = sorted(set(parts) | {a + b for a, b in itertools.pairwise(parts)})
         named: set[str] = set()
         naming: set[str] = set()
@@ -426,7 +428,7 @@ class Searcher:
             if near[number] >= floor
             or asking[number]
             or (number + 1 < len(sentences) and opens_with_short_ask(sentences[number + 1]))
-            or not self.person_words.isdisjoint(WORD.findall(sentence.lower()))
+            or not self.person_words.isdisjoint(NAME_PART.findall(sentence.lower()))
         ]
         if len(kept) == len(sentences):
             return question
@@ -458,7 +460,9 @@ class Searcher:
         Airbnb, so whether a question is about an uncovered topic is judged without them."""
         unnamed = None
         if self.uncovered_vectors is not None and naming:
-            kept = [w for w in repaired.split() if "".join(WORD.findall(w.lower())) not in naming]
+            kept = [
+                w for w in repaired.split() if "".join(NAME_PART.findall(w.lower())) not in naming
+            ]
             unnamed = self.synonyms.expand(" ".join(kept))
         whole = self.synonyms.expand(repaired)
         asking = asking_spans(whole)
