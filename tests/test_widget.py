@@ -425,6 +425,27 @@ def test_no_answer_offers_suggestions_and_topics_that_ask_when_clicked(
     expect(page.locator("article.card").first).to_be_visible()
 
 
+def test_a_vote_that_fails_can_be_sent_again_and_the_focus_stays_on_the_votes(
+    page: Page, api: Served
+) -> None:
+    page.goto(api.url + "/")
+    ask(page, "core values interviews at Airbnb")
+    card = page.locator("article.card").first
+    page.route("**/feedback", lambda route: route.fulfill(status=503, body="down"))
+    helpful = card.get_by_role("button", name="Yes, helpful")
+    helpful.focus()
+    page.keyboard.press("Enter")
+    expect(card.get_by_role("status")).to_have_text("Your feedback could not be sent; try again.")
+    expect(helpful).to_be_enabled()
+    expect(helpful).to_be_focused()
+    page.unroute("**/feedback")
+    page.keyboard.press("Enter")
+    thanks = card.get_by_role("status")
+    expect(thanks).to_have_text("Thanks for your feedback.")
+    expect(thanks).to_be_focused()
+    assert [row for row in logged(api, votes) if row.helpful], "no vote was written"
+
+
 def test_a_vote_by_keyboard_thanks_the_reader_and_is_recorded(page: Page, api: Served) -> None:
     page.goto(api.url + "/")
     ask(page, "core values interviews at Airbnb")

@@ -221,11 +221,18 @@
       button.addEventListener("click", async () => {
         for (const b of group.querySelectorAll("button")) b.disabled = true;
         note.textContent = "";
-        if (await vote(helpful)) {
-          group.replaceChildren(el("span", { role: "status" }, "Thanks for your feedback."));
+        const stored = await vote(helpful);
+        // A disabled or removed button loses the focus to the page: give it back here,
+        // unless the reader has moved it elsewhere meanwhile.
+        const lost = !document.activeElement || document.activeElement === document.body;
+        if (stored) {
+          const thanks = el("span", { role: "status", tabindex: "-1" }, "Thanks for your feedback.");
+          group.replaceChildren(thanks);
+          if (lost) thanks.focus();
         } else {
           for (const b of group.querySelectorAll("button")) b.disabled = false;
           note.textContent = "Your feedback could not be sent; try again.";
+          if (lost) button.focus();
         }
       });
       group.append(button);
