@@ -131,8 +131,8 @@ BAD_REQUESTS = {
     "top_k as text": ({"question": "x", "top_k": "5"}, "top_k: must be a whole number"),
     "top_k as boolean": ({"question": "x", "top_k": True}, "top_k: must be a whole number"),
     "top_k as fraction": ({"question": "x", "top_k": 2.5}, "top_k: must be a whole number"),
-    "top_k zero": ({"question": "x", "top_k": 0}, "top_k: Input should be greater than or equal"),
-    "top_k eleven": ({"question": "x", "top_k": 11}, "top_k: Input should be less than or equal"),
+    "top_k zero": ({"question": "x", "top_k": 0}, "top_k: must be at least 1"),
+    "top_k eleven": ({"question": "x", "top_k": 11}, "top_k: must be at most 10"),
     "unknown field": ({"question": "x", "k": 3}, "k: unknown field; the fields are question"),
     "unknown speaker": (
         {"question": "x", "speaker": "Mallory"},
@@ -144,10 +144,11 @@ BAD_REQUESTS = {
     "question with NUL": ({"question": "hi\u0000there"}, "question: must not contain control"),
     "question with escape": ({"question": "hi\u001b[31m"}, "question: must not contain control"),
     "top_k 5.0": ({"question": "x", "top_k": 5.0}, "top_k: must be a whole number"),
-    "top_k negative": ({"question": "x", "top_k": -1}, "top_k: Input should be greater than"),
-    "top_k 10^9": ({"question": "x", "top_k": 10**9}, "top_k: Input should be less than"),
-    "top_k 2^70": ({"question": "x", "top_k": 2**70}, "top_k: Input should be less than"),
+    "top_k negative": ({"question": "x", "top_k": -1}, "top_k: must be at least 1"),
+    "top_k 10^9": ({"question": "x", "top_k": 10**9}, "top_k: must be at most 10"),
+    "top_k 2^70": ({"question": "x", "top_k": 2**70}, "top_k: must be at most 10"),
     "speaker a number": ({"question": "x", "speaker": 7}, "speaker: must be text"),
+    "speaker too long": ({"question": "x", "speaker": "M" * 201}, "speaker: must be at most 200 "),
 }
 
 

@@ -138,15 +138,18 @@ def test_a_suggestion_picked_after_no_answer_is_recorded(
 
 BAD_FEEDBACK = {
     "unknown ask": ({"ask_id": "0" * 32}, 404, "no ask with that ask_id was logged"),
-    "malformed ask id": ({"ask_id": "'; DROP TABLE asks; --"}, 422, "ask_id: String should"),
+    "malformed ask id": ({"ask_id": "'; DROP TABLE asks; --"}, 422, "ask_id: must be the id an"),
+    "ask id in capitals": ({"ask_id": "A" * 32}, 422, "ask_id: must be the id an answer from /ask"),
     "another ask's answer": ({"answer_id": "somebody-else/1/x"}, 422, "answer_id: not one of"),
-    "oversized comment": ({"comment": "x" * 501}, 422, "comment: String should have at most"),
+    "oversized comment": ({"comment": "x" * 501}, 422, "comment: must be at most 500 characters"),
     "a vote and a pick at once": (
         {"suggestion": "How?"},
         422,
         "answer_id: unknown field; the fields are ask_id, suggestion",
     ),
-    "helpful as text": ({"helpful": "yes"}, 422, "helpful: Input should be a valid boolean"),
+    "helpful as text": ({"helpful": "yes"}, 422, "helpful: must be true or false"),
+    "helpful as a number": ({"helpful": 1}, 422, "helpful: must be true or false"),
+    "empty answer id": ({"answer_id": ""}, 422, "answer_id: must not be empty"),
     "control characters": ({"comment": "a\x00b"}, 422, "comment: must not contain control"),
 }
 

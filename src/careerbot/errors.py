@@ -2,7 +2,7 @@
 validation errors, text checks, and the body size limit."""
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response
@@ -50,10 +50,23 @@ def unavailable(detail: str, retry_after: int = 1) -> Response:
 
 MESSAGES = {
     "missing": "is required",
+    "bool_type": "must be true or false (not text or a number)",
     "int_type": "must be a whole number (not text, a fraction or true/false)",
     "string_type": "must be text",
     "model_attributes_type": 'must be a JSON object such as {"question": "..."}',
     "dict_type": 'must be a JSON object such as {"question": "..."}',
+}
+
+# Limits, worded with the bound that pydantic puts in the error's context.
+BOUNDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "string_too_long": lambda c: f"must be at most {c['max_length']} characters",
+    "string_too_short": lambda c: (
+        "must not be empty"
+        if c["min_length"] == 1
+        else f"must be at least {c['min_length']} characters"
+    ),
+    "less_than_equal": lambda c: f"must be at most {c['le']}",
+    "greater_than_equal": lambda c: f"must be at least {c['ge']}",
 }
 
 
@@ -70,6 +83,8 @@ def describe(error: dict[str, Any], fields: Iterable[str]) -> ErrorField:
         message = f"is not valid JSON ({reason} at character {path[0] if path else 0})"
     elif kind == "value_error":
         message = str(error["ctx"]["error"])
+    elif kind in BOUNDS:
+        message = BOUNDS[kind](error["ctx"])
     else:
         message = MESSAGES.get(kind, str(error["msg"]))
     # Lone surrogates cannot be encoded in a response: replace them.

@@ -1,6 +1,7 @@
 """POST /feedback: whether an answer helped, or which suggested question was picked."""
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,7 +30,14 @@ def text(value: str | None) -> str | None:
     return None if value is None else valid_unicode(value)
 
 
-ASK_ID = Field(pattern="^[0-9a-f]{32}$", description="The id /ask returned.")
+ASK_ID_FORM = re.compile("[0-9a-f]{32}")
+ASK_ID = Field(description="The id /ask returned.", json_schema_extra={"pattern": "^[0-9a-f]{32}$"})
+
+
+def an_ask_id(value: str) -> str:
+    if not ASK_ID_FORM.fullmatch(value):
+        raise ValueError("must be the id an answer from /ask carries: 32 characters, 0-9 and a-f")
+    return value
 
 
 class VoteRequest(BaseModel):
@@ -53,6 +61,7 @@ class VoteRequest(BaseModel):
     )
 
     checked = field_validator("answer_id", "comment")(text)
+    asked = field_validator("ask_id")(an_ask_id)
 
 
 class PickRequest(BaseModel):
@@ -69,6 +78,7 @@ class PickRequest(BaseModel):
     )
 
     checked = field_validator("suggestion")(text)
+    asked = field_validator("ask_id")(an_ask_id)
 
 
 def shape(body: Any) -> str:
