@@ -372,6 +372,8 @@ def test_review_writes_an_accepted_phrasing_keeping_comments_and_layout(
     assert review(command, monkeypatch, "y\nn\n") == 0
     out = capsys.readouterr().out
     assert "[1/2] 'how much do ML engineers earn'" in out and "1 phrasing added" in out
+    # Read from a pipe, each answer is echoed after its prompt, ending the line.
+    assert "quit [q]? y\n" in out and "quit [q]? n\n" in out
     written = path.read_text()
     assert phrasings(path, "questions", seeded.picked)[-1] == "how much do ML engineers earn"
     assert "how do I get hired at airbnb" not in written  # skipped
@@ -406,6 +408,7 @@ def test_review_accepts_a_candidate_as_an_uncovered_topic_after_a_bad_name(
     assert review(command, monkeypatch, "u\nML Salaries\nml-salaries\nq\n") == 0
     out = capsys.readouterr().out
     assert "'ML Salaries' is not a topic name: use lowercase letters, digits" in out
+    assert "empty: back): ML Salaries\n" in out
     assert phrasings(path, "uncovered", "ml-salaries") == ["how much do ML engineers earn"]
     assert "how do I get hired at airbnb" not in path.read_text()  # q stopped the review
 

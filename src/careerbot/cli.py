@@ -339,7 +339,7 @@ def decide(
         choices = "Accept [y], skip [n], an uncovered topic [u], quit [q]? "
     try:
         while True:
-            answer = input(choices).strip().lower()
+            answer = prompt(choices).strip().lower()
             if answer == "y":
                 return "questions", question
             if answer == "a" and for_answer:
@@ -352,10 +352,19 @@ def decide(
         return None
 
 
+def prompt(text: str) -> str:
+    """A line of input after `text`. Read from a pipe or file, the line is echoed, so each
+    prompt and its answer end their line as they would on a terminal."""
+    line = input(text)
+    if not sys.stdin.isatty():
+        print(line)
+    return line
+
+
 def ask_topic() -> str | None:
     """A valid topic name, asked for until one is given; None (back) for none."""
     while True:
-        name = input("Topic name (lowercase letters, digits, hyphens; empty: back): ").strip()
+        name = prompt("Topic name (lowercase letters, digits, hyphens; empty: back): ").strip()
         if not name:
             return None
         try:
