@@ -71,10 +71,11 @@ def an_ask(
     question: str,
     answers: tuple[tuple[str, float], ...] = (),
     suggestions: tuple[str, ...] = (),
+    uncovered: str | None = None,
 ) -> Ask:
     when = NOW - timedelta(hours=hours_ago)
     return Ask(
-        ask_id, when, question, bool(answers), None, answers, suggestions, "v1", 3.0
+        ask_id, when, question, bool(answers), uncovered, answers, suggestions, "v1", 3.0
     )  # fmt: skip
 
 
@@ -93,7 +94,7 @@ def seeded(logged: Settings, engine: sa.Engine, fake_embedder: FakeEmbedder) -> 
         [
             an_ask("1" * 32, 1, "how do I get hired at airbnb", ((a1, 0.8), (a2, 0.4))),
             an_ask("2" * 32, 3, "airbnb hiring process", ((a1, 0.7),)),
-            an_ask("3" * 32, 5, "how much do ML engineers earn", suggestions=(picked, low)),
+            an_ask("3" * 32, 5, "how much do ML engineers earn", (), (picked, low), "pay"),
             an_ask("4" * 32, 6, "how much do ml engineers earn", suggestions=(picked,)),
             an_ask("5" * 32, 7, "ml engineer salary"),
             an_ask("7" * 32, 8, "how much do ML engineers earn today"),
@@ -149,11 +150,13 @@ def expected_week(seeded: Seeded, facts: dict[str, Any]) -> dict[str, Any]:
                 "phrasing": "how much do ML engineers earn",
                 "question": seeded.picked,
                 "answer_id": None,
+                "uncovered": "pay",
             },
             {
                 "phrasing": "how do I get hired at airbnb",
                 "question": seeded.low,
                 "answer_id": seeded.a2,
+                "uncovered": None,
             },
         ],
     }
@@ -251,6 +254,7 @@ def test_the_text_report_has_a_section_for_each_part(
     )
     assert "Answers voted unhelpful\n  airbnb hiring process\n" in text
     assert f"as a way to ask: {seeded.low}" in text
+    assert text.count("taken for the uncovered topic 'pay' when asked") == 1
     empty = render(build_report(engine, fake_embedder, NOW + timedelta(days=1), facts))
     assert empty.count("(none)") == 4 and "answered 0\n" in empty
 
@@ -374,6 +378,8 @@ def test_review_writes_an_accepted_phrasing_keeping_comments_and_layout(
     assert "[1/2] 'how much do ML engineers earn'" in out and "1 phrasing added" in out
     # Read from a pipe, each answer is echoed after its prompt, ending the line.
     assert "quit [q]? y\n" in out and "quit [q]? n\n" in out
+    # The first was taken for an uncovered topic when asked: review says so, once.
+    assert out.count("careerbot took it for the uncovered topic 'pay'") == 1
     written = path.read_text()
     assert phrasings(path, "questions", seeded.picked)[-1] == "how much do ML engineers earn"
     assert "how do I get hired at airbnb" not in written  # skipped

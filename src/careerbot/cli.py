@@ -302,6 +302,11 @@ def review(
         where = answered_in(candidate)
         if where is not None:
             print(f"  found helpful in the answer by {where[0].speaker}  ({where[1]})")
+        if candidate.uncovered:
+            print(
+                f"  careerbot took it for the uncovered topic {candidate.uncovered!r}: accepted,"
+                " such questions would be answered; [u] files it under a topic instead"
+            )
         decision = decide(candidate.question, where is not None)
         if decision is None:
             break

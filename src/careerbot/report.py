@@ -82,6 +82,9 @@ class Candidate:
     phrasing: str
     question: str
     answer_id: str | None = None
+    # The uncovered topic the question was taken for when it was asked: accepted as a
+    # phrasing, it would have such questions answered.
+    uncovered: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,13 +229,13 @@ def pick_rows(connection: Connection, recent: sa.ColumnElement[bool]) -> Iterabl
     """Each suggestion picked after a recent ask, oldest first, as the question asked
     proposed for the interview question picked."""
     query = (
-        sa.select(asks.c.question, picks.c.suggestion)
+        sa.select(asks.c.question, asks.c.uncovered, picks.c.suggestion)
         .join(asks, asks.c.id == picks.c.ask_id)
         .where(recent)
         .order_by(picks.c.picked_at, picks.c.ask_id, picks.c.suggestion)
     )
     for row in connection.execute(query):
-        yield Candidate(row.question, row.suggestion)
+        yield Candidate(row.question, row.suggestion, uncovered=row.uncovered)
 
 
 def group(counts: Mapping[str, int], embedder: Embedder) -> tuple[Group, ...]:
@@ -340,6 +343,8 @@ def render(report: Report) -> str:
         lines.append(f"       as a way to ask: {candidate.question}")
         if candidate.answer_id:
             lines.append(f"       found helpful in answer {candidate.answer_id}")
+        if candidate.uncovered:
+            lines.append(f"       taken for the uncovered topic {candidate.uncovered!r} when asked")
     lines += none_if_empty(report.candidates)
     return "\n".join(lines)
 
