@@ -180,6 +180,27 @@ RAW_BODIES = {
 }
 
 
+def test_a_lone_surrogate_in_any_text_field_is_refused_in_plain_words(client: TestClient) -> None:
+    response = client.post(
+        "/ask",
+        content=RAW_BODIES["lone surrogate in speaker"],
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert (
+        response.json()["detail"] == "speaker: contains characters that are not valid Unicode text"
+    )
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 8000 + b"]" * 8000, b'{"question": "x", "top_k": 1' + b"0" * 4400 + b"}"]
+)
+def test_json_too_deep_or_with_a_number_too_long_says_so(client: TestClient, body: bytes) -> None:
+    response = client.post("/ask", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "nested too deep, or a number too long" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("case", RAW_BODIES)
 def test_undecodable_body_is_a_4xx_never_a_5xx(client: TestClient, case: str) -> None:
     response = client.post(
@@ -208,7 +229,7 @@ def test_every_refusal_has_the_error_shape(client: TestClient) -> None:
         body = response.json()
         assert set(body) == {"detail", "errors"} and body["detail"], body
         if status == 400:
-            assert body["detail"] == "the body is not JSON text in UTF-8"
+            assert body["detail"].startswith("the body cannot be read as JSON text in UTF-8")
             assert body["errors"] == [{"field": "body", "message": body["detail"]}]
     assert client.get("/ask").headers["allow"] == "POST"
 

@@ -456,6 +456,28 @@ def test_review_quits_at_the_end_of_input_writing_nothing(
     assert metadata(command).read_text() == before
 
 
+def test_review_takes_a_last_line_cut_short_as_the_end_of_input(
+    command: Settings, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = metadata(command).read_text()
+    assert review(command, monkeypatch, "u\nml-sal") == 0  # the pipe cut in the topic's name
+    assert metadata(command).read_text() == before
+
+
+def test_review_reads_crlf_lines_and_refuses_input_that_is_not_utf8(
+    command: Settings,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert review(command, monkeypatch, "n\r\nq\r\n") == 0
+    assert "quit [q]? n\n" in capsys.readouterr().out  # no carriage return echoed
+    binary = io.TextIOWrapper(io.BytesIO(b"\xff\xfe\nq\n"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", binary)
+    assert cli.main(["review", *dirs(command)]) == 2
+    assert "standard input is not UTF-8 text" in capsys.readouterr().err
+
+
 # The metadata file, written without prompts.
 
 
@@ -680,6 +702,18 @@ def test_a_phrasing_proposed_twice_keeps_the_answer_a_helpful_vote_gave_it() -> 
     judged = [("a/1/x", True, "How  do interviews go", {"a/1/x": 0.2})]
     facts = {"a/1/x": AnswerFacts("X", "Q", "corpus/a.txt")}
     assert propose(picked, judged, facts) == (Candidate("how do interviews go", "Q", "a/1/x"),)
+
+
+@pytest.mark.parametrize("taken_first", [True, False])
+def test_a_phrasing_proposed_twice_keeps_the_uncovered_topic_it_was_once_taken_for(
+    taken_first: bool,
+) -> None:
+    from careerbot.report import Candidate, propose
+
+    picked = [Candidate("what do they pay", "Q"), Candidate("What do they pay", "Q", None, "pay")]
+    picked = picked[::-1] if taken_first else picked
+    (kept,) = propose(picked, [], {})
+    assert kept.uncovered == "pay"
 
 
 def test_review_of_a_helpful_answer_in_another_transcript_is_not_offered_twice(

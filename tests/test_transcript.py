@@ -329,6 +329,10 @@ BAD_METADATA = {
         '[uncovered."work life"]\nphrasings = ["x"]',
         "a topic's name is lowercase words joined by hyphens",
     ),
+    "a topic name too long to log": (
+        f'[uncovered.{"pay-" * 20}x]\nphrasings = ["x"]',
+        "a topic's name is lowercase words joined by hyphens, at most 60 characters",
+    ),
 }
 
 

@@ -212,7 +212,12 @@ BODY_FIELDS = {
     "/feedback": FEEDBACK_SHAPES,
 }
 # FastAPI's words for a body it cannot decode (not UTF-8, say), and ours.
-UNREADABLE = {"There was an error parsing the body": "the body is not JSON text in UTF-8"}
+UNREADABLE = {
+    "There was an error parsing the body": (
+        "the body cannot be read as JSON text in UTF-8 (not UTF-8, nested too deep, or a "
+        "number too long)"
+    )
+}
 
 
 def open_log(settings: Settings) -> tuple[Engine | None, str | None]:

@@ -358,11 +358,25 @@ def decide(
 
 
 def prompt(text: str) -> str:
-    """A line of input after `text`. Read from a pipe or file, the line is echoed, so each
-    prompt and its answer end their line as they would on a terminal."""
-    line = input(text)
-    if not sys.stdin.isatty():
-        print(line)
+    """A line of input after `text`; EOFError at the end of input. Read from a pipe or a
+    file, the line is echoed, so each prompt and its answer end their line as on a
+    terminal, and a last line cut short (no line break) counts as the end of input, not as
+    an answer (a topic name cut in two is not written)."""
+    if sys.stdin is None or sys.stdin.closed:
+        raise EOFError
+    try:
+        if sys.stdin.isatty():
+            return input(text)
+        print(text, end="", flush=True)
+        line = sys.stdin.readline()
+    except UnicodeDecodeError:
+        print()
+        raise CareerbotError("standard input is not UTF-8 text") from None
+    if not line.endswith("\n"):
+        print()
+        raise EOFError
+    line = line.rstrip("\r\n")
+    print(line)
     return line
 
 

@@ -17,7 +17,6 @@ leaves the old file and a reader never sees half of the new one.
 
 import fcntl
 import os
-import re
 import stat
 import tempfile
 from collections.abc import MutableMapping
@@ -29,14 +28,12 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Comment, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
-from careerbot.metadata import MAX_PHRASING_CHARS, plain
+from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME, plain
 from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, read_speakers, speakers_file
 
 Section = Literal["questions", "uncovered"]
 # A topic name is a bare TOML key and reads well in /ask's "uncovered": lowercase words
 # of letters and digits joined by single hyphens.
-TOPIC_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-MAX_TOPIC_CHARS = 60
 
 
 def topic_name(name: str) -> str:

@@ -53,6 +53,7 @@ MESSAGES = {
     "bool_type": "must be true or false (not text or a number)",
     "int_type": "must be a whole number (not text, a fraction or true/false)",
     "string_type": "must be text",
+    "string_unicode": "contains characters that are not valid Unicode text",
     "model_attributes_type": 'must be a JSON object such as {"question": "..."}',
     "dict_type": 'must be a JSON object such as {"question": "..."}',
 }

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 
 TOPIC_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+MAX_TOPIC_CHARS = 60
 MAX_PHRASING_CHARS = 1000
 INTERVIEW_FIELDS = ("title", "date", "url")
 MAX_TITLE_CHARS = 200
@@ -122,10 +123,11 @@ def curation_from(data: dict[str, Any], path: Path) -> Curation:
     phrasings = phrasings_of(own, where, ", and optionally answers.<speaker> tables")
     uncovered = phrasings_of(data.get("uncovered", {}), f"{path.name}: [uncovered]")
     for name in uncovered:
-        if not TOPIC_NAME.fullmatch(name):
+        if not TOPIC_NAME.fullmatch(name) or len(name) > MAX_TOPIC_CHARS:
             raise CareerbotError(
-                f"{path.name}: [uncovered] {name!r}: a topic's name is lowercase words joined "
-                "by hyphens, such as remote-work"
+                f"{path.name}: [uncovered] {name[:MAX_TOPIC_CHARS]!r}: a topic's name is "
+                f"lowercase words joined by hyphens, at most {MAX_TOPIC_CHARS} characters, "
+                "such as remote-work"
             )
     return Curation(phrasings, uncovered, answers)
 

@@ -294,10 +294,14 @@ def propose(
     for candidate in found:
         key = (plain(candidate.phrasing), candidate.question)
         if key in seen:
-            # Proposed twice, once by a helpful vote: keep the answer, for review's [a].
+            # Proposed twice: keep an answer found helpful, for review's [a], and an
+            # uncovered topic the question was taken for, for review's warning.
             earlier = kept[seen[key]]
-            if earlier.answer_id is None and candidate.answer_id is not None:
-                kept[seen[key]] = dataclasses.replace(earlier, answer_id=candidate.answer_id)
+            kept[seen[key]] = dataclasses.replace(
+                earlier,
+                answer_id=earlier.answer_id or candidate.answer_id,
+                uncovered=earlier.uncovered or candidate.uncovered,
+            )
         elif usable(candidate) and plain(candidate.phrasing) != plain(candidate.question):
             seen[key] = len(kept)
             kept.append(candidate)
