@@ -138,8 +138,8 @@ def test_a_suggestion_picked_after_no_answer_is_recorded(
 
 BAD_FEEDBACK = {
     "unknown ask": ({"ask_id": "0" * 32}, 404, "no ask with that ask_id was logged"),
-    "malformed ask id": ({"ask_id": "'; DROP TABLE asks; --"}, 422, "ask_id: must be the id an"),
-    "ask id in capitals": ({"ask_id": "A" * 32}, 422, "ask_id: must be the id an answer from /ask"),
+    "malformed ask id": ({"ask_id": "'; DROP TABLE asks; --"}, 422, "ask_id: must be the id of an"),
+    "ask id in capitals": ({"ask_id": "A" * 32}, 422, "ask_id: must be the id of an /ask response"),
     "another ask's answer": ({"answer_id": "somebody-else/1/x"}, 422, "answer_id: not one of"),
     "oversized comment": ({"comment": "x" * 501}, 422, "comment: must be at most 500 characters"),
     "a vote and a pick at once": (

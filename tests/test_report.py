@@ -472,7 +472,7 @@ def test_review_reads_crlf_lines_and_refuses_input_that_is_not_utf8(
 ) -> None:
     assert review(command, monkeypatch, "n\r\nq\r\n") == 0
     assert "quit [q]? n\n" in capsys.readouterr().out  # no carriage return echoed
-    binary = io.TextIOWrapper(io.BytesIO(b"\xff\xfe\nq\n"), encoding="utf-8")
+    binary = io.TextIOWrapper(io.BytesIO(b"\xff\xfe\nq\n"), "utf-8", "surrogateescape")
     monkeypatch.setattr(sys, "stdin", binary)
     assert cli.main(["review", *dirs(command)]) == 2
     assert "standard input is not UTF-8 text" in capsys.readouterr().err

@@ -369,11 +369,14 @@ def prompt(text: str) -> str:
             return input(text)
         print(text, end="", flush=True)
         line = sys.stdin.readline()
-    except UnicodeDecodeError:
+        line.encode("utf-8")  # a UTF-8 locale reads bad bytes as lone surrogates
+    except (UnicodeDecodeError, UnicodeEncodeError):
         print()
         raise CareerbotError("standard input is not UTF-8 text") from None
     if not line.endswith("\n"):
         print()
+        if line.strip():
+            warn(f"{line.strip()[:60]!r} ignored: the input ended without a line break")
         raise EOFError
     line = line.rstrip("\r\n")
     print(line)

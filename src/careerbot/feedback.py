@@ -31,12 +31,14 @@ def text(value: str | None) -> str | None:
 
 
 ASK_ID_FORM = re.compile("[0-9a-f]{32}")
-ASK_ID = Field(description="The id /ask returned.", json_schema_extra={"pattern": "^[0-9a-f]{32}$"})
+ASK_ID = Field(
+    description="The id /ask returned.", json_schema_extra={"pattern": f"^{ASK_ID_FORM.pattern}$"}
+)
 
 
 def an_ask_id(value: str) -> str:
     if not ASK_ID_FORM.fullmatch(value):
-        raise ValueError("must be the id an answer from /ask carries: 32 characters, 0-9 and a-f")
+        raise ValueError("must be the id of an /ask response: 32 characters, 0-9 and a-f")
     return value
 
 

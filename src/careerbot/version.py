@@ -39,7 +39,7 @@ from careerbot.lexical import (
     Synonyms,
     load_word_model,
 )
-from careerbot.metadata import MAX_PHRASING_CHARS, TOPIC_NAME
+from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME
 
 # 2: the version folder's name carries its manifest's digest. 3: views.npy. 4: a record's
 # source gives the interview's title, date and url. 5: keys.npy, the model's fingerprint.
@@ -152,7 +152,10 @@ class Manifest(BaseModel):
     synonyms: dict[str, list[str]]
     # Other ways people ask each interview question, and topics the corpus does not cover.
     phrasings: dict[str, list[Phrasing]] = {}
-    uncovered: dict[Annotated[str, Field(pattern=TOPIC_NAME.pattern)], list[Phrasing]] = {}
+    uncovered: dict[
+        Annotated[str, Field(pattern=f"^{TOPIC_NAME.pattern}$", max_length=MAX_TOPIC_CHARS)],
+        list[Phrasing],
+    ] = {}
     # What particular answers answer, by their row in answers.jsonl.
     answer_phrasings: list[AnswerPhrasings] = []
     # The answers of transcripts scored with the plain weights: some interview question
