@@ -1,5 +1,6 @@
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -190,6 +191,27 @@ def test_a_lone_surrogate_in_any_text_field_is_refused_in_plain_words(client: Te
     assert (
         response.json()["detail"] == "speaker: contains characters that are not valid Unicode text"
     )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+@pytest.mark.parametrize("route", ["/ask", "/feedback"])
+def test_json_in_utf16_or_utf32_is_refused_although_python_could_read_it(
+    client: TestClient, fake_embedder: FakeEmbedder, route: str, encoding: str
+) -> None:
+    body = json.dumps({"question": "how do I get hired?"}).encode(encoding)
+    calls = len(fake_embedder.calls)
+    response = client.post(route, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail == "the body cannot be read as JSON text in UTF-8: it is not UTF-8"
+    assert response.json()["errors"] == [{"field": "body", "message": detail}]
+    assert len(fake_embedder.calls) == calls
+
+
+def test_a_utf8_byte_order_mark_is_ignored(client: TestClient) -> None:
+    body = json.dumps({"question": "how do I get hired?"}).encode("utf-8-sig")
+    response = client.post("/ask", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -102,8 +102,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# JSON between systems is UTF-8 (RFC 8259); Python's parser would also guess UTF-16 and
+# UTF-32 from the bytes, so bodies in those are refused before it sees them. Without a
+# byte-order mark their ASCII is valid UTF-8 with NUL bytes, which JSON text never holds.
+NOT_UTF8 = "the body cannot be read as JSON text in UTF-8: it is not UTF-8"
+
+
+def utf8_json_text(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in body
+
+
 class BodyLimit:
-    """Refuse a body over the limit with 413 before anything parses it."""
+    """Refuse a body over the limit with 413, and one that is not UTF-8 with 400, before
+    anything parses it."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -131,6 +146,10 @@ class BodyLimit:
             if len(body) > self.limit:
                 await too_big(scope, receive, send)
                 return
+        if not utf8_json_text(body):
+            refused = error_response(400, NOT_UTF8, [ErrorField(field="body", message=NOT_UTF8)])
+            await refused(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
