@@ -754,3 +754,79 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
     bogus.write_bytes(b"this is not a database" * 100)
     with pytest.raises(CareerbotError, match="cannot open the question log"):
         connect(f"sqlite:///{bogus}")
+
+
+# Records damaged by hand, as the ask "1111..." of the seeded log. Some only SQLite
+# allows: PostgreSQL refuses text that is not JSON in a JSON column, or not UTF-8.
+DAMAGE = {
+    "answers not JSON": ("UPDATE asks SET answers = 'nope' WHERE id = :id", True),
+    "answers a list of numbers": ("UPDATE asks SET answers = '[1, 2]' WHERE id = :id", False),
+    "a score that is a word": (
+        """UPDATE asks SET answers = '[{"id": "a", "score": "high"}]' WHERE id = :id""",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_an_ask_damaged_by_hand_is_left_out_of_the_report_and_said(
+    command: Settings,
+    seeded: Seeded,
+    engine: sa.Engine,
+    fake_embedder: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+) -> None:
+    statement, sqlite_only = DAMAGE[case]
+    if sqlite_only and engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps such text out of a JSON column")
+    with engine.begin() as connection:
+        connection.execute(sa.text(statement), {"id": "1" * 32})
+    assert cli.main(["report", "--json", *dirs(command)]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [
+        "careerbot: warning: 1 ask's record in the question log not as careerbot writes "
+        "them (edited by hand?) left out of the report, with the feedback on them"
+    ]
+    body = json.loads(out)
+    week = expected_week(seeded, facts_of(command, fake_embedder))
+    assert body["questions"] == week["questions"] - 1
+    assert body["answered"] == week["answered"] - 1
+    # The damaged ask's votes (two helpful, one of them at a low score) are gone too.
+    assert sum(figures["helpful"] for figures in body["answers"]) == 0
+    assert all(candidate["answer_id"] is None for candidate in body["candidates"])
+    with TestClient(create_app(admin(command), fake_embedder)) as client:
+        response = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and response.json()["questions"] == body["questions"]
+    assert "1 ask's record in the question log not as careerbot writes them" in caplog.text
+
+
+def test_text_that_is_not_utf8_in_an_sqlite_log_is_shown_with_replacement_characters(
+    command: Settings, seeded: Seeded, engine: sa.Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps text that is not UTF-8 out")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE asks SET question = CAST(X'FF41' AS TEXT) WHERE id = :id"),
+            {"id": "5" * 32},
+        )
+    assert cli.main(["report", "--json", *dirs(command)]) == 0
+    unanswered = [
+        q for g in json.loads(capsys.readouterr().out)["unanswered"] for q in g["questions"]
+    ]
+    assert "\ufffdA" in unanswered and "ml engineer salary" not in unanswered
+
+
+def test_a_log_that_cannot_be_read_is_one_error_line_and_exit_2(
+    command: Settings, seeded: Seeded, engine: sa.Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE votes"))
+    assert cli.main(["report", *dirs(command)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "careerbot: error: the question log cannot be read or written ("
+    )
+    assert "votes" in err[0]

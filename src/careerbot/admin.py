@@ -5,6 +5,7 @@ the route does not exist at all (404, absent from the OpenAPI schema).
 """
 
 import hmac
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -22,6 +23,8 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "`since` is not like 7d or 12h."},
     503: {"model": ErrorResponse, "description": "The question log cannot be read now."},
 }
+
+log = logging.getLogger(__name__)
 
 
 def authorized(header: str | None, token: str) -> bool:
@@ -69,6 +72,8 @@ def admin_router(token: str) -> APIRouter:
             made = await run_in_threadpool(report)
         except SQLAlchemyError:  # the database is down: not the caller's fault, nor a 500
             return unavailable("the question log cannot be read now; try again", retry_after=10)
+        if made.damage():
+            log.warning("%s", made.damage())
         # The report holds what people asked: no cache keeps a copy.
         return JSONResponse(made.to_json(), headers={"Cache-Control": "no-store"})
 

@@ -245,8 +245,13 @@ def curate(
             review(settings, proposals(engine, since, answers), answers, engine)
             return
         made = build_report(engine, embedder, since, answers)
+    except sa.exc.SQLAlchemyError as error:  # down, locked past its timeout, or damaged
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
+        raise CareerbotError(f"the question log cannot be read or written ({reason})") from None
     finally:
         engine.dispose()
+    if made.damage():
+        warn(str(made.damage()))
     print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.engine import Connection, Engine
 
 from careerbot import CareerbotError
@@ -96,6 +97,19 @@ class Report:
     unanswered: tuple[Group, ...]
     unhelpful: tuple[Unhelpful, ...]
     candidates: tuple[Candidate, ...]
+    # Asks whose record is not as careerbot writes it (edited by hand), left out of all
+    # the above with the feedback on them; said beside the report, not in its JSON.
+    left_out: int = 0
+
+    def damage(self) -> str | None:
+        """What was left out, in words, when something was."""
+        if not self.left_out:
+            return None
+        records = "1 ask's record" if self.left_out == 1 else f"{self.left_out} asks' records"
+        return (
+            f"{records} in the question log not as careerbot writes them (edited by hand?) "
+            "left out of the report, with the feedback on them"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The DESIGN's shape, field for field."""
@@ -141,6 +155,28 @@ def existing_log(url: str) -> Engine:
     return connect(url)
 
 
+class LoggedAnswer(BaseModel):
+    id: str
+    score: float
+
+
+LOGGED_ANSWERS = TypeAdapter(list[LoggedAnswer])
+
+
+def logged_scores(text: str | None) -> dict[str, float] | None:
+    """An ask's answers, as logged (JSON text), as id -> score, best first; None when the
+    record is not as careerbot writes it."""
+    try:
+        return {answer.id: answer.score for answer in LOGGED_ANSWERS.validate_json(text or "")}
+    except ValidationError:
+        return None
+
+
+# The answers column as JSON text, checked by logged_scores rather than parsed by the
+# driver, whose parse error would end the whole query.
+ANSWERS_TEXT = sa.cast(asks.c.answers, sa.Text).label("answers")
+
+
 def answer_facts(records: Iterable[Mapping[str, Any]]) -> dict[str, AnswerFacts]:
     """Answer id -> speaker and interview question, from an index's answer records."""
     return {
@@ -157,15 +193,19 @@ def build_report(
     """The report on asks since `since` and the feedback on them."""
     shown: Counter[str] = Counter()
     unanswered: Counter[str] = Counter()
-    questions = answered = 0
+    questions = answered = left_out = 0
     recent = asks.c.asked_at >= since.astimezone(UTC)
     with engine.connect() as connection:
         for row in connection.execute(
-            sa.select(asks.c.answered, asks.c.answers, asks.c.question).where(recent)
+            sa.select(asks.c.answered, ANSWERS_TEXT, asks.c.question).where(recent)
         ):
+            scores = logged_scores(row.answers)
+            if scores is None:
+                left_out += 1
+                continue
             questions += 1
             answered += row.answered
-            shown.update(answer["id"] for answer in row.answers)
+            shown.update(list(scores))  # one each: a dict would add its scores
             if not row.answered:
                 unanswered[row.question] += 1
         judged = list(feedback_rows(connection, recent))
@@ -195,6 +235,7 @@ def build_report(
             if not is_helpful
         ),
         candidates=propose(picked, judged, answers),
+        left_out=left_out,
     )
 
 
@@ -213,16 +254,17 @@ def feedback_rows(
     connection: Connection, recent: sa.ColumnElement[bool]
 ) -> Iterable[tuple[str, bool, str, dict[str, float]]]:
     """Each vote on a recent ask, oldest first: answer id, helpful, the question asked,
-    and the scores that ask gave its answers."""
+    and the scores that ask gave its answers (votes on a damaged ask left out)."""
     query = (
-        sa.select(votes.c.answer_id, votes.c.helpful, asks.c.question, asks.c.answers)
+        sa.select(votes.c.answer_id, votes.c.helpful, asks.c.question, ANSWERS_TEXT)
         .join(asks, asks.c.id == votes.c.ask_id)
         .where(recent)
         .order_by(votes.c.voted_at, votes.c.ask_id, votes.c.answer_id)
     )
     for row in connection.execute(query):
-        scores = {answer["id"]: float(answer["score"]) for answer in row.answers}
-        yield row.answer_id, row.helpful, row.question, scores
+        scores = logged_scores(row.answers)
+        if scores is not None:
+            yield row.answer_id, row.helpful, row.question, scores
 
 
 def pick_rows(connection: Connection, recent: sa.ColumnElement[bool]) -> Iterable[Candidate]:

@@ -70,6 +70,9 @@ skips = sa.Table(
 
 
 def on_sqlite_connect(connection: Any, record: Any) -> None:
+    # Text that is not UTF-8 (the file edited by hand) is read with U+FFFD in place of the
+    # bad bytes, not refused: sqlite3's error would end the whole query.
+    connection.text_factory = lambda data: data.decode("utf-8", "replace")
     cursor = connection.cursor()
     # WAL: readers (report, feedback checks) never wait for the writer; foreign keys are
     # off in SQLite unless asked for; a busy file is waited on, not failed.
