@@ -414,9 +414,24 @@ def test_review_accepts_a_candidate_as_an_uncovered_topic_after_a_bad_name(
     assert review(command, monkeypatch, "u\nML Salaries\nml-salaries\nq\n") == 0
     out = capsys.readouterr().out
     assert "'ML Salaries' is not a topic name: use lowercase letters, digits" in out
-    assert "empty: back): ML Salaries\n" in out
+    assert "empty: pay, -: back): ML Salaries\n" in out
     assert phrasings(path, "uncovered", "ml-salaries") == ["how much do ML engineers earn"]
     assert "how do I get hired at airbnb" not in path.read_text()  # q stopped the review
+
+
+def test_review_files_a_candidate_under_the_topic_it_was_taken_for_on_an_empty_name(
+    command: Settings,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = metadata(command)
+    # "-" goes back to the choices; then u and an empty line take the topic "pay".
+    assert review(command, monkeypatch, "u\n-\nu\n\nq\n") == 0
+    out = capsys.readouterr().out
+    assert out.count("Topic name (lowercase letters, digits, hyphens; empty: pay, -: back)") == 2
+    assert phrasings(path, "uncovered", "pay") == ["how much do ML engineers earn"]
+    assert "how do I get hired at airbnb" not in path.read_text()
 
 
 def test_review_puts_a_helpful_votes_phrasing_under_the_answer_voted_for(

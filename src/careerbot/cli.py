@@ -310,9 +310,9 @@ def review(
         if candidate.uncovered:
             print(
                 f"  careerbot took it for the uncovered topic {candidate.uncovered!r}: accepted,"
-                " such questions would be answered; [u] files it under a topic instead"
+                " such questions would be answered; [u] files it under that topic instead"
             )
-        decision = decide(candidate.question, where is not None)
+        decision = decide(candidate.question, where is not None, candidate.uncovered)
         if decision is None:
             break
         if decision == "skip":
@@ -339,11 +339,11 @@ def review(
 
 
 def decide(
-    question: str, for_answer: bool = False
+    question: str, for_answer: bool = False, topic: str | None = None
 ) -> tuple[Section, str] | Literal["answer", "skip"] | None:
     """The curator's choice: where the phrasing goes (the interview question, the answer
-    found helpful when `for_answer`, or an uncovered topic they name), "skip", or None to
-    stop (q, or the end of input)."""
+    found helpful when `for_answer`, or an uncovered topic they name, `topic` when they
+    name none), "skip", or None to stop (q, or the end of input)."""
     choices = "Accept [y], for this answer [a], skip [n], an uncovered topic [u], quit [q]? "
     if not for_answer:
         choices = "Accept [y], skip [n], an uncovered topic [u], quit [q]? "
@@ -356,8 +356,8 @@ def decide(
                 return "answer"
             if answer in ("n", "q"):
                 return "skip" if answer == "n" else None
-            if answer == "u" and (topic := ask_topic()) is not None:
-                return "uncovered", topic
+            if answer == "u" and (named := ask_topic(topic)) is not None:
+                return "uncovered", named
     except EOFError:
         return None
 
@@ -388,10 +388,15 @@ def prompt(text: str) -> str:
     return line
 
 
-def ask_topic() -> str | None:
-    """A valid topic name, asked for until one is given; None (back) for none."""
+def ask_topic(default: str | None = None) -> str | None:
+    """A valid topic name, asked for until one is given; None to go back (an empty line,
+    or "-" when an empty line takes the `default`)."""
+    back = f"empty: {default}, -: back" if default else "empty: back"
     while True:
-        name = prompt("Topic name (lowercase letters, digits, hyphens; empty: back): ").strip()
+        name = prompt(f"Topic name (lowercase letters, digits, hyphens; {back}): ").strip()
+        if name == "-" and default:
+            return None
+        name = name or default or ""
         if not name:
             return None
         try:
