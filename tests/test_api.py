@@ -193,7 +193,7 @@ def test_a_lone_surrogate_in_any_text_field_is_refused_in_plain_words(client: Te
     )
 
 
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
 @pytest.mark.parametrize("route", ["/ask", "/feedback"])
 def test_json_in_utf16_or_utf32_is_refused_although_python_could_read_it(
     client: TestClient, fake_embedder: FakeEmbedder, route: str, encoding: str
@@ -203,9 +203,26 @@ def test_json_in_utf16_or_utf32_is_refused_although_python_could_read_it(
     response = client.post(route, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     detail = response.json()["detail"]
-    assert detail == "the body cannot be read as JSON text in UTF-8: it is not UTF-8"
+    assert detail == NOT_UTF8
     assert response.json()["errors"] == [{"field": "body", "message": detail}]
     assert len(fake_embedder.calls) == calls
+
+
+NOT_UTF8 = (
+    "the body cannot be read as JSON text in UTF-8 (it holds bytes that are not UTF-8, or NUL"
+    " bytes, as UTF-16 and UTF-32 text does)"
+)
+
+
+def test_a_raw_nul_byte_is_refused_and_an_escaped_one_is_a_control_character(
+    client: TestClient,
+) -> None:
+    json_body = {"Content-Type": "application/json"}
+    raw = client.post("/ask", content=b'{"question": "a\x00b"}', headers=json_body)
+    assert raw.status_code == 400 and raw.json()["detail"] == NOT_UTF8
+    escaped = client.post("/ask", content=b'{"question": "a\\u0000b"}', headers=json_body)
+    assert escaped.status_code == 422
+    assert escaped.json()["detail"] == "question: must not contain control characters such as NUL"
 
 
 def test_a_utf8_byte_order_mark_is_ignored(client: TestClient) -> None:

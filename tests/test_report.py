@@ -419,6 +419,21 @@ def test_review_accepts_a_candidate_as_an_uncovered_topic_after_a_bad_name(
     assert "how do I get hired at airbnb" not in path.read_text()  # q stopped the review
 
 
+def test_review_goes_back_on_an_empty_topic_name_or_a_dash_when_there_is_no_default(
+    command: Settings,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, before = metadata(command), metadata(command).read_text()
+    # The second candidate, from a helpful vote, was not taken for an uncovered topic.
+    assert review(command, monkeypatch, "n\nu\n\nu\n-\nq\n") == 0
+    out = capsys.readouterr().out
+    assert out.count("Topic name (lowercase letters, digits, hyphens; empty or -: back)") == 2
+    assert "is not a topic name" not in out
+    assert path.read_text() == before
+
+
 def test_review_files_a_candidate_under_the_topic_it_was_taken_for_on_an_empty_name(
     command: Settings,
     seeded: Seeded,
@@ -772,15 +787,32 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
 
 
 # Records damaged by hand, as the ask "1111..." of the seeded log. Some only SQLite
-# allows: PostgreSQL refuses text that is not JSON in a JSON column, or not UTF-8.
+# allows: PostgreSQL refuses text that is not JSON in a JSON column, or bytes in a text one.
 DAMAGE = {
     "answers not JSON": ("UPDATE asks SET answers = 'nope' WHERE id = :id", True),
     "answers a list of numbers": ("UPDATE asks SET answers = '[1, 2]' WHERE id = :id", False),
-    "a score that is a word": (
-        """UPDATE asks SET answers = '[{"id": "a", "score": "high"}]' WHERE id = :id""",
+    "a score that is text": (
+        """UPDATE asks SET answers = '[{"id": "a", "score": "0.5"}]' WHERE id = :id""",
         False,
     ),
+    "a score that is true": (
+        """UPDATE asks SET answers = '[{"id": "a", "score": true}]' WHERE id = :id""",
+        False,
+    ),
+    "the question stored as bytes": ("UPDATE asks SET question = X'FF41' WHERE id = :id", True),
 }
+ONE_LEFT_OUT = (
+    "careerbot: warning: 1 damaged record in the question log (edited by hand?) left out of "
+    "the {}, with any votes and picks on it"
+)
+
+
+def damage(engine: sa.Engine, case: str, ask_id: str) -> None:
+    statement, sqlite_only = DAMAGE[case]
+    if sqlite_only and engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps such values out of its columns")
+    with engine.begin() as connection:
+        connection.execute(sa.text(statement), {"id": ask_id})
 
 
 @pytest.mark.parametrize("case", DAMAGE)
@@ -793,17 +825,10 @@ def test_an_ask_damaged_by_hand_is_left_out_of_the_report_and_said(
     caplog: pytest.LogCaptureFixture,
     case: str,
 ) -> None:
-    statement, sqlite_only = DAMAGE[case]
-    if sqlite_only and engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL keeps such text out of a JSON column")
-    with engine.begin() as connection:
-        connection.execute(sa.text(statement), {"id": "1" * 32})
+    damage(engine, case, "1" * 32)
     assert cli.main(["report", "--json", *dirs(command)]) == 0
     out, err = capsys.readouterr()
-    assert err.strip().splitlines() == [
-        "careerbot: warning: 1 ask's record in the question log not as careerbot writes "
-        "them (edited by hand?) left out of the report, with the feedback on them"
-    ]
+    assert err.strip().splitlines() == [ONE_LEFT_OUT.format("report")]
     body = json.loads(out)
     week = expected_week(seeded, facts_of(command, fake_embedder))
     assert body["questions"] == week["questions"] - 1
@@ -813,8 +838,32 @@ def test_an_ask_damaged_by_hand_is_left_out_of_the_report_and_said(
     assert all(candidate["answer_id"] is None for candidate in body["candidates"])
     with TestClient(create_app(admin(command), fake_embedder)) as client:
         response = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
+        vote = {"ask_id": "1" * 32, "answer_id": seeded.a1, "helpful": True}
+        damaged_vote = client.post("/feedback", json=vote)
+        sound_vote = client.post("/feedback", json={**vote, "ask_id": "2" * 32})
     assert response.status_code == 200 and response.json()["questions"] == body["questions"]
-    assert "1 ask's record in the question log not as careerbot writes them" in caplog.text
+    assert ONE_LEFT_OUT.format("report").removeprefix("careerbot: warning: ") in caplog.text
+    assert damaged_vote.status_code == 404 and sound_vote.status_code == 204
+    assert f"ask {'1' * 32} in the question log is damaged" in caplog.text
+
+
+def test_a_damaged_ask_takes_its_pick_with_it_and_review_says_so(
+    command: Settings,
+    seeded: Seeded,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Ask 3 was taken for "pay" and its suggestion picked; ask 4 picked the same one.
+    damage(engine, "answers a list of numbers", "3" * 32)
+    assert cli.main(["report", "--json", *dirs(command)]) == 0
+    candidates = json.loads(capsys.readouterr().out)["candidates"]
+    assert {"phrasing": "how much do ml engineers earn", "question": seeded.picked,
+            "answer_id": None, "uncovered": None} in candidates  # fmt: skip
+    assert review(command, monkeypatch, "q\n") == 0
+    out, err = capsys.readouterr()
+    assert ONE_LEFT_OUT.format("review") in err.splitlines()
+    assert "careerbot took it for the uncovered topic" not in out
 
 
 def test_text_that_is_not_utf8_in_an_sqlite_log_is_shown_with_replacement_characters(
@@ -825,13 +874,15 @@ def test_text_that_is_not_utf8_in_an_sqlite_log_is_shown_with_replacement_charac
     with engine.begin() as connection:
         connection.execute(
             sa.text("UPDATE asks SET question = CAST(X'FF41' AS TEXT) WHERE id = :id"),
-            {"id": "5" * 32},
+            {"id": "4" * 32},  # unanswered, and its pick proposes it as a phrasing
         )
     assert cli.main(["report", "--json", *dirs(command)]) == 0
-    unanswered = [
-        q for g in json.loads(capsys.readouterr().out)["unanswered"] for q in g["questions"]
-    ]
-    assert "\ufffdA" in unanswered and "ml engineer salary" not in unanswered
+    body = json.loads(capsys.readouterr().out)
+    unanswered = [q for g in body["unanswered"] for q in g["questions"]]
+    assert "\ufffdA" in unanswered and "how much do ml engineers earn" not in unanswered
+    phrasings = [candidate["phrasing"] for candidate in body["candidates"]]
+    assert "how much do ML engineers earn" in phrasings  # ask 3's pick
+    assert not any("\ufffd" in phrasing for phrasing in phrasings)
 
 
 def test_a_log_that_cannot_be_read_is_one_error_line_and_exit_2(

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from careerbot import CareerbotError
 from careerbot.errors import ErrorField, ErrorResponse, error_response, unavailable
-from careerbot.report import Report, answer_facts, build_report, parse_since
+from careerbot.report import Report, answer_facts, build_report, left_out_warning, parse_since
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No admin token, or not the right one."},
@@ -72,8 +72,8 @@ def admin_router(token: str) -> APIRouter:
             made = await run_in_threadpool(report)
         except SQLAlchemyError:  # the database is down: not the caller's fault, nor a 500
             return unavailable("the question log cannot be read now; try again", retry_after=10)
-        if made.damage():
-            log.warning("%s", made.damage())
+        if warning := left_out_warning(made.left_out, "report"):
+            log.warning("%s", warning)
         # The report holds what people asked: no cache keeps a copy.
         return JSONResponse(made.to_json(), headers={"Cache-Control": "no-store"})
 

@@ -211,11 +211,11 @@ BODY_FIELDS = {
     "/ask": {"": list(AskRequest.model_fields)},
     "/feedback": FEEDBACK_SHAPES,
 }
-# FastAPI's words for a body it cannot decode (not UTF-8, say), and ours.
+# FastAPI's words for a body its JSON reader gives up on, and ours (a body that is not
+# UTF-8 never reaches it: errors.BodyLimit refuses it first).
 UNREADABLE = {
     "There was an error parsing the body": (
-        "the body cannot be read as JSON text in UTF-8 (not UTF-8, nested too deep, or a "
-        "number too long)"
+        "the body cannot be read as JSON text (nested too deep, or a number too long)"
     )
 }
 

@@ -23,6 +23,7 @@ from careerbot.curation import (
     curated,
     metadata_files,
     topic_name,
+    valid_topic,
 )
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
@@ -33,8 +34,10 @@ from careerbot.report import (
     answer_facts,
     build_report,
     existing_log,
+    left_out_warning,
     parse_since,
-    proposals,
+    propose,
+    read_log,
     render,
 )
 from careerbot.search import Result, Searcher
@@ -240,18 +243,24 @@ def curate(
         warn(problem)
     answers = answer_facts(index.answers)
     engine = existing_log(settings.database)
+    of = "review" if command == "review" else "report"
     try:
         if command == "review":
-            review(settings, proposals(engine, since, answers), answers, engine)
+            logged = read_log(engine, since)
+            if warning := left_out_warning(logged.left_out, of):
+                warn(warning)
+            review(settings, propose(logged.picked, logged.judged, answers), answers, engine)
             return
         made = build_report(engine, embedder, since, answers)
     except sa.exc.SQLAlchemyError as error:  # down, locked past its timeout, or damaged
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
-        raise CareerbotError(f"the question log cannot be read or written ({reason})") from None
+        reason = str(getattr(error, "orig", None) or error).strip().partition("\n")[0]
+        raise CareerbotError(
+            f"the question log cannot be read or written ({reason[:200] or type(error).__name__})"
+        ) from None
     finally:
         engine.dispose()
-    if made.damage():
-        warn(str(made.damage()))
+    if warning := left_out_warning(made.left_out, of):
+        warn(warning)
     print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
 
 
@@ -312,7 +321,9 @@ def review(
                 f"  careerbot took it for the uncovered topic {candidate.uncovered!r}: accepted,"
                 " such questions would be answered; [u] files it under that topic instead"
             )
-        decision = decide(candidate.question, where is not None, candidate.uncovered)
+        # Offered as the topic to file it under, if the name is still a valid one.
+        taken_for = candidate.uncovered if valid_topic(candidate.uncovered) else None
+        decision = decide(candidate.question, where is not None, taken_for)
         if decision is None:
             break
         if decision == "skip":
@@ -389,15 +400,13 @@ def prompt(text: str) -> str:
 
 
 def ask_topic(default: str | None = None) -> str | None:
-    """A valid topic name, asked for until one is given; None to go back (an empty line,
-    or "-" when an empty line takes the `default`)."""
-    back = f"empty: {default}, -: back" if default else "empty: back"
+    """A valid topic name, asked for until one is given (an empty line: `default`); None
+    to go back ("-", or an empty line without a default)."""
+    empty = f"empty: {default}, -: back" if default else "empty or -: back"
     while True:
-        name = prompt(f"Topic name (lowercase letters, digits, hyphens; {back}): ").strip()
-        if name == "-" and default:
-            return None
-        name = name or default or ""
-        if not name:
+        name = prompt(f"Topic name (lowercase letters, digits, hyphens; {empty}): ").strip()
+        name = name or default or "-"
+        if name == "-":
             return None
         try:
             return topic_name(name)

@@ -36,9 +36,13 @@ Section = Literal["questions", "uncovered"]
 # of letters and digits joined by single hyphens.
 
 
+def valid_topic(name: str | None) -> bool:
+    return name is not None and bool(TOPIC_NAME.fullmatch(name)) and len(name) <= MAX_TOPIC_CHARS
+
+
 def topic_name(name: str) -> str:
     """The name, when it is a valid topic name; else a one-line error saying what is."""
-    if not TOPIC_NAME.fullmatch(name) or len(name) > MAX_TOPIC_CHARS:
+    if not valid_topic(name):
         raise CareerbotError(
             f"{name[:MAX_TOPIC_CHARS]!r} is not a topic name: use lowercase letters, digits "
             f"and single hyphens, at most {MAX_TOPIC_CHARS} characters (e.g. ml-salaries)"

@@ -105,7 +105,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # JSON between systems is UTF-8 (RFC 8259); Python's parser would also guess UTF-16 and
 # UTF-32 from the bytes, so bodies in those are refused before it sees them. Without a
 # byte-order mark their ASCII is valid UTF-8 with NUL bytes, which JSON text never holds.
-NOT_UTF8 = "the body cannot be read as JSON text in UTF-8: it is not UTF-8"
+NOT_UTF8 = (
+    "the body cannot be read as JSON text in UTF-8 (it holds bytes that are not UTF-8, or NUL"
+    " bytes, as UTF-16 and UTF-32 text does)"
+)
 
 
 def utf8_json_text(body: bytes) -> bool:

@@ -22,7 +22,19 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from careerbot.store import asks, insert_many, picks, skips, upsert, votes
+from careerbot.store import (
+    ANSWERS_TEXT,
+    SUGGESTIONS_TEXT,
+    asks,
+    insert_many,
+    logged_answers,
+    logged_suggestions,
+    picks,
+    skips,
+    texts,
+    upsert,
+    votes,
+)
 
 log = logging.getLogger("careerbot")
 
@@ -181,9 +193,15 @@ class QuestionLog:
             found = self.recent.get(ask_id)
         if found is not None or not self.on or self.engine is None:
             return found
+        columns = [c for c in asks.c if c.name not in ("answers", "suggestions")]
+        query = sa.select(*columns, ANSWERS_TEXT, SUGGESTIONS_TEXT).where(asks.c.id == ask_id)
         with self.engine.connect() as connection:
-            row = connection.execute(sa.select(asks).where(asks.c.id == ask_id)).first()
+            row = connection.execute(query).first()
         if row is None:
+            return None
+        answers, suggestions = logged_answers(row.answers), logged_suggestions(row.suggestions)
+        if answers is None or suggestions is None or not texts(row.question):
+            log.warning("ask %s in the question log is damaged (edited by hand?)", ask_id)
             return None
         return Ask(
             id=row.id,
@@ -191,8 +209,8 @@ class QuestionLog:
             question=row.question,
             answered=row.answered,
             uncovered=row.uncovered,
-            answers=tuple((a["id"], a["score"]) for a in row.answers),
-            suggestions=tuple(row.suggestions),
+            answers=answers,
+            suggestions=suggestions,
             index_version=row.index_version,
             latency_ms=row.latency_ms,
         )

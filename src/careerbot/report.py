@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.engine import Connection, Engine
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder
 from careerbot.metadata import MAX_PHRASING_CHARS, plain
-from careerbot.store import asks, connect, picks, votes
+from careerbot.store import ANSWERS_TEXT, asks, connect, logged_answers, picks, texts, votes
 
 # Unanswered questions whose vectors are at least this close are counted as one. Measured
 # with the bundled model: of 11,667 pairs of eval/ questions about different interview
@@ -97,19 +96,9 @@ class Report:
     unanswered: tuple[Group, ...]
     unhelpful: tuple[Unhelpful, ...]
     candidates: tuple[Candidate, ...]
-    # Asks whose record is not as careerbot writes it (edited by hand), left out of all
-    # the above with the feedback on them; said beside the report, not in its JSON.
+    # Records not as careerbot writes them (edited by hand), left out of all the above
+    # with the votes and picks on such an ask; said beside the report, not in its JSON.
     left_out: int = 0
-
-    def damage(self) -> str | None:
-        """What was left out, in words, when something was."""
-        if not self.left_out:
-            return None
-        records = "1 ask's record" if self.left_out == 1 else f"{self.left_out} asks' records"
-        return (
-            f"{records} in the question log not as careerbot writes them (edited by hand?) "
-            "left out of the report, with the feedback on them"
-        )
 
     def to_json(self) -> dict[str, Any]:
         """The DESIGN's shape, field for field."""
@@ -155,28 +144,6 @@ def existing_log(url: str) -> Engine:
     return connect(url)
 
 
-class LoggedAnswer(BaseModel):
-    id: str
-    score: float
-
-
-LOGGED_ANSWERS = TypeAdapter(list[LoggedAnswer])
-
-
-def logged_scores(text: str | None) -> dict[str, float] | None:
-    """An ask's answers, as logged (JSON text), as id -> score, best first; None when the
-    record is not as careerbot writes it."""
-    try:
-        return {answer.id: answer.score for answer in LOGGED_ANSWERS.validate_json(text or "")}
-    except ValidationError:
-        return None
-
-
-# The answers column as JSON text, checked by logged_scores rather than parsed by the
-# driver, whose parse error would end the whole query.
-ANSWERS_TEXT = sa.cast(asks.c.answers, sa.Text).label("answers")
-
-
 def answer_facts(records: Iterable[Mapping[str, Any]]) -> dict[str, AnswerFacts]:
     """Answer id -> speaker and interview question, from an index's answer records."""
     return {
@@ -187,29 +154,100 @@ def answer_facts(records: Iterable[Mapping[str, Any]]) -> dict[str, AnswerFacts]
     }
 
 
+# A vote as the report reads it: answer id, helpful, the question asked, and the scores
+# that ask gave its answers.
+Judged = tuple[str, bool, str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Logged:
+    """The records of recent asks, and the votes and picks on them, as careerbot wrote
+    them; `left_out` counts the records that are not (edited by hand)."""
+
+    asked: tuple[tuple[str, bool, tuple[str, ...]], ...]  # question, answered, answer ids
+    judged: tuple[Judged, ...]
+    picked: tuple[Candidate, ...]
+    left_out: int
+
+
+def read_log(engine: Engine, since: datetime) -> Logged:
+    """What the log holds on asks since `since`, oldest feedback first."""
+    recent = asks.c.asked_at >= since.astimezone(UTC)
+    with engine.connect() as connection:
+        asked, damaged = recent_asks(connection, recent)
+        judged, bad_votes = feedback_rows(connection, recent)
+        picked, bad_picks = pick_rows(connection, recent)
+    return Logged(asked, judged, picked, damaged + bad_votes + bad_picks)
+
+
+def recent_asks(
+    connection: Connection, recent: sa.ColumnElement[bool]
+) -> tuple[tuple[tuple[str, bool, tuple[str, ...]], ...], int]:
+    query = sa.select(asks.c.question, asks.c.answered, ANSWERS_TEXT).where(recent)
+    asked, damaged = [], 0
+    for row in connection.execute(query):
+        answers = logged_answers(row.answers)
+        if answers is None or not texts(row.question):
+            damaged += 1
+        else:
+            asked.append((row.question, bool(row.answered), tuple(i for i, _ in answers)))
+    return tuple(asked), damaged
+
+
+def feedback_rows(
+    connection: Connection, recent: sa.ColumnElement[bool]
+) -> tuple[tuple[Judged, ...], int]:
+    """Each vote on a recent ask, oldest first, and how many votes are damaged (votes on a
+    damaged ask are left out with it, uncounted)."""
+    query = (
+        sa.select(votes.c.answer_id, votes.c.helpful, asks.c.question, ANSWERS_TEXT)
+        .join(asks, asks.c.id == votes.c.ask_id)
+        .where(recent)
+        .order_by(votes.c.voted_at, votes.c.ask_id, votes.c.answer_id)
+    )
+    judged, damaged = [], 0
+    for row in connection.execute(query):
+        answers = logged_answers(row.answers)
+        if answers is None or not texts(row.question):
+            continue
+        if not texts(row.answer_id):
+            damaged += 1
+        else:
+            judged.append((row.answer_id, bool(row.helpful), row.question, dict(answers)))
+    return tuple(judged), damaged
+
+
+def pick_rows(
+    connection: Connection, recent: sa.ColumnElement[bool]
+) -> tuple[tuple[Candidate, ...], int]:
+    """Each suggestion picked after a recent ask, oldest first, as the question asked
+    proposed for the interview question picked; and how many picks are damaged."""
+    query = (
+        sa.select(asks.c.question, asks.c.uncovered, ANSWERS_TEXT, picks.c.suggestion)
+        .join(asks, asks.c.id == picks.c.ask_id)
+        .where(recent)
+        .order_by(picks.c.picked_at, picks.c.ask_id, picks.c.suggestion)
+    )
+    picked, damaged = [], 0
+    for row in connection.execute(query):
+        uncovered = row.uncovered is None or texts(row.uncovered)
+        if logged_answers(row.answers) is None or not texts(row.question) or not uncovered:
+            continue
+        if not texts(row.suggestion):
+            damaged += 1
+        else:
+            picked.append(Candidate(row.question, row.suggestion, uncovered=row.uncovered))
+    return tuple(picked), damaged
+
+
 def build_report(
     engine: Engine, embedder: Embedder, since: datetime, answers: Mapping[str, AnswerFacts]
 ) -> Report:
     """The report on asks since `since` and the feedback on them."""
-    shown: Counter[str] = Counter()
-    unanswered: Counter[str] = Counter()
-    questions = answered = left_out = 0
-    recent = asks.c.asked_at >= since.astimezone(UTC)
-    with engine.connect() as connection:
-        for row in connection.execute(
-            sa.select(asks.c.answered, ANSWERS_TEXT, asks.c.question).where(recent)
-        ):
-            scores = logged_scores(row.answers)
-            if scores is None:
-                left_out += 1
-                continue
-            questions += 1
-            answered += row.answered
-            shown.update(list(scores))  # one each: a dict would add its scores
-            if not row.answered:
-                unanswered[row.question] += 1
-        judged = list(feedback_rows(connection, recent))
-        picked = list(pick_rows(connection, recent))
+    logged = read_log(engine, since)
+    shown = Counter(answer_id for _, _, ids in logged.asked for answer_id in ids)
+    unanswered = Counter(question for question, answered, _ in logged.asked if not answered)
+    judged = logged.judged
     helpful = Counter(answer_id for answer_id, is_helpful, _, _ in judged if is_helpful)
     unhelpful = Counter(answer_id for answer_id, is_helpful, _, _ in judged if not is_helpful)
     figures = tuple(
@@ -225,8 +263,8 @@ def build_report(
     )
     return Report(
         since=since.astimezone(UTC),
-        questions=questions,
-        answered=answered,
+        questions=len(logged.asked),
+        answered=sum(answered for _, answered, _ in logged.asked),
         answers=figures,
         unanswered=group(unanswered, embedder),
         unhelpful=tuple(
@@ -234,50 +272,21 @@ def build_report(
             for answer_id, is_helpful, question, _ in judged
             if not is_helpful
         ),
-        candidates=propose(picked, judged, answers),
-        left_out=left_out,
+        candidates=propose(logged.picked, judged, answers),
+        left_out=logged.left_out,
     )
 
 
-def proposals(
-    engine: Engine, since: datetime, answers: Mapping[str, AnswerFacts]
-) -> tuple[Candidate, ...]:
-    """The report's candidates alone, without the rest of its work (no embedding)."""
-    recent = asks.c.asked_at >= since.astimezone(UTC)
-    with engine.connect() as connection:
-        judged = list(feedback_rows(connection, recent))
-        picked = list(pick_rows(connection, recent))
-    return propose(picked, judged, answers)
-
-
-def feedback_rows(
-    connection: Connection, recent: sa.ColumnElement[bool]
-) -> Iterable[tuple[str, bool, str, dict[str, float]]]:
-    """Each vote on a recent ask, oldest first: answer id, helpful, the question asked,
-    and the scores that ask gave its answers (votes on a damaged ask left out)."""
-    query = (
-        sa.select(votes.c.answer_id, votes.c.helpful, asks.c.question, ANSWERS_TEXT)
-        .join(asks, asks.c.id == votes.c.ask_id)
-        .where(recent)
-        .order_by(votes.c.voted_at, votes.c.ask_id, votes.c.answer_id)
+def left_out_warning(count: int, of: str) -> str | None:
+    """What was left out of the report or review (`of`), in words, when something was."""
+    if not count:
+        return None
+    records = "1 damaged record" if count == 1 else f"{count} damaged records"
+    on = "it" if count == 1 else "them"
+    return (
+        f"{records} in the question log (edited by hand?) left out of the {of}, "
+        f"with any votes and picks on {on}"
     )
-    for row in connection.execute(query):
-        scores = logged_scores(row.answers)
-        if scores is not None:
-            yield row.answer_id, row.helpful, row.question, scores
-
-
-def pick_rows(connection: Connection, recent: sa.ColumnElement[bool]) -> Iterable[Candidate]:
-    """Each suggestion picked after a recent ask, oldest first, as the question asked
-    proposed for the interview question picked."""
-    query = (
-        sa.select(asks.c.question, asks.c.uncovered, picks.c.suggestion)
-        .join(asks, asks.c.id == picks.c.ask_id)
-        .where(recent)
-        .order_by(picks.c.picked_at, picks.c.ask_id, picks.c.suggestion)
-    )
-    for row in connection.execute(query):
-        yield Candidate(row.question, row.suggestion, uncovered=row.uncovered)
 
 
 def group(counts: Mapping[str, int], embedder: Embedder) -> tuple[Group, ...]:
@@ -309,7 +318,8 @@ def group(counts: Mapping[str, int], embedder: Embedder) -> tuple[Group, ...]:
 
 
 # Placeholders redaction put in: a question holding them is someone's, not a phrasing.
-PLACEHOLDERS = ("[email]", "[phone]", "[url]")
+# U+FFFD stands for bytes that were not text in the log: it would be curated as it is.
+PLACEHOLDERS = ("[email]", "[phone]", "[url]", "\ufffd")
 
 
 def usable(candidate: Candidate) -> bool:
@@ -320,7 +330,7 @@ def usable(candidate: Candidate) -> bool:
 
 def propose(
     picked: Iterable[Candidate],
-    judged: Sequence[tuple[str, bool, str, dict[str, float]]],
+    judged: Sequence[Judged],
     answers: Mapping[str, AnswerFacts],
 ) -> tuple[Candidate, ...]:
     """Alternate phrasings, first proposed first, each once: the question asked for the

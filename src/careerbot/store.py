@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from pydantic import BaseModel, StrictStr, TypeAdapter, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -67,6 +68,46 @@ skips = sa.Table(
     sa.Column("skipped_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("phrasing", "question"),
 )
+
+
+# The JSON columns read as text, to be checked here rather than parsed by the driver,
+# whose parse error would end the whole query: a record edited by hand is then one bad
+# record, not an unreadable log.
+ANSWERS_TEXT = sa.cast(asks.c.answers, sa.Text).label("answers")
+SUGGESTIONS_TEXT = sa.cast(asks.c.suggestions, sa.Text).label("suggestions")
+
+
+class LoggedAnswer(BaseModel, strict=True):
+    id: str
+    score: float
+
+
+LOGGED_ANSWERS = TypeAdapter(list[LoggedAnswer])
+LOGGED_SUGGESTIONS = TypeAdapter(list[StrictStr])
+
+
+def logged_answers(text: object) -> tuple[tuple[str, float], ...] | None:
+    """An ask's answers as logged (ANSWERS_TEXT): (id, score), best first; None when the
+    record is not as careerbot writes it."""
+    try:
+        found = LOGGED_ANSWERS.validate_json(text if isinstance(text, str) else "")
+    except ValidationError:
+        return None
+    return tuple((answer.id, answer.score) for answer in found)
+
+
+def logged_suggestions(text: object) -> tuple[str, ...] | None:
+    """An ask's suggestions as logged (SUGGESTIONS_TEXT); None when not as written."""
+    try:
+        return tuple(LOGGED_SUGGESTIONS.validate_json(text if isinstance(text, str) else ""))
+    except ValidationError:
+        return None
+
+
+def texts(*values: object) -> bool:
+    """Whether each value read from a text column is text: SQLite keeps whatever it is
+    given, bytes edited in by hand too."""
+    return all(isinstance(value, str) for value in values)
 
 
 def on_sqlite_connect(connection: Any, record: Any) -> None:
