@@ -214,6 +214,22 @@ NOT_UTF8 = (
 )
 
 
+def test_json_sent_as_a_form_is_told_to_say_json(client: TestClient) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = client.post("/ask", content=b'{"question": "hi"}', headers=form)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "body: must be JSON sent with Content-Type: application/json"
+    )
+
+
+def test_a_get_with_a_body_that_is_not_utf8_is_answered_as_without_one(
+    client: TestClient,
+) -> None:
+    assert client.request("GET", "/health", content=b"\xff\x00").status_code == 200
+    assert client.request("GET", "/no-such-route", content=b"\xff").status_code == 404
+
+
 def test_a_raw_nul_byte_is_refused_and_an_escaped_one_is_a_control_character(
     client: TestClient,
 ) -> None:
@@ -290,7 +306,7 @@ def test_text_plain_and_get_are_refused_with_4xx(client: TestClient) -> None:
         "/ask", content=b'{"question": "hiring"}', headers={"Content-Type": "text/plain"}
     )
     assert plain.status_code == 422
-    assert plain.json()["detail"].startswith("body: must be a JSON object")
+    assert plain.json()["detail"] == "body: must be JSON sent with Content-Type: application/json"
     wrong_method = client.get("/ask")
     assert wrong_method.status_code == 405
 

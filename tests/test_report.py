@@ -786,6 +786,14 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
         connect(f"sqlite:///{bogus}")
 
 
+def test_a_log_of_a_newer_schema_is_one_line(logged: Settings, engine: sa.Engine) -> None:
+    # As after going back to an older careerbot once a newer one has migrated the log.
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    with pytest.raises(CareerbotError, match="its schema is not one this careerbot knows"):
+        connect(logged.database)
+
+
 # Records damaged by hand, as the ask "1111..." of the seeded log. Some only SQLite
 # allows: PostgreSQL refuses text that is not JSON in a JSON column, or bytes in a text one.
 DAMAGE = {
@@ -800,6 +808,11 @@ DAMAGE = {
         False,
     ),
     "the question stored as bytes": ("UPDATE asks SET question = X'FF41' WHERE id = :id", True),
+    "answered that is text": ("UPDATE asks SET answered = 'yes' WHERE id = :id", True),
+    "a score that is not finite": (
+        """UPDATE asks SET answers = '[{"id": "a", "score": 1e999}]' WHERE id = :id""",
+        True,
+    ),
 }
 ONE_LEFT_OUT = (
     "careerbot: warning: 1 damaged record in the question log (edited by hand?) left out of "
@@ -864,6 +877,82 @@ def test_a_damaged_ask_takes_its_pick_with_it_and_review_says_so(
     out, err = capsys.readouterr()
     assert ONE_LEFT_OUT.format("review") in err.splitlines()
     assert "careerbot took it for the uncovered topic" not in out
+
+
+VOTE_DAMAGE = {
+    "helpful that is text": (
+        "UPDATE votes SET helpful = 'no' WHERE ask_id = :id AND answer_id = :answer",
+        True,
+    ),
+    "an answer id stored as bytes": (
+        "UPDATE votes SET answer_id = X'6869' WHERE ask_id = :id AND answer_id = :answer",
+        True,
+    ),
+    "a vote on an answer the ask did not give": (
+        "UPDATE votes SET answer_id = :other WHERE ask_id = :id AND answer_id = :answer",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VOTE_DAMAGE)
+def test_a_damaged_vote_is_left_out_and_counted(
+    command: Settings,
+    seeded: Seeded,
+    engine: sa.Engine,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    statement, sqlite_only = VOTE_DAMAGE[case]
+    if sqlite_only and engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps such values out of its columns")
+    with engine.begin() as connection:  # the unhelpful vote on ask 2's only answer
+        connection.execute(
+            sa.text(statement), {"id": "2" * 32, "answer": seeded.a1, "other": seeded.a3}
+        )
+    assert cli.main(["report", "--json", *dirs(command)]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [ONE_LEFT_OUT.format("report")]
+    body = json.loads(out)
+    assert body["unhelpful"] == [] and body["questions"] == 6
+    assert sum(figures["unhelpful"] for figures in body["answers"]) == 0
+
+
+def test_feedback_on_an_ask_whose_time_does_not_parse_gets_404(
+    command: Settings,
+    seeded: Seeded,
+    engine: sa.Engine,
+    fake_embedder: FakeEmbedder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps text out of a timestamp column")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE asks SET asked_at = 'garbage' WHERE id = :id"), {"id": "1" * 32}
+        )
+    vote = {"ask_id": "1" * 32, "answer_id": seeded.a1, "helpful": True}
+    with TestClient(create_app(command, fake_embedder)) as client:
+        assert client.post("/feedback", json=vote).status_code == 404
+    assert f"ask {'1' * 32} in the question log is damaged" in caplog.text
+
+
+def test_review_reads_past_a_damaged_skip_and_refuses_a_choice_as_a_topic_name(
+    command: Settings,
+    seeded: Seeded,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if engine.dialect.name == "sqlite":  # a time that does not parse, in SQLite
+        with engine.begin() as connection:
+            connection.execute(sa.text("INSERT INTO skips VALUES ('x', 'y', 'garbage')"))
+    path, before = metadata(command), metadata(command).read_text()
+    # q at the topic prompt is not a topic named "q": it is refused, and - goes back.
+    assert review(command, monkeypatch, "u\nq\n-\nq\n") == 0
+    out = capsys.readouterr().out
+    assert "'q' is a choice of the prompt before; '-' goes back to it" in out
+    assert path.read_text() == before
 
 
 def test_text_that_is_not_utf8_in_an_sqlite_log_is_shown_with_replacement_characters(

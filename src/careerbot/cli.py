@@ -276,7 +276,8 @@ def review(
     file of that answer's transcript."""
     files = metadata_files(settings.corpus_dir, settings.max_transcript_bytes)
     with engine.connect() as connection:
-        skipped = {(row.phrasing, row.question) for row in connection.execute(sa.select(skips))}
+        query = sa.select(skips.c.phrasing, skips.c.question)
+        skipped = {(row.phrasing, row.question) for row in connection.execute(query)}
 
     def answered_in(candidate: Candidate) -> tuple[AnswerFacts, Path] | None:
         helpful = answers.get(candidate.answer_id or "")
@@ -399,6 +400,9 @@ def prompt(text: str) -> str:
     return line
 
 
+CHOICES = ("y", "a", "n", "u", "q")
+
+
 def ask_topic(default: str | None = None) -> str | None:
     """A valid topic name, asked for until one is given (an empty line: `default`); None
     to go back ("-", or an empty line without a default)."""
@@ -408,6 +412,9 @@ def ask_topic(default: str | None = None) -> str | None:
         name = name or default or "-"
         if name == "-":
             return None
+        if name.lower() in CHOICES:  # meant for the prompt before, not a topic
+            print(f"  {name!r} is a choice of the prompt before; '-' goes back to it")
+            continue
         try:
             return topic_name(name)
         except CareerbotError as error:

@@ -84,6 +84,8 @@ def describe(error: dict[str, Any], fields: Iterable[str]) -> ErrorField:
         message = f"is not valid JSON ({reason} at character {path[0] if path else 0})"
     elif kind == "value_error":
         message = str(error["ctx"]["error"])
+    elif kind in ("model_attributes_type", "dict_type") and isinstance(error.get("input"), bytes):
+        message = "must be JSON sent with Content-Type: application/json"  # not parsed
     elif kind in BOUNDS:
         message = BOUNDS[kind](error["ctx"])
     else:
@@ -149,7 +151,7 @@ class BodyLimit:
             if len(body) > self.limit:
                 await too_big(scope, receive, send)
                 return
-        if not utf8_json_text(body):
+        if scope["method"] in ("POST", "PUT", "PATCH") and not utf8_json_text(body):
             refused = error_response(400, NOT_UTF8, [ErrorField(field="body", message=NOT_UTF8)])
             await refused(scope, receive, send)
             return

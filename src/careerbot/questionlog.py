@@ -17,15 +17,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from careerbot.store import (
+    ANSWERED_RAW,
     ANSWERS_TEXT,
     SUGGESTIONS_TEXT,
     asks,
+    flag,
     insert_many,
     logged_answers,
     logged_suggestions,
@@ -106,6 +108,37 @@ class Pick:
 
 Record = Ask | Vote | Pick
 STOP = object()
+
+
+# An ask's record, its true/false and JSON columns as stored, to be checked by read_ask.
+FACTS = sa.select(
+    *(c for c in asks.c if c.name not in ("answered", "answers", "suggestions")),
+    ANSWERED_RAW,
+    ANSWERS_TEXT,
+    SUGGESTIONS_TEXT,
+)
+
+
+def read_ask(row: Any) -> Ask | None:
+    """An ask from its record (FACTS); None when the record is not as careerbot writes it
+    (edited by hand)."""
+    answers, suggestions = logged_answers(row.answers), logged_suggestions(row.suggestions)
+    answered, uncovered = flag(row.answered), row.uncovered is None or texts(row.uncovered)
+    if answers is None or suggestions is None or answered is None:
+        return None
+    if not texts(row.question) or not uncovered:
+        return None
+    return Ask(
+        id=row.id,
+        asked_at=row.asked_at,
+        question=row.question,
+        answered=answered,
+        uncovered=row.uncovered,
+        answers=answers,
+        suggestions=suggestions,
+        index_version=row.index_version,
+        latency_ms=row.latency_ms,
+    )
 
 
 class QuestionLog:
@@ -193,27 +226,17 @@ class QuestionLog:
             found = self.recent.get(ask_id)
         if found is not None or not self.on or self.engine is None:
             return found
-        columns = [c for c in asks.c if c.name not in ("answers", "suggestions")]
-        query = sa.select(*columns, ANSWERS_TEXT, SUGGESTIONS_TEXT).where(asks.c.id == ask_id)
-        with self.engine.connect() as connection:
-            row = connection.execute(query).first()
-        if row is None:
-            return None
-        answers, suggestions = logged_answers(row.answers), logged_suggestions(row.suggestions)
-        if answers is None or suggestions is None or not texts(row.question):
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(FACTS.where(asks.c.id == ask_id)).first()
+            if row is None:
+                return None
+            found = read_ask(row)
+        except (ValueError, TypeError):  # a time or a number that does not parse
+            found = None
+        if found is None:
             log.warning("ask %s in the question log is damaged (edited by hand?)", ask_id)
-            return None
-        return Ask(
-            id=row.id,
-            asked_at=row.asked_at,
-            question=row.question,
-            answered=row.answered,
-            uncovered=row.uncovered,
-            answers=answers,
-            suggestions=suggestions,
-            index_version=row.index_version,
-            latency_ms=row.latency_ms,
-        )
+        return found
 
     def work(self) -> None:
         """Purge at start and every PURGE_EVERY seconds; write what comes, in batches."""

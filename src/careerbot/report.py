@@ -21,7 +21,18 @@ from sqlalchemy.engine import Connection, Engine
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder
 from careerbot.metadata import MAX_PHRASING_CHARS, plain
-from careerbot.store import ANSWERS_TEXT, asks, connect, logged_answers, picks, texts, votes
+from careerbot.store import (
+    ANSWERED_RAW,
+    ANSWERS_TEXT,
+    HELPFUL_RAW,
+    asks,
+    connect,
+    flag,
+    logged_answers,
+    picks,
+    texts,
+    votes,
+)
 
 # Unanswered questions whose vectors are at least this close are counted as one. Measured
 # with the bundled model: of 11,667 pairs of eval/ questions about different interview
@@ -180,17 +191,30 @@ def read_log(engine: Engine, since: datetime) -> Logged:
     return Logged(asked, judged, picked, damaged + bad_votes + bad_picks)
 
 
+# What each query reads of an ask, and the check that it is as careerbot wrote it.
+ASK = (asks.c.question, asks.c.uncovered, ANSWERED_RAW, ANSWERS_TEXT)
+
+
+def sound(row: sa.Row[Any]) -> dict[str, float] | None:
+    """The scores of the ask a row of ASK columns reads; None when the ask is damaged."""
+    answers = logged_answers(row.answers)
+    uncovered = row.uncovered is None or texts(row.uncovered)
+    if answers is None or flag(row.answered) is None or not texts(row.question) or not uncovered:
+        return None
+    return dict(answers)
+
+
 def recent_asks(
     connection: Connection, recent: sa.ColumnElement[bool]
 ) -> tuple[tuple[tuple[str, bool, tuple[str, ...]], ...], int]:
-    query = sa.select(asks.c.question, asks.c.answered, ANSWERS_TEXT).where(recent)
+    """Each recent ask as Logged.asked holds it, and how many are damaged."""
     asked, damaged = [], 0
-    for row in connection.execute(query):
-        answers = logged_answers(row.answers)
-        if answers is None or not texts(row.question):
+    for row in connection.execute(sa.select(*ASK).where(recent)):
+        scores = sound(row)
+        if scores is None:
             damaged += 1
         else:
-            asked.append((row.question, bool(row.answered), tuple(i for i, _ in answers)))
+            asked.append((row.question, bool(flag(row.answered)), tuple(scores)))
     return tuple(asked), damaged
 
 
@@ -200,20 +224,21 @@ def feedback_rows(
     """Each vote on a recent ask, oldest first, and how many votes are damaged (votes on a
     damaged ask are left out with it, uncounted)."""
     query = (
-        sa.select(votes.c.answer_id, votes.c.helpful, asks.c.question, ANSWERS_TEXT)
+        sa.select(*ASK, votes.c.answer_id, HELPFUL_RAW)
         .join(asks, asks.c.id == votes.c.ask_id)
         .where(recent)
         .order_by(votes.c.voted_at, votes.c.ask_id, votes.c.answer_id)
     )
     judged, damaged = [], 0
     for row in connection.execute(query):
-        answers = logged_answers(row.answers)
-        if answers is None or not texts(row.question):
+        scores, helpful = sound(row), flag(row.helpful)
+        if scores is None:
             continue
-        if not texts(row.answer_id):
+        # /feedback takes votes only on the answers an ask gave.
+        if helpful is None or not texts(row.answer_id) or row.answer_id not in scores:
             damaged += 1
         else:
-            judged.append((row.answer_id, bool(row.helpful), row.question, dict(answers)))
+            judged.append((row.answer_id, helpful, row.question, scores))
     return tuple(judged), damaged
 
 
@@ -223,15 +248,14 @@ def pick_rows(
     """Each suggestion picked after a recent ask, oldest first, as the question asked
     proposed for the interview question picked; and how many picks are damaged."""
     query = (
-        sa.select(asks.c.question, asks.c.uncovered, ANSWERS_TEXT, picks.c.suggestion)
+        sa.select(*ASK, picks.c.suggestion)
         .join(asks, asks.c.id == picks.c.ask_id)
         .where(recent)
         .order_by(picks.c.picked_at, picks.c.ask_id, picks.c.suggestion)
     )
     picked, damaged = [], 0
     for row in connection.execute(query):
-        uncovered = row.uncovered is None or texts(row.uncovered)
-        if logged_answers(row.answers) is None or not texts(row.question) or not uncovered:
+        if sound(row) is None:
             continue
         if not texts(row.suggestion):
             damaged += 1

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from importlib.resources import files
 from typing import Any
 
+import alembic.util
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel, StrictStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, FiniteFloat, StrictStr, TypeAdapter, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -79,7 +80,7 @@ SUGGESTIONS_TEXT = sa.cast(asks.c.suggestions, sa.Text).label("suggestions")
 
 class LoggedAnswer(BaseModel, strict=True):
     id: str
-    score: float
+    score: FiniteFloat
 
 
 LOGGED_ANSWERS = TypeAdapter(list[LoggedAnswer])
@@ -102,6 +103,16 @@ def logged_suggestions(text: object) -> tuple[str, ...] | None:
         return tuple(LOGGED_SUGGESTIONS.validate_json(text if isinstance(text, str) else ""))
     except ValidationError:
         return None
+
+
+# The true/false columns as stored: SQLite keeps 1 and 0, or whatever was edited in.
+ANSWERED_RAW = sa.type_coerce(asks.c.answered, sa.Integer).label("answered")
+HELPFUL_RAW = sa.type_coerce(votes.c.helpful, sa.Integer).label("helpful")
+
+
+def flag(value: object) -> bool | None:
+    """A true/false column's value as stored (ANSWERED_RAW); None when it is neither."""
+    return bool(value) if isinstance(value, int) and value in (0, 1) else None
 
 
 def texts(*values: object) -> bool:
@@ -144,6 +155,11 @@ def connect(url: str) -> Engine:
     except sa.exc.DBAPIError as error:  # not a database, or not reachable
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise CareerbotError(f"cannot open the question log ({reason})") from None
+    except alembic.util.CommandError as error:  # its schema is of a newer careerbot
+        raise CareerbotError(
+            f"cannot open the question log: its schema is not one this careerbot knows "
+            f"(written by a newer version?): {str(error)[:200]}"
+        ) from None
     return engine
 
 
