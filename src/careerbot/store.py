@@ -150,17 +150,23 @@ def connect(url: str) -> Engine:
         )
     try:
         migrate(engine)
-    except OSError as error:
-        raise CareerbotError(f"cannot open the question log ({error})") from None
-    except sa.exc.DBAPIError as error:  # not a database, or not reachable
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise CareerbotError(f"cannot open the question log ({reason})") from None
-    except alembic.util.CommandError as error:  # its schema is of a newer careerbot
-        raise CareerbotError(
-            f"cannot open the question log: its schema is not one this careerbot knows "
-            f"(written by a newer version?): {str(error)[:200]}"
-        ) from None
+    except (OSError, sa.exc.DBAPIError, alembic.util.CommandError) as error:
+        engine.dispose()  # its pool may hold a connection
+        raise CareerbotError(f"cannot open the question log{why(error)}") from None
     return engine
+
+
+def why(error: Exception) -> str:
+    """Why the log could not be opened, for the end of a one-line message."""
+    if isinstance(error, alembic.util.CommandError):  # the schema of a newer careerbot
+        return (
+            ": its schema is not one this careerbot knows (written by a newer version?): "
+            f"{str(error)[:200]}"
+        )
+    if isinstance(error, sa.exc.DBAPIError):  # not a database, or not reachable
+        error = error.orig or error
+    first_line = str(error).strip().partition("\n")[0]
+    return f" ({first_line or type(error).__name__})"
 
 
 def migrate(engine: Engine) -> None:
