@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.index import build_index
-from careerbot.questionlog import Ask, QuestionLog, Vote, redact
+from careerbot.questionlog import Ask, Pick, QuestionLog, Vote, redact
 from careerbot.store import asks, connect, picks, votes
 from tests.conftest import FakeEmbedder
 
@@ -212,6 +212,38 @@ def test_records_past_the_retention_period_are_purged_with_their_feedback(
     questions.purge()
     assert [row.id for row in rows(database_url, asks)] == ["b" * 32]
     assert rows(database_url, votes) == []
+
+
+def test_the_purge_takes_asks_whose_time_is_not_one_and_feedback_without_its_ask(
+    engine: sa.Engine, database_url: str
+) -> None:
+    questions = QuestionLog(engine, "full", 30)
+    now = datetime.now(UTC)
+    questions.write([an_ask("a" * 32, now), an_ask("b" * 32, now), an_ask("c" * 32, now)])
+    questions.write([Vote("a" * 32, "a/1/x", True, None, now), Pick("b" * 32, "q?", now)])
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as connection:
+        # Foreign keys off, as in the sqlite3 shell (on PostgreSQL, for this transaction).
+        no_keys = (
+            "PRAGMA foreign_keys = OFF"
+            if sqlite
+            else "SET LOCAL session_replication_role = replica"
+        )
+        connection.execute(sa.text(no_keys))
+        # The asks of the vote and the pick deleted behind the foreign keys' back.
+        connection.execute(sa.delete(asks).where(asks.c.id.in_(["a" * 32, "b" * 32])))
+        if sqlite:  # text that is not a time, edited in by hand
+            garbage = sa.text("UPDATE asks SET asked_at = 'garbage' WHERE id = :id")
+            connection.execute(garbage, {"id": "c" * 32})
+        else:  # a time far ahead of the clock, the same to the purge
+            far = asks.update().where(asks.c.id == "c" * 32).values(asked_at=now.replace(year=9999))
+            connection.execute(far)
+        if sqlite:
+            connection.execute(sa.text("PRAGMA foreign_keys = ON"))
+    assert len(rows(database_url, votes)) == len(rows(database_url, picks)) == 1
+    questions.purge()
+    assert rows(database_url, asks) == []
+    assert rows(database_url, votes) == [] and rows(database_url, picks) == []
 
 
 def test_migrations_run_once_and_again_without_harm(database_url: str) -> None:

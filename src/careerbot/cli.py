@@ -408,13 +408,13 @@ def ask_topic(default: str | None = None) -> str | None:
     to go back ("-", or an empty line without a default)."""
     empty = f"empty: {default}, -: back" if default else "empty or -: back"
     while True:
-        name = prompt(f"Topic name (lowercase letters, digits, hyphens; {empty}): ").strip()
-        name = name or default or "-"
+        typed = prompt(f"Topic name (lowercase letters, digits, hyphens; {empty}): ").strip()
+        if typed.lower() in CHOICES:  # meant for the prompt before, not a topic
+            print(f"  {typed!r} is a choice of the prompt before; '-' goes back to it")
+            continue
+        name = typed or default or "-"
         if name == "-":
             return None
-        if name.lower() in CHOICES:  # meant for the prompt before, not a topic
-            print(f"  {name!r} is a choice of the prompt before; '-' goes back to it")
-            continue
         try:
             return topic_name(name)
         except CareerbotError as error:

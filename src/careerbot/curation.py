@@ -28,7 +28,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Comment, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
-from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME, plain
+from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME, phrasing_text, plain
 from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, read_speakers, speakers_file
 
 Section = Literal["questions", "uncovered"]
@@ -179,10 +179,11 @@ def add_phrasing(
     """Add the phrasing under [section."key"] of the file, or under the answers of the
     given speaker to interview question `key`; False when it is there already."""
     phrasing = phrasing.strip()
-    if not phrasing:
-        raise CareerbotError("a phrasing must not be empty")
-    if len(phrasing) > MAX_PHRASING_CHARS:
-        raise CareerbotError(f"a phrasing may be at most {MAX_PHRASING_CHARS} characters")
+    if not phrasing_text(phrasing):  # what the next build would refuse
+        raise CareerbotError(
+            f"a phrasing must be 1 to {MAX_PHRASING_CHARS} characters on one line, without "
+            "control characters"
+        )
     if section == "uncovered":
         topic_name(key)
     # One writer at a time: two reviews of one file must not lose each other's additions.

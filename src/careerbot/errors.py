@@ -54,8 +54,8 @@ MESSAGES = {
     "int_type": "must be a whole number (not text, a fraction or true/false)",
     "string_type": "must be text",
     "string_unicode": "contains characters that are not valid Unicode text",
-    "model_attributes_type": 'must be a JSON object such as {"question": "..."}',
-    "dict_type": 'must be a JSON object such as {"question": "..."}',
+    "model_attributes_type": "must be a JSON object: {...} with the route's fields",
+    "dict_type": "must be a JSON object: {...} with the route's fields",
 }
 
 # Limits, worded with the bound that pydantic puts in the error's context.

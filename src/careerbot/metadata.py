@@ -59,6 +59,14 @@ class Interview:
     url: str | None = None  # an absolute http(s) address, safe to make a link of
 
 
+def phrasing_text(text: object) -> bool:
+    """Whether a text may be a phrasing: 1 to MAX_PHRASING_CHARS characters once stripped,
+    on one line, with no control or invisible characters."""
+    return (
+        isinstance(text, str) and 0 < len(text.strip()) <= MAX_PHRASING_CHARS and text.isprintable()
+    )
+
+
 def plain(text: str) -> str:
     """Text as compared for sameness: case and runs of spaces make no difference."""
     return " ".join(text.casefold().split())
@@ -86,10 +94,7 @@ def phrasings_of(table: object, where: str, also: str = "") -> Phrasings:
             or set(entry) != {"phrasings"}
             or not isinstance(texts, list)
             or not texts
-            or not all(
-                isinstance(t, str) and 0 < len(t.strip()) <= MAX_PHRASING_CHARS and t.isprintable()
-                for t in texts
-            )
+            or not all(phrasing_text(t) for t in texts)
         ):
             raise CareerbotError(
                 f"{where} {key[:100]!r}: expected phrasings = a list of one or more texts "

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from careerbot.store import (
     ANSWERED_RAW,
     ANSWERS_TEXT,
+    FUTURE,
     SUGGESTIONS_TEXT,
     asks,
     flag,
@@ -310,13 +311,19 @@ class QuestionLog:
         self.purged_at = time.monotonic()
         if self.engine is None:
             return
-        cutoff = datetime.now(UTC) - self.retention
-        old = sa.select(asks.c.id).where(asks.c.asked_at < cutoff)
+        now = datetime.now(UTC)
+        # Old, or past the clock: an asked_at that is not a time (edited by hand).
+        gone = (asks.c.asked_at < now - self.retention) | (asks.c.asked_at > now + FUTURE)
+        old = sa.select(asks.c.id).where(gone)
+        # Feedback whose ask is not there at all (deleted by hand, foreign keys off).
+        orphan_votes = ~sa.exists().where(asks.c.id == votes.c.ask_id)
+        orphan_picks = ~sa.exists().where(asks.c.id == picks.c.ask_id)
+        cutoff = now - self.retention
         try:
             with self.engine.begin() as connection:
-                connection.execute(sa.delete(votes).where(votes.c.ask_id.in_(old)))
-                connection.execute(sa.delete(picks).where(picks.c.ask_id.in_(old)))
-                connection.execute(sa.delete(asks).where(asks.c.asked_at < cutoff))
+                connection.execute(sa.delete(votes).where(votes.c.ask_id.in_(old) | orphan_votes))
+                connection.execute(sa.delete(picks).where(picks.c.ask_id.in_(old) | orphan_picks))
+                connection.execute(sa.delete(asks).where(gone))
                 # A skipped phrasing is someone's question too: it goes with the rest.
                 connection.execute(sa.delete(skips).where(skips.c.skipped_at < cutoff))
         except Exception as error:

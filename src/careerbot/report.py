@@ -20,15 +20,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from careerbot import CareerbotError
 from careerbot.embedding import Embedder
-from careerbot.metadata import MAX_PHRASING_CHARS, plain
+from careerbot.metadata import phrasing_text, plain
 from careerbot.store import (
     ANSWERED_RAW,
     ANSWERS_TEXT,
+    FUTURE,
     HELPFUL_RAW,
+    SUGGESTIONS_TEXT,
     asks,
     connect,
     flag,
     logged_answers,
+    logged_suggestions,
     picks,
     texts,
     votes,
@@ -183,25 +186,44 @@ class Logged:
 
 def read_log(engine: Engine, since: datetime) -> Logged:
     """What the log holds on asks since `since`, oldest feedback first."""
-    recent = asks.c.asked_at >= since.astimezone(UTC)
+    # A time past the horizon is none that careerbot wrote: text that is not a time,
+    # compared as text by SQLite, sorts there. Such asks are damaged.
+    horizon = datetime.now(UTC) + FUTURE
+    recent = (asks.c.asked_at >= since.astimezone(UTC)) & (asks.c.asked_at <= horizon)
     with engine.connect() as connection:
         asked, damaged = recent_asks(connection, recent)
+        damaged += (
+            connection.scalar(
+                sa.select(sa.func.count()).select_from(asks).where(asks.c.asked_at > horizon)
+            )
+            or 0
+        )
         judged, bad_votes = feedback_rows(connection, recent)
         picked, bad_picks = pick_rows(connection, recent)
     return Logged(asked, judged, picked, damaged + bad_votes + bad_picks)
 
 
 # What each query reads of an ask, and the check that it is as careerbot wrote it.
-ASK = (asks.c.question, asks.c.uncovered, ANSWERED_RAW, ANSWERS_TEXT)
+ASK = (asks.c.question, asks.c.uncovered, ANSWERED_RAW, ANSWERS_TEXT, SUGGESTIONS_TEXT)
 
 
-def sound(row: sa.Row[Any]) -> dict[str, float] | None:
-    """The scores of the ask a row of ASK columns reads; None when the ask is damaged."""
-    answers = logged_answers(row.answers)
+@dataclass(frozen=True)
+class Given:
+    """What a sound ask gave: its answers' scores, and the suggestions it offered."""
+
+    scores: dict[str, float]
+    suggestions: tuple[str, ...]
+
+
+def sound(row: sa.Row[Any]) -> Given | None:
+    """What the ask a row of ASK columns reads gave; None when the ask is damaged."""
+    answers, suggestions = logged_answers(row.answers), logged_suggestions(row.suggestions)
     uncovered = row.uncovered is None or texts(row.uncovered)
-    if answers is None or flag(row.answered) is None or not texts(row.question) or not uncovered:
+    if answers is None or suggestions is None or flag(row.answered) is None:
         return None
-    return dict(answers)
+    if not texts(row.question) or not uncovered:
+        return None
+    return Given(dict(answers), suggestions)
 
 
 def recent_asks(
@@ -210,11 +232,11 @@ def recent_asks(
     """Each recent ask as Logged.asked holds it, and how many are damaged."""
     asked, damaged = [], 0
     for row in connection.execute(sa.select(*ASK).where(recent)):
-        scores = sound(row)
-        if scores is None:
+        given = sound(row)
+        if given is None:
             damaged += 1
         else:
-            asked.append((row.question, bool(flag(row.answered)), tuple(scores)))
+            asked.append((row.question, bool(flag(row.answered)), tuple(given.scores)))
     return tuple(asked), damaged
 
 
@@ -231,14 +253,14 @@ def feedback_rows(
     )
     judged, damaged = [], 0
     for row in connection.execute(query):
-        scores, helpful = sound(row), flag(row.helpful)
-        if scores is None:
+        given, helpful = sound(row), flag(row.helpful)
+        if given is None:
             continue
         # /feedback takes votes only on the answers an ask gave.
-        if helpful is None or not texts(row.answer_id) or row.answer_id not in scores:
+        if helpful is None or not texts(row.answer_id) or row.answer_id not in given.scores:
             damaged += 1
         else:
-            judged.append((row.answer_id, helpful, row.question, scores))
+            judged.append((row.answer_id, helpful, row.question, given.scores))
     return tuple(judged), damaged
 
 
@@ -255,9 +277,11 @@ def pick_rows(
     )
     picked, damaged = [], 0
     for row in connection.execute(query):
-        if sound(row) is None:
+        given = sound(row)
+        if given is None:
             continue
-        if not texts(row.suggestion):
+        # ... and picks only of the suggestions it offered.
+        if not texts(row.suggestion) or row.suggestion not in given.suggestions:
             damaged += 1
         else:
             picked.append(Candidate(row.question, row.suggestion, uncovered=row.uncovered))
@@ -305,11 +329,10 @@ def left_out_warning(count: int, of: str) -> str | None:
     """What was left out of the report or review (`of`), in words, when something was."""
     if not count:
         return None
-    records = "1 damaged record" if count == 1 else f"{count} damaged records"
-    on = "it" if count == 1 else "them"
+    records = "1 damaged record" if count == 1 else f"{count:,} damaged records"
     return (
-        f"{records} in the question log (edited by hand?) left out of the {of}, "
-        f"with any votes and picks on {on}"
+        f"left out of the {of}: {records} in the question log (edited by hand?); the votes "
+        "and picks on a damaged ask go with it"
     )
 
 
@@ -347,9 +370,9 @@ PLACEHOLDERS = ("[email]", "[phone]", "[url]", "\ufffd")
 
 
 def usable(candidate: Candidate) -> bool:
-    """Whether a candidate could go into a metadata file as it is."""
+    """Whether a candidate could go into a metadata file as it is, and the build take it."""
     text = candidate.phrasing
-    return len(text.strip()) <= MAX_PHRASING_CHARS and not any(p in text for p in PLACEHOLDERS)
+    return phrasing_text(text) and not any(p in text for p in PLACEHOLDERS)
 
 
 def propose(
@@ -365,6 +388,9 @@ def propose(
         low = scores.get(answer_id, 1.0) < LOW_SCORE
         if is_helpful and low and answer_id in answers:
             found.append(Candidate(question, answers[answer_id].question, answer_id))
+    # A phrasing is one line: a question pasted in paragraphs, or with tabs or no-break
+    # spaces, is proposed with single spaces.
+    found = [dataclasses.replace(c, phrasing=" ".join(c.phrasing.split())) for c in found]
     seen: dict[tuple[str, str], int] = {}  # where each kept candidate is in `kept`
     kept: list[Candidate] = []
     for candidate in found:

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from importlib.resources import files
 from typing import Any
 
@@ -16,7 +17,7 @@ import alembic.util
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel, FiniteFloat, StrictStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, StrictStr, TypeAdapter, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -78,9 +79,9 @@ ANSWERS_TEXT = sa.cast(asks.c.answers, sa.Text).label("answers")
 SUGGESTIONS_TEXT = sa.cast(asks.c.suggestions, sa.Text).label("suggestions")
 
 
-class LoggedAnswer(BaseModel, strict=True):
+class LoggedAnswer(BaseModel, strict=True, extra="forbid"):
     id: str
-    score: FiniteFloat
+    score: float = Field(ge=0, le=1)  # as /ask gives it
 
 
 LOGGED_ANSWERS = TypeAdapter(list[LoggedAnswer])
@@ -104,6 +105,10 @@ def logged_suggestions(text: object) -> tuple[str, ...] | None:
     except ValidationError:
         return None
 
+
+# No ask is logged this far ahead of the clock: an asked_at past it is damage (text that
+# is not a time sorts after every time in SQLite), which the purge removes too.
+FUTURE = timedelta(days=1)
 
 # The true/false columns as stored: SQLite keeps 1 and 0, or whatever was edited in.
 ANSWERED_RAW = sa.type_coerce(asks.c.answered, sa.Integer).label("answered")
