@@ -1021,6 +1021,11 @@ def test_a_log_that_cannot_be_read_is_one_error_line_and_exit_2(
     assert "votes" in err[0]
 
 
+def first_question(settings: Settings, embedder: FakeEmbedder) -> str:
+    answers = load_index(settings.index_dir, embedder).answers
+    return sorted({answer["question"] for answer in answers})[0]
+
+
 def test_a_question_in_paragraphs_is_proposed_on_one_line_and_the_next_build_takes_it(
     command: Settings,
     engine: sa.Engine,
@@ -1028,8 +1033,7 @@ def test_a_question_in_paragraphs_is_proposed_on_one_line_and_the_next_build_tak
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    answers = load_index(command.index_dir, fake_embedder).answers
-    question = sorted({answer["question"] for answer in answers})[0]
+    question = first_question(command, fake_embedder)
     pasted = "I lead a team.\n\nHow do\tML\u00a0engineers get hired?"
     log = QuestionLog(engine, "full", 90)
     log.write(
@@ -1053,8 +1057,7 @@ def test_a_topic_named_like_a_choice_is_still_taken_on_an_empty_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    answers = load_index(command.index_dir, fake_embedder).answers
-    question = sorted({answer["question"] for answer in answers})[0]
+    question = first_question(command, fake_embedder)
     log = QuestionLog(engine, "full", 90)
     log.write([an_ask("a" * 32, 1, "what do quants earn", (), (question,), uncovered="q")])
     log.write([Pick("a" * 32, question, NOW)])
