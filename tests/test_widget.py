@@ -446,6 +446,27 @@ def test_a_vote_that_fails_can_be_sent_again_and_the_focus_stays_on_the_votes(
     assert [row for row in logged(api, votes) if row.helpful], "no vote was written"
 
 
+def test_a_vote_stored_at_once_still_leaves_the_focus_on_the_thanks(
+    page: Page, api: Served
+) -> None:
+    page.goto(api.url + "/")
+    ask(page, "core values interviews at Airbnb")
+    # An answer quicker than the browser's moving the focus off the disabled button.
+    page.evaluate(
+        """() => {
+          const real = window.fetch;
+          window.fetch = (url, init) => String(url).endsWith("/feedback")
+            ? Promise.resolve(new Response(null, { status: 204 })) : real(url, init);
+        }"""
+    )
+    card = page.locator("article.card").first
+    card.get_by_role("button", name="Yes, helpful").focus()
+    page.keyboard.press("Enter")
+    thanks = card.get_by_role("status")
+    expect(thanks).to_have_text("Thanks for your feedback.")
+    expect(thanks).to_be_focused()
+
+
 def test_a_vote_by_keyboard_thanks_the_reader_and_is_recorded(page: Page, api: Served) -> None:
     page.goto(api.url + "/")
     ask(page, "core values interviews at Airbnb")

@@ -223,8 +223,10 @@
         note.textContent = "";
         const stored = await vote(helpful);
         // A disabled or removed button loses the focus to the page: give it back here,
-        // unless the reader has moved it elsewhere meanwhile.
-        const lost = !document.activeElement || document.activeElement === document.body;
+        // unless the reader has moved it elsewhere meanwhile. The browser may not have
+        // moved it off the disabled button yet (a quick answer): that counts as lost too.
+        const nowhere = !document.activeElement || document.activeElement === document.body;
+        const lost = nowhere || group.contains(group.getRootNode().activeElement);
         if (stored) {
           const thanks = el("span", { role: "status", tabindex: "-1" }, "Thanks for your feedback.");
           group.replaceChildren(thanks);
