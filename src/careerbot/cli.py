@@ -41,7 +41,7 @@ from careerbot.report import (
     render,
 )
 from careerbot.search import Result, Searcher
-from careerbot.store import skips, upsert
+from careerbot.store import skips, upsert, why
 from careerbot.transcript import speakers_file
 from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
 
@@ -253,10 +253,7 @@ def curate(
             return
         made = build_report(engine, embedder, since, answers)
     except sa.exc.SQLAlchemyError as error:  # down, locked past its timeout, or damaged
-        reason = str(getattr(error, "orig", None) or error).strip().partition("\n")[0]
-        raise CareerbotError(
-            f"the question log cannot be read or written ({reason[:200] or type(error).__name__})"
-        ) from None
+        raise CareerbotError(f"the question log cannot be read or written{why(error)}") from None
     finally:
         engine.dispose()
     if warning := left_out_warning(made.left_out, of):

@@ -23,18 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from careerbot.store import (
-    ANSWERED_RAW,
-    ANSWERS_TEXT,
+    ASK_CHECKED,
     FUTURE,
-    SUGGESTIONS_TEXT,
     asks,
-    flag,
+    given,
     insert_many,
-    logged_answers,
-    logged_suggestions,
     picks,
     skips,
-    texts,
     upsert,
     votes,
 )
@@ -111,32 +106,24 @@ Record = Ask | Vote | Pick
 STOP = object()
 
 
-# An ask's record, its true/false and JSON columns as stored, to be checked by read_ask.
-FACTS = sa.select(
-    *(c for c in asks.c if c.name not in ("answered", "answers", "suggestions")),
-    ANSWERED_RAW,
-    ANSWERS_TEXT,
-    SUGGESTIONS_TEXT,
-)
+# An ask's record, the columns that given() checks read as stored.
+FACTS = sa.select(asks.c.id, asks.c.asked_at, asks.c.index_version, asks.c.latency_ms, *ASK_CHECKED)
 
 
 def read_ask(row: Any) -> Ask | None:
     """An ask from its record (FACTS); None when the record is not as careerbot writes it
     (edited by hand)."""
-    answers, suggestions = logged_answers(row.answers), logged_suggestions(row.suggestions)
-    answered, uncovered = flag(row.answered), row.uncovered is None or texts(row.uncovered)
-    if answers is None or suggestions is None or answered is None:
-        return None
-    if not texts(row.question) or not uncovered:
+    found = given(row)
+    if found is None:
         return None
     return Ask(
         id=row.id,
         asked_at=row.asked_at,
         question=row.question,
-        answered=answered,
+        answered=found.answered,
         uncovered=row.uncovered,
-        answers=answers,
-        suggestions=suggestions,
+        answers=found.answers,
+        suggestions=found.suggestions,
         index_version=row.index_version,
         latency_ms=row.latency_ms,
     )
@@ -312,13 +299,13 @@ class QuestionLog:
         if self.engine is None:
             return
         now = datetime.now(UTC)
+        cutoff = now - self.retention
         # Old, or past the clock: an asked_at that is not a time (edited by hand).
-        gone = (asks.c.asked_at < now - self.retention) | (asks.c.asked_at > now + FUTURE)
+        gone = (asks.c.asked_at < cutoff) | (asks.c.asked_at > now + FUTURE)
         old = sa.select(asks.c.id).where(gone)
         # Feedback whose ask is not there at all (deleted by hand, foreign keys off).
         orphan_votes = ~sa.exists().where(asks.c.id == votes.c.ask_id)
         orphan_picks = ~sa.exists().where(asks.c.id == picks.c.ask_id)
-        cutoff = now - self.retention
         try:
             with self.engine.begin() as connection:
                 connection.execute(sa.delete(votes).where(votes.c.ask_id.in_(old) | orphan_votes))

@@ -22,16 +22,13 @@ from careerbot import CareerbotError
 from careerbot.embedding import Embedder
 from careerbot.metadata import phrasing_text, plain
 from careerbot.store import (
-    ANSWERED_RAW,
-    ANSWERS_TEXT,
+    ASK_CHECKED,
     FUTURE,
     HELPFUL_RAW,
-    SUGGESTIONS_TEXT,
     asks,
     connect,
     flag,
-    logged_answers,
-    logged_suggestions,
+    given,
     picks,
     texts,
     votes,
@@ -203,40 +200,17 @@ def read_log(engine: Engine, since: datetime) -> Logged:
     return Logged(asked, judged, picked, damaged + bad_votes + bad_picks)
 
 
-# What each query reads of an ask, and the check that it is as careerbot wrote it.
-ASK = (asks.c.question, asks.c.uncovered, ANSWERED_RAW, ANSWERS_TEXT, SUGGESTIONS_TEXT)
-
-
-@dataclass(frozen=True)
-class Given:
-    """What a sound ask gave: its answers' scores, and the suggestions it offered."""
-
-    scores: dict[str, float]
-    suggestions: tuple[str, ...]
-
-
-def sound(row: sa.Row[Any]) -> Given | None:
-    """What the ask a row of ASK columns reads gave; None when the ask is damaged."""
-    answers, suggestions = logged_answers(row.answers), logged_suggestions(row.suggestions)
-    uncovered = row.uncovered is None or texts(row.uncovered)
-    if answers is None or suggestions is None or flag(row.answered) is None:
-        return None
-    if not texts(row.question) or not uncovered:
-        return None
-    return Given(dict(answers), suggestions)
-
-
 def recent_asks(
     connection: Connection, recent: sa.ColumnElement[bool]
 ) -> tuple[tuple[tuple[str, bool, tuple[str, ...]], ...], int]:
     """Each recent ask as Logged.asked holds it, and how many are damaged."""
     asked, damaged = [], 0
-    for row in connection.execute(sa.select(*ASK).where(recent)):
-        given = sound(row)
-        if given is None:
+    for row in connection.execute(sa.select(*ASK_CHECKED).where(recent)):
+        found = given(row)
+        if found is None:
             damaged += 1
         else:
-            asked.append((row.question, bool(flag(row.answered)), tuple(given.scores)))
+            asked.append((row.question, found.answered, tuple(i for i, _ in found.answers)))
     return tuple(asked), damaged
 
 
@@ -246,21 +220,22 @@ def feedback_rows(
     """Each vote on a recent ask, oldest first, and how many votes are damaged (votes on a
     damaged ask are left out with it, uncounted)."""
     query = (
-        sa.select(*ASK, votes.c.answer_id, HELPFUL_RAW)
+        sa.select(*ASK_CHECKED, votes.c.answer_id, HELPFUL_RAW)
         .join(asks, asks.c.id == votes.c.ask_id)
         .where(recent)
         .order_by(votes.c.voted_at, votes.c.ask_id, votes.c.answer_id)
     )
     judged, damaged = [], 0
     for row in connection.execute(query):
-        given, helpful = sound(row), flag(row.helpful)
-        if given is None:
+        found, helpful = given(row), flag(row.helpful)
+        if found is None:
             continue
+        scores = dict(found.answers)
         # /feedback takes votes only on the answers an ask gave.
-        if helpful is None or not texts(row.answer_id) or row.answer_id not in given.scores:
+        if helpful is None or not texts(row.answer_id) or row.answer_id not in scores:
             damaged += 1
         else:
-            judged.append((row.answer_id, helpful, row.question, given.scores))
+            judged.append((row.answer_id, helpful, row.question, scores))
     return tuple(judged), damaged
 
 
@@ -270,18 +245,18 @@ def pick_rows(
     """Each suggestion picked after a recent ask, oldest first, as the question asked
     proposed for the interview question picked; and how many picks are damaged."""
     query = (
-        sa.select(*ASK, picks.c.suggestion)
+        sa.select(*ASK_CHECKED, picks.c.suggestion)
         .join(asks, asks.c.id == picks.c.ask_id)
         .where(recent)
         .order_by(picks.c.picked_at, picks.c.ask_id, picks.c.suggestion)
     )
     picked, damaged = [], 0
     for row in connection.execute(query):
-        given = sound(row)
-        if given is None:
+        found = given(row)
+        if found is None:
             continue
         # ... and picks only of the suggestions it offered.
-        if not texts(row.suggestion) or row.suggestion not in given.suggestions:
+        if not texts(row.suggestion) or row.suggestion not in found.suggestions:
             damaged += 1
         else:
             picked.append(Candidate(row.question, row.suggestion, uncovered=row.uncovered))

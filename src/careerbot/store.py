@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib.resources import files
 from typing import Any
@@ -126,6 +127,32 @@ def texts(*values: object) -> bool:
     return all(isinstance(value, str) for value in values)
 
 
+# What is read of an ask for checking with given(): its texts, and its true/false and
+# JSON columns as stored.
+ASK_CHECKED = (asks.c.question, asks.c.uncovered, ANSWERED_RAW, ANSWERS_TEXT, SUGGESTIONS_TEXT)
+
+
+@dataclass(frozen=True)
+class Given:
+    """What a sound ask's record says it gave."""
+
+    answered: bool
+    answers: tuple[tuple[str, float], ...]  # (answer id, score), best first
+    suggestions: tuple[str, ...]
+
+
+def given(row: Any) -> Given | None:
+    """What the ask of a row holding ASK_CHECKED gave; None when its record is not as
+    careerbot writes it (edited by hand)."""
+    answers, suggestions = logged_answers(row.answers), logged_suggestions(row.suggestions)
+    answered, uncovered = flag(row.answered), row.uncovered is None or texts(row.uncovered)
+    if answers is None or suggestions is None or answered is None:
+        return None
+    if not texts(row.question) or not uncovered:
+        return None
+    return Given(answered, answers, suggestions)
+
+
 def on_sqlite_connect(connection: Any, record: Any) -> None:
     # Text that is not UTF-8 (the file edited by hand) is read with U+FFFD in place of the
     # bad bytes, not refused: sqlite3's error would end the whole query.
@@ -170,7 +197,7 @@ def why(error: Exception) -> str:
         )
     if isinstance(error, sa.exc.DBAPIError):  # not a database, or not reachable
         error = error.orig or error
-    first_line = str(error).strip().partition("\n")[0]
+    first_line = str(error).strip().partition("\n")[0][:200]
     return f" ({first_line or type(error).__name__})"
 
 
