@@ -826,6 +826,13 @@ DAMAGE = {
         """UPDATE asks SET answers = '[{"id": "a", "score": 1e999}]' WHERE id = :id""",
         True,
     ),
+    "an empty question": ("UPDATE asks SET question = '  ' WHERE id = :id", False),
+    "answers given but answered false": ("UPDATE asks SET answered = false WHERE id = :id", False),
+    "answered with suggestions": (
+        """UPDATE asks SET suggestions = '["What is it like?"]' WHERE id = :id""",
+        False,
+    ),
+    "answered as an uncovered topic": ("UPDATE asks SET uncovered = 'pay' WHERE id = :id", False),
 }
 ONE_LEFT_OUT = (
     "careerbot: warning: left out of the {}: 1 damaged record in the question log (edited "

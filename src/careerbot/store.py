@@ -148,7 +148,11 @@ def given(row: Any) -> Given | None:
     answered, uncovered = flag(row.answered), row.uncovered is None or texts(row.uncovered)
     if answers is None or suggestions is None or answered is None:
         return None
-    if not texts(row.question) or not uncovered:
+    if not texts(row.question) or not uncovered or not row.question.strip():
+        return None
+    # As /ask writes them: answered exactly when answers were given, and then neither
+    # suggestions nor an uncovered topic.
+    if answered != bool(answers) or (answered and (suggestions or row.uncovered is not None)):
         return None
     return Given(answered, answers, suggestions)
 
