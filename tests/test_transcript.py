@@ -491,3 +491,43 @@ def test_a_speaker_field_with_a_direction_override_is_refused(tmp_path: Path, fi
     (tmp_path / "qa.speakers.toml").write_text(f"[speakers.Ada]\n{lines}")
     with pytest.raises(CareerbotError, match=r"may not hold control or text-direction"):
         parse_corpus(tmp_path)
+
+
+BAD_SPEAKERS_FILE = {
+    "a misspelt speaker field": (
+        '[speakers.Ada]\nname = "Ada"\nrol = "Engineer"\n',
+        "qa.speakers.toml: speaker 'Ada' 'rol': unknown field; expected name, role, organization",
+    ),
+    "a misspelt table": (
+        '[speakers.Ada]\nname = "Ada"\n\n[questionz."Why?"]\nphrasings = ["how come"]\n',
+        "qa.speakers.toml: [questionz]: unknown table; expected [speakers], [interview], "
+        "[questions], [uncovered]",
+    ),
+    "a speakers table with no speaker": ("speakers = {}\n", "expected [speakers.LABEL] tables"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SPEAKERS_FILE)
+def test_a_key_the_speakers_file_does_not_know_is_one_clear_error(
+    tmp_path: Path, case: str
+) -> None:
+    content, message = BAD_SPEAKERS_FILE[case]
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text(content)
+    with pytest.raises(CareerbotError) as error:
+        parse_corpus(tmp_path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_metadata_file_without_speakers_leaves_the_labels_as_written(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda Lovelace: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text(
+        '[interview]\ntitle = "On engines"\n\n'
+        '[questions."Why?".answers."Ada Lovelace"]\nphrasings = ["what drives you"]\n'
+    )
+    parsed = parse_transcript(tmp_path / "qa.txt")
+    assert parsed.interview.title == "On engines"
+    assert [(s.id, s.name, s.role) for s in parsed.speakers] == [
+        ("ada-lovelace", "Ada Lovelace", "")
+    ]
+    assert [t.phrasings for t in parsed.turns] == [("what drives you",)]

@@ -147,7 +147,7 @@ def answer_label(path: Path, question: str, name: str) -> str:
     answers = answers_table(document, question)
     if not answers:
         return name
-    known = read_speakers(path, document.unwrap())
+    known = read_speakers(path, document.unwrap()) or {}
     return next(
         (str(label) for label in answers if getattr(known.get(str(label)), "name", None) == name),
         name,

@@ -91,21 +91,42 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+# What a metadata file may hold: the speakers here, the rest in metadata.py.
+METADATA_TABLES = ("speakers", "interview", "questions", "uncovered")
+SPEAKER_FIELDS = ("name", "role", "organization")
+
+
 def speakers_file(path: Path) -> Path:
     return path.with_suffix(".speakers.toml")
 
 
-def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, Speaker]:
-    """Map every accepted label (key, full name, first name) to its speaker."""
+def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, Speaker] | None:
+    """Map every accepted label (key, full name, first name) to its speaker; None when the
+    file lists no speakers (it may describe only the interview), so labels stand as
+    written."""
     data = read_toml(path) if data is None else data
+    unknown = sorted(set(data) - set(METADATA_TABLES))
+    if unknown:
+        raise CareerbotError(
+            f"{path}: [{unknown[0][:100]}]: unknown table; expected "
+            f"{', '.join(f'[{table}]' for table in METADATA_TABLES)}"
+        )
     entries = data.get("speakers")
+    if entries is None:
+        return None
     if not isinstance(entries, dict) or not entries:
         raise CareerbotError(f"{path}: expected [speakers.LABEL] tables with a name")
     labels: dict[str, Speaker] = {}
     for label, entry in entries.items():
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name.strip():
-            raise CareerbotError(f"{path}: speaker {label!r} needs a name")
+            raise CareerbotError(f"{path}: speaker {label[:100]!r} needs a name")
+        extra = sorted(set(entry) - set(SPEAKER_FIELDS))
+        if extra:
+            raise CareerbotError(
+                f"{path}: speaker {label[:100]!r} {extra[0][:100]!r}: unknown field; expected "
+                f"{', '.join(SPEAKER_FIELDS)}"
+            )
         fields = {key: entry.get(key, "") for key in ("role", "organization")}
         if not all(isinstance(value, str) for value in fields.values()):
             raise CareerbotError(f"{path}: speaker {label!r}: role and organization are text")
@@ -267,8 +288,8 @@ def answer_phrasings(
             raise CareerbotError(
                 f"{where}: not a question in {document}; copy it from there word for word"
             )
-        # A metadata file that lists answers lists speakers too (read_speakers).
-        speaker = (known or {}).get(label)
+        # Without [speakers], a label stands as written, as in the transcript.
+        speaker = known.get(label) if known is not None else Speaker(slug(label), label, "")
         if speaker is None:
             names = ", ".join(sorted({s.name for s in (known or {}).values()}))
             raise CareerbotError(
