@@ -404,6 +404,32 @@ def test_review_offers_nothing_decided_before_accepted_or_skipped(
     assert "how do I get hired at airbnb" not in path.read_text()
 
 
+def test_the_report_proposes_nothing_a_review_decided_on_as_review_does(
+    command: Settings,
+    seeded: Seeded,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def proposed() -> list[str]:
+        assert cli.main(["report", "--json", *dirs(command)]) == 0
+        return [c["phrasing"] for c in json.loads(capsys.readouterr().out)["candidates"]]
+
+    def served(settings: Settings) -> list[str]:
+        with TestClient(create_app(admin(settings), fake_embedder)) as client:
+            body = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
+        return [c["phrasing"] for c in body.json()["candidates"]]
+
+    both = ["how much do ML engineers earn", "how do I get hired at airbnb"]
+    assert proposed() == served(command) == both
+    assert review(command, monkeypatch, "y\nn\n") == 0  # accept the first, skip the second
+    capsys.readouterr()
+    assert proposed() == served(command) == []
+    # A server with no corpus beside its index (the container) knows only what was skipped.
+    elsewhere = command.model_copy(update={"corpus_dir": command.corpus_dir / "gone"})
+    assert served(elsewhere) == both[:1]
+
+
 def test_review_accepts_a_candidate_as_an_uncovered_topic_after_a_bad_name(
     command: Settings,
     seeded: Seeded,

@@ -6,6 +6,7 @@ the route does not exist at all (404, absent from the OpenAPI schema).
 
 import hmac
 import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,7 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from careerbot import CareerbotError
 from careerbot.errors import ErrorField, ErrorResponse, error_response, unavailable
-from careerbot.report import Report, answer_facts, build_report, left_out_warning, parse_since
+from careerbot.report import (
+    Report,
+    answer_facts,
+    build_report,
+    left_out_warning,
+    open_candidates,
+    parse_since,
+)
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No admin token, or not the right one."},
@@ -35,8 +43,9 @@ def authorized(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and matches
 
 
-def admin_router(token: str) -> APIRouter:
-    """The admin routes, accepting only `token`."""
+def admin_router(token: str, corpus: Path, max_bytes: int) -> APIRouter:
+    """The admin routes, accepting only `token`; `corpus` is the corpus folder, whose
+    metadata files say which proposed phrasings a curator has taken in already."""
     router = APIRouter()
 
     @router.get("/admin/report", responses=ADMIN_ERRORS)
@@ -66,7 +75,13 @@ def admin_router(token: str) -> APIRouter:
         index, model = request.app.state.watch.searcher.index, request.app.state.model
 
         def report() -> Report:  # database reads and embedding: off the event loop
-            return build_report(engine, model, moment, answer_facts(index.answers))
+            answers = answer_facts(index.answers)
+            made = build_report(engine, model, moment, answers)
+            # What a curator decided on is proposed no more, as in `careerbot report`.
+            made, warnings = open_candidates(engine, made, answers, corpus, max_bytes)
+            for warning in warnings:
+                log.warning("report: %s", warning)
+            return made
 
         try:
             made = await run_in_threadpool(report)

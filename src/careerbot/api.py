@@ -468,7 +468,9 @@ def create_app(
     app.include_router(feedback_router)
     app.include_router(pages_router)
     if settings.admin_token.get_secret_value():  # no token: no admin route at all
-        app.include_router(admin_router(settings.admin_token.get_secret_value()))
+        token = settings.admin_token.get_secret_value()
+        corpus, max_bytes = settings.corpus_dir, settings.max_transcript_bytes
+        app.include_router(admin_router(token, corpus, max_bytes))
 
     @app.get("/speakers", response_model=list[SpeakerInfo])
     async def speakers(request: Request) -> list[SpeakerInfo]:

@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -16,33 +16,26 @@ from sqlalchemy.engine import Engine
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
-from careerbot.curation import (
-    Section,
-    add_phrasing,
-    answer_label,
-    curated,
-    metadata_files,
-    topic_name,
-    valid_topic,
-)
+from careerbot.curation import Section, add_phrasing, answer_label, topic_name, valid_topic
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
 from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
-    AnswerFacts,
-    Candidate,
+    Pending,
     answer_facts,
     build_report,
     existing_log,
+    gone_warning,
     left_out_warning,
+    open_candidates,
     parse_since,
     propose,
     read_log,
     render,
+    undecided,
 )
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
-from careerbot.transcript import speakers_file
 from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
 
 # A question wrapped in more lines would be no question anyone posts (eval --chatter).
@@ -244,74 +237,46 @@ def curate(
     answers = answer_facts(index.answers)
     engine = existing_log(settings.database)
     of = "review" if command == "review" else "report"
+    corpus, max_bytes = settings.corpus_dir, settings.max_transcript_bytes
     try:
         if command == "review":
             logged = read_log(engine, since)
             if warning := left_out_warning(logged.left_out, of):
                 warn(warning)
-            review(settings, propose(logged.picked, logged.judged, answers), answers, engine)
+            proposed = propose(logged.picked, logged.judged, answers)
+            pending, gone = undecided(engine, proposed, answers, corpus, max_bytes)
+            for question in gone:
+                warn(gone_warning(question))
+            review(pending, engine)
             return
         made = build_report(engine, embedder, since, answers)
+        # What a curator has decided on is proposed no more, in the report as in review.
+        made, warnings = open_candidates(engine, made, answers, corpus, max_bytes)
     except sa.exc.SQLAlchemyError as error:  # down, locked past its timeout, or damaged
         raise CareerbotError(f"the question log cannot be read or written{why(error)}") from None
     finally:
         engine.dispose()
-    if warning := left_out_warning(made.left_out, of):
-        warn(warning)
+    for warning in [*warnings, left_out_warning(made.left_out, of)]:
+        if warning:
+            warn(warning)
     print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
 
 
-def review(
-    settings: Settings,
-    candidates: Sequence[Candidate],
-    answers: Mapping[str, AnswerFacts],
-    engine: Engine,
-) -> None:
+def review(pending: Sequence[Pending], engine: Engine) -> None:
     """Offer each proposed phrasing not decided on before (accepted into a metadata file,
     or skipped in an earlier review); write down what is accepted, remember what is not.
     A phrasing proposed by a helpful vote may go to the answer voted for, in the metadata
     file of that answer's transcript."""
-    files = metadata_files(settings.corpus_dir, settings.max_transcript_bytes)
-    with engine.connect() as connection:
-        query = sa.select(skips.c.phrasing, skips.c.question)
-        skipped = {(row.phrasing, row.question) for row in connection.execute(query)}
-
-    def answered_in(candidate: Candidate) -> tuple[AnswerFacts, Path] | None:
-        helpful = answers.get(candidate.answer_id or "")
-        if helpful is None:
-            return None
-        return helpful, speakers_file(settings.corpus_dir / Path(helpful.document).name)
-
-    def decided(candidate: Candidate, path: Path) -> bool:
-        where = answered_in(candidate)
-        return curated(path, candidate.question, candidate.phrasing) or (
-            where is not None
-            and where[1].exists()
-            and curated(where[1], candidate.question, candidate.phrasing)
-        )
-
-    pending = []
-    gone = set()
-    for candidate in candidates:
-        path = files.get(candidate.question)
-        if path is None:
-            gone.add(candidate.question)
-        elif (candidate.phrasing, candidate.question) in skipped:
-            continue
-        elif not decided(candidate, path):
-            pending.append((candidate, path))
-    for question in sorted(gone):
-        warn(f"no transcript asks {question[:80]!r} any more; its candidates are left out")
     if not pending:
         print("Nothing to review.")
         return
     added = 0
-    for number, (candidate, path) in enumerate(pending, start=1):
-        if decided(candidate, path):  # accepted just now
+    for number, item in enumerate(pending, start=1):
+        if item.decided():  # accepted just now
             continue
+        candidate, path, where = item.candidate, item.path, item.helpful
         print(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
         print(f"  proposed as a way to ask: {candidate.question!r}  ({path})")
-        where = answered_in(candidate)
         if where is not None:
             print(f"  found helpful in the answer by {where[0].speaker}  ({where[1]})")
         if candidate.uncovered:

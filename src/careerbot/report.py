@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from careerbot import CareerbotError
+from careerbot.curation import curated, metadata_files
 from careerbot.embedding import Embedder
 from careerbot.metadata import phrasing_text, plain
 from careerbot.store import (
@@ -30,9 +31,11 @@ from careerbot.store import (
     flag,
     given,
     picks,
+    skips,
     texts,
     votes,
 )
+from careerbot.transcript import speakers_file
 
 # Unanswered questions whose vectors are at least this close are counted as one. Measured
 # with the bundled model: of 11,667 pairs of eval/ questions about different interview
@@ -298,6 +301,82 @@ def build_report(
         candidates=propose(logged.picked, judged, answers),
         left_out=logged.left_out,
     )
+
+
+def skipped_in_review(engine: Engine) -> set[tuple[str, str]]:
+    """(phrasing, interview question) of each candidate a curator skipped."""
+    with engine.connect() as connection:
+        query = sa.select(skips.c.phrasing, skips.c.question)
+        return {(row.phrasing, row.question) for row in connection.execute(query)}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A proposed phrasing not decided on yet, and where accepting it would write it."""
+
+    candidate: Candidate
+    path: Path  # the speakers file of the first transcript that asks its question
+    # The answer voted helpful, and the speakers file of its transcript, if any.
+    helpful: tuple[AnswerFacts, Path] | None
+
+    def decided(self) -> bool:
+        """Whether a metadata file has the phrasing already (accepted in review, or
+        written by hand), for the question, an answer to it or an uncovered topic."""
+        question, phrasing = self.candidate.question, self.candidate.phrasing
+        return curated(self.path, question, phrasing) or (
+            self.helpful is not None
+            and self.helpful[1].exists()
+            and curated(self.helpful[1], question, phrasing)
+        )
+
+
+def undecided(
+    engine: Engine,
+    candidates: Iterable[Candidate],
+    answers: Mapping[str, AnswerFacts],
+    corpus_dir: Path,
+    max_bytes: int,
+) -> tuple[list[Pending], list[str]]:
+    """The candidates a curator has not decided on (neither skipped in a review nor in a
+    metadata file), and the interview questions no transcript asks any more, whose
+    candidates are left out."""
+    files, skipped = metadata_files(corpus_dir, max_bytes), skipped_in_review(engine)
+    pending: list[Pending] = []
+    gone: set[str] = set()
+    for candidate in candidates:
+        path = files.get(candidate.question)
+        if path is None:
+            gone.add(candidate.question)
+            continue
+        if (candidate.phrasing, candidate.question) in skipped:
+            continue
+        facts = answers.get(candidate.answer_id or "")
+        helpful = facts and (facts, speakers_file(corpus_dir / Path(facts.document).name))
+        found = Pending(candidate, path, helpful or None)
+        if not found.decided():
+            pending.append(found)
+    return pending, sorted(gone)
+
+
+def gone_warning(question: str) -> str:
+    return f"no transcript asks {question[:80]!r} any more; its candidates are left out"
+
+
+def open_candidates(
+    engine: Engine, report: Report, answers: Mapping[str, AnswerFacts], corpus: Path, max_bytes: int
+) -> tuple[Report, list[str]]:
+    """The report with only the candidates a curator has not decided on, as review would
+    offer them, and warnings. A server may have no corpus beside its index (the
+    container): then only what review skipped is left out."""
+    try:
+        pending, gone = undecided(engine, report.candidates, answers, corpus, max_bytes)
+    except CareerbotError as error:
+        skipped = skipped_in_review(engine)
+        kept = [c for c in report.candidates if (c.phrasing, c.question) not in skipped]
+        warning = f"candidates are not checked against the corpus's metadata files: {error}"
+        return dataclasses.replace(report, candidates=tuple(kept)), [warning]
+    candidates = tuple(item.candidate for item in pending)
+    return dataclasses.replace(report, candidates=candidates), [gone_warning(q) for q in gone]
 
 
 def left_out_warning(count: int, of: str) -> str | None:
