@@ -563,6 +563,42 @@ def test_a_new_question_goes_beside_the_others_and_the_next_heading_stays_put(
     )
 
 
+DOTTED = {
+    "answers written with dotted keys": (
+        '[questions."Q?"]\nphrasings = ["a"]\nanswers.Ada.phrasings = ["b"]\n\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+        ("questions", "Q?", "c", "Bob Smith"),
+        '[questions."Q?"]\nphrasings = ["a"]\nanswers.Ada.phrasings = ["b"]\n'
+        'answers."Bob Smith" = {phrasings = ["c"]}\n\n[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
+    "a question written with a dotted key": (
+        '[questions]\n"Q?".phrasings = ["a"]\n\n[uncovered.pay]\nphrasings = ["s"]\n',
+        ("questions", "Q?", "c", "Ada"),
+        '[questions]\n"Q?".phrasings = ["a"]\n"Q?".answers = {Ada = {phrasings = ["c"]}}\n\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
+    "an inline question": (
+        '[questions]\n"Q?" = {phrasings = ["a"]}\n',
+        ("questions", "Q?", "c", None),
+        '[questions]\n"Q?" = {phrasings = ["a", "c"]}\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DOTTED)
+def test_a_phrasing_goes_where_it_belongs_in_a_file_of_dotted_keys_or_inline_tables(
+    tmp_path: Path, case: str
+) -> None:
+    before, (section, key, phrasing, speaker), after = DOTTED[case]
+    path = tmp_path / "qa.speakers.toml"
+    path.write_text(before)
+    assert curation.add_phrasing(path, section, key, phrasing, speaker)
+    assert path.read_text() == after
+    # Offered again, it is there already, and the file stays one the build reads.
+    assert not curation.add_phrasing(path, section, key, phrasing, speaker)
+    assert path.read_text() == after
+
+
 def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> None:
     before = speakers_file.read_text()
     assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")

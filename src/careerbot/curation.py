@@ -15,17 +15,19 @@ result replaces the file whole (a temporary file, then os.replace), so a crash m
 leaves the old file and a reader never sees half of the new one.
 """
 
+import copy
 import fcntl
 import os
 import stat
 import tempfile
+import tomllib
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, Literal
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import Comment, Table, Whitespace
+from tomlkit.items import Comment, InlineTable, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME, phrasing_text, plain
@@ -84,6 +86,7 @@ def phrasings_of(
         return ".".join([section, *map(repr, keys[1 : depth + 1])])
 
     table: MutableMapping[str, Any] = document
+    inline = False  # inside a table written with dotted keys or inline, not a [header]
     for depth, name in enumerate(keys):
         entry = table.get(name)
         if entry is None:
@@ -91,14 +94,17 @@ def phrasings_of(
                 return None
             last = depth == len(keys) - 1
             # A super table writes no header of its own ([questions]), only its tables'.
-            entry = tomlkit.table(is_super_table=not last)
+            # Within a table of dotted keys or an inline one, a [header] table would be
+            # written at the top level (tomlkit places it by its own name): inline then.
+            entry = tomlkit.inline_table() if inline else tomlkit.table(is_super_table=not last)
             if last:
                 entry["phrasings"] = tomlkit.array()
-            if last and isinstance(table, Table) and table.value:
+            if last and isinstance(entry, Table) and isinstance(table, Table) and table.value:
                 follow(table.value.body[-1][1], entry)
             table[name] = entry
         if not isinstance(entry, MutableMapping):
             raise CareerbotError(f"{path}: {where(depth)} must be a table")
+        inline = inline or isinstance(entry, InlineTable) or dotted(table, name)
         table = entry
     if "phrasings" not in table:
         if not create:
@@ -108,6 +114,12 @@ def phrasings_of(
     if not isinstance(phrasings, list) or not all(isinstance(p, str) for p in phrasings):
         raise CareerbotError(f"{path}: {where(len(keys))}.phrasings must be a list of text")
     return phrasings
+
+
+def dotted(table: MutableMapping[str, Any], name: str) -> bool:
+    """Whether the table holds `name` under a dotted key (answers.Ada.phrasings = ...)."""
+    body = table.value.body if isinstance(table, Table) else getattr(table, "body", [])
+    return any(key is not None and key.key == name and key.is_dotted() for key, _ in body)
 
 
 def follow(previous: object, new: Table) -> None:
@@ -192,21 +204,38 @@ def add_phrasing(
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         document = read(path)
+        before = document.unwrap()
         try:
             phrasings = phrasings_of(path, document, section, key, create=True, speaker=speaker)
             assert phrasings is not None  # made when missing
             if plain(phrasing) in {plain(p) for p in phrasings}:
                 return False
             phrasings.append(phrasing)
+            text = tomlkit.dumps(document)
+            # Whatever the file's layout, it must now say what it said, and the phrasing
+            # where it belongs: nothing else moved, nothing lost.
+            keys = [section, key] if speaker is None else [section, key, "answers", speaker]
+            if tomllib.loads(text) != with_phrasing(before, keys, phrasing):
+                raise ValueError("it would be written somewhere else")
         except (ValueError, TOMLKitError) as error:  # e.g. a table inside an inline table
             raise CareerbotError(
                 f"{path}: cannot add the phrasing under {section}.{key[:100]!r} ({error}); "
-                "write that entry as a table of its own, not an inline table"
+                'write that entry as a table of its own, [section."key"], and try again'
             ) from None
-        replace(path, tomlkit.dumps(document))
+        replace(path, text)
     finally:
         os.close(folder)  # and with it the lock
     return True
+
+
+def with_phrasing(data: dict[str, Any], keys: list[str], phrasing: str) -> dict[str, Any]:
+    """The plain data of a metadata file with the phrasing added under the keys."""
+    data = copy.deepcopy(data)
+    table = data
+    for name in keys:
+        table = table.setdefault(name, {})
+    table.setdefault("phrasings", []).append(phrasing)
+    return data
 
 
 def replace(path: Path, text: str) -> None:
