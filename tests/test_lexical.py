@@ -63,6 +63,9 @@ BAD_SYNONYMS = {
         r"synonyms\.toml: synonym '' must start and end with a word character .*\\b",
     ),
     "key ending in a symbol": ('[synonyms]\n"C++" = ["c plus plus"]', r"synonym 'C\+\+' must"),
+    "a key whose capital is two letters": ('[synonyms]\n"ß" = ["x"]', r"synonym 'ß' holds a"),
+    "a key whose capital has another small letter": ('[synonyms]\n"ı" = ["x"]', r"'ı' holds a"),
+    "a misspelt table": ('[synonym]\nML = ["machine learning"]', r"\[synonym\]: unknown table"),
     "key twice, case aside": (
         '[synonyms]\nML = ["machine learning"]\nml = ["markup language"]',
         r"synonym 'ml' is listed twice",
@@ -87,6 +90,14 @@ def test_a_synonyms_table_from_elsewhere_is_checked_the_same_way() -> None:
     for bad in ({"": ["x"]}, {"ML": "machine learning"}, ["ML"], {"ML": [None]}):
         with pytest.raises(CareerbotError, match=r"^manifest: synonym"):
             Synonyms.checked(bad, "manifest")
+
+
+def test_an_abbreviation_matched_in_a_case_that_does_not_map_back_stays_as_written() -> None:
+    # "K" (the Kelvin sign) matches "k" in any case; its own lower case is "k" too. Were a
+    # match ever not found on lookup, the text keeps it rather than failing.
+    synonyms = Synonyms({"KB": ["knowledge base"]})
+    assert synonyms.expand("a \u212aB question") == "a \u212aB (knowledge base) question"
+    assert synonyms.forms("XYZs") == ["XYZs"]
 
 
 def test_misspelt_words_are_repaired_to_corpus_words_real_words_are_kept(

@@ -72,7 +72,8 @@ class Synonyms:
     def forms(self, abbreviation: str) -> list[str]:
         """The long forms of an abbreviation as the pattern matched it."""
         found = self.table.get(abbreviation.lower())
-        return found if found is not None else self.plurals[abbreviation[:-1].lower()]
+        found = found if found is not None else self.plurals.get(abbreviation[:-1].lower())
+        return found if found is not None else [abbreviation]  # as written, if ever
 
     def __contains__(self, word: str) -> bool:
         """Whether a word, in lower case, is an abbreviation or the plural of one."""
@@ -89,6 +90,15 @@ class Synonyms:
                 raise CareerbotError(
                     f"{where}: synonym {key!r} must start and end with a word character (a "
                     "letter, digit or _), as it is matched between word boundaries (\\b)"
+                )
+            # Matched in any case, then looked up in lower case: each letter must have
+            # one upper and one lower case that map back to each other ("ß" is "SS" in
+            # capitals, and the dotless i (U+0131) matches "I", whose lower case is "i").
+            if not all(len(c.upper()) == 1 and c.upper().lower() == c.lower() for c in key):
+                raise CareerbotError(
+                    f"{where}: synonym {key!r} holds a letter whose capital is not one letter "
+                    "with the same small letter (such as ß or ı); write the abbreviation "
+                    "without it"
                 )
             if key.lower() in seen:
                 raise CareerbotError(f"{where}: synonym {key!r} is listed twice (case aside)")
@@ -109,7 +119,11 @@ class Synonyms:
         path = corpus_dir / SYNONYMS_FILE
         if not path.exists():
             return cls({})
-        return cls.checked(read_toml(path).get("synonyms", {}), str(path))
+        data = read_toml(path)
+        if set(data) - {"synonyms"}:  # [synonym], say: its abbreviations would be lost
+            other = sorted(set(data) - {"synonyms"})[0]
+            raise CareerbotError(f"{path}: [{other[:100]}]: unknown table; expected [synonyms]")
+        return cls.checked(data.get("synonyms", {}), str(path))
 
     def expand(self, text: str) -> str:
         """Text with each abbreviation followed by its long forms: "ML (machine learning)"."""
