@@ -531,3 +531,57 @@ def test_a_metadata_file_without_speakers_leaves_the_labels_as_written(tmp_path:
         ("ada-lovelace", "Ada Lovelace", "")
     ]
     assert [t.phrasings for t in parsed.turns] == [("what drives you",)]
+
+
+def test_a_label_may_open_with_a_capital_of_any_script(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text(
+        "Why?\n\nAda: I do.\n\nÉmile Zola (Médan): I write.\n\nŁukasz: So do I.\n"
+    )
+    parsed = parse_transcript(tmp_path / "qa.txt")
+    assert [(t.speaker.id, t.speaker.name) for t in parsed.turns] == [
+        ("ada", "Ada"),
+        ("émile-zola", "Émile Zola"),
+        ("łukasz", "Łukasz"),
+    ]
+    # A lower-case opening is still no label: "émile: ..." goes on the answer before it.
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n\némile: I write.\n")
+    assert len(parse_transcript(tmp_path / "qa.txt").turns) == 1
+
+
+SPEAKERS_ALIKE = {
+    "names in another script": (
+        "Why?\n\nAda: I do.\n\nBob: So do I.\n",
+        '[speakers.Ada]\nname = "李雷"\n\n[speakers.Bob]\nname = "王芳"\n',
+        None,
+    ),
+    "names alike but for a hyphen": (
+        "Why?\n\nAda: I do.\n\nBob: So do I.\n",
+        '[speakers.Ada]\nname = "Ana-Maria Pop"\n\n[speakers.Bob]\nname = "Ana Maria Pop"\n',
+        "speakers 'Ana-Maria Pop' and 'Ana Maria Pop' would share the id 'ana-maria-pop'",
+    ),
+    "labels alike but for a hyphen": (
+        "Why?\n\nAna-Maria: I do.\n\nAna Maria: So do I.\n",
+        None,
+        "qa.txt:5: 'Ana Maria' and 'Ana-Maria' would be one speaker (id 'ana-maria')",
+    ),
+    "a name of punctuation only": (
+        "Why?\n\nAda: I do.\n",
+        '[speakers.Ada]\nname = "???"\n',
+        "speaker 'Ada': a name needs a letter or digit",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SPEAKERS_ALIKE)
+def test_two_speakers_never_share_an_id(tmp_path: Path, case: str) -> None:
+    transcript, speakers, message = SPEAKERS_ALIKE[case]
+    (tmp_path / "qa.txt").write_text(transcript)
+    if speakers is not None:
+        (tmp_path / "qa.speakers.toml").write_text(speakers)
+    if message is None:
+        parsed = parse_transcript(tmp_path / "qa.txt")
+        assert [(s.id, s.name) for s in parsed.speakers] == [("李雷", "李雷"), ("王芳", "王芳")]
+        return
+    with pytest.raises(CareerbotError) as error:
+        parse_transcript(tmp_path / "qa.txt")
+    assert message in str(error.value) and "\n" not in str(error.value)

@@ -1,6 +1,7 @@
 """Parse one interview transcript into speakers, questions and turns, keeping line numbers."""
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,23 @@ OUTRO_PARAGRAPHS = 3
 MAX_TRANSCRIPT_BYTES = 10 * 1024 * 1024
 # One to four capitalised words, a colon, then the answer: "Chirag: ..." or "Ada Lovelace: ...".
 # A note in brackets may follow the name: "Chirag (Airbnb): ...".
+# A speaker label: one to four words, each opening with a capital (speaker_label()
+# checks that, in any script: Python's re has no class for capitals), an optional note
+# in brackets, and a colon.
 LABEL = re.compile(
-    r"(?P<label>[A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3})(?: \([^()\n]{1,60}\))?:"
+    r"(?P<label>[^\W\d_][\w.'’-]*(?: [^\W\d_][\w.'’-]*){0,3})(?: \([^()\n]{1,60}\))?:"
     r"(?:\s+(?P<rest>.*)|$)",
     re.S,
 )
+
+
+def speaker_label(text: str) -> re.Match[str] | None:
+    """The paragraph's speaker label ("Émile Zola (Acme): I ..."), or None."""
+    found = LABEL.fullmatch(text)
+    words = found["label"].split(" ") if found else []
+    return found if words and all(w[0].isupper() or w[0].istitle() for w in words) else None
+
+
 # A question may have a short lead-in ("Let's talk hiring. What is the process like?").
 QUESTION_WORDS = 25
 FIRST_PERSON = re.compile(
@@ -88,7 +101,9 @@ class Transcript:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """A speaker's id: the name's letters and digits, in any script, in lower case and
+    joined by hyphens ("Chirag Mahapatra" -> chirag-mahapatra)."""
+    return re.sub(r"[\W_]+", "-", unicodedata.normalize("NFKC", text).lower()).strip("-")
 
 
 # What a metadata file may hold: the speakers here, the rest in metadata.py.
@@ -117,6 +132,7 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
     if not isinstance(entries, dict) or not entries:
         raise CareerbotError(f"{path}: expected [speakers.LABEL] tables with a name")
     labels: dict[str, Speaker] = {}
+    by_id: dict[str, Speaker] = {}
     for label, entry in entries.items():
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name.strip():
@@ -137,6 +153,15 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
                 "or text-direction characters"
             )
         speaker = Speaker(id=slug(entry["name"]), name=entry["name"], **fields)
+        if not speaker.id:
+            raise CareerbotError(f"{path}: speaker {label[:100]!r}: a name needs a letter or digit")
+        twin = by_id.setdefault(speaker.id, speaker)
+        if twin is not speaker:
+            raise CareerbotError(
+                f"{path}: speakers {twin.name[:100]!r} and {speaker.name[:100]!r} would share "
+                f"the id {speaker.id[:100]!r}; their names must differ in more than spacing, "
+                "case and punctuation"
+            )
         for key in (label, speaker.name, speaker.name.split()[0]):
             labels.setdefault(key, speaker)
     return labels
@@ -193,7 +218,7 @@ def outro_start(paragraphs: list[Paragraph]) -> int:
     end = len(paragraphs)
     while end > max(0, len(paragraphs) - OUTRO_PARAGRAPHS):
         last = paragraphs[end - 1].text
-        if LABEL.fullmatch(last) or FIRST_PERSON.search(last):
+        if speaker_label(last) or FIRST_PERSON.search(last):
             break
         end -= 1
     return end
@@ -208,9 +233,9 @@ def is_question(paragraph: Paragraph, following: Paragraph | None) -> bool:
     return (
         text.endswith("?")
         and (not INNER_SENTENCE_END.search(text) or len(text.split()) <= QUESTION_WORDS)
-        and LABEL.fullmatch(paragraph.text) is None
+        and speaker_label(paragraph.text) is None
         and following is not None
-        and LABEL.fullmatch(following.text) is not None
+        and speaker_label(following.text) is not None
     )
 
 
@@ -322,7 +347,7 @@ def parse_transcript(
     current: tuple[int, str] | None = None
     for index, paragraph in enumerate(paragraphs):
         following = paragraphs[index + 1] if index + 1 < len(paragraphs) else None
-        label = LABEL.fullmatch(paragraph.text)
+        label = speaker_label(paragraph.text)
         if is_question(paragraph, following):
             questions.append(Question(len(questions) + 1, paragraph.text, paragraph.first_line))
             current = None
@@ -337,7 +362,13 @@ def parse_transcript(
                     f"{where}: unknown speaker {name!r}; {speakers_file(path).name} lists {names}"
                 )
             speaker = known[name] if known is not None else Speaker(slug(name), name, "")
-            speakers.setdefault(speaker.id, speaker)
+            twin = speakers.setdefault(speaker.id, speaker)
+            if twin.name != speaker.name:  # labels as written: "Ana-Maria", "Ana Maria"
+                raise CareerbotError(
+                    f"{where}: {name!r} and {twin.name!r} would be one speaker (id "
+                    f"{speaker.id!r}); write the label the same way each time, or give both "
+                    f"in {speakers_file(path).name}"
+                )
             current = (len(questions), speaker.id)
             rest = (label["rest"] or "").strip()
             first = [Paragraph(rest, paragraph.first_line, paragraph.last_line)] if rest else []
