@@ -599,6 +599,23 @@ def test_a_phrasing_goes_where_it_belongs_in_a_file_of_dotted_keys_or_inline_tab
     assert path.read_text() == after
 
 
+def test_a_transcript_without_a_speakers_file_gets_one_with_the_first_phrasing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda Lovelace: I do.\n")
+    path = tmp_path / "qa.speakers.toml"
+    assert curation.curated(path, "Why?", "how come") is False  # no file: nothing decided
+    assert curation.add_phrasing(path, "questions", "Why?", "how come")
+    assert curation.add_phrasing(path, "questions", "Why?", "for what", "Ada Lovelace")
+    assert curation.curated(path, "Why?", "How come") is True
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    parsed = transcript.parse_transcript(tmp_path / "qa.txt")  # the next build takes it
+    assert parsed.curation.phrasings == {"Why?": ("how come",)}
+    assert [(t.speaker.name, t.phrasings) for t in parsed.turns] == [
+        ("Ada Lovelace", ("for what",))
+    ]
+
+
 def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> None:
     before = speakers_file.read_text()
     assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")

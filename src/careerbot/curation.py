@@ -64,6 +64,10 @@ def metadata_files(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> d
 
 
 def read(path: Path) -> tomlkit.TOMLDocument:
+    """The metadata file, or an empty one when the transcript has none yet (a speakers
+    file is optional; the first phrasing accepted makes it)."""
+    if not path.exists() and not path.is_symlink():
+        return tomlkit.document()
     try:
         return tomlkit.parse(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
     except (TOMLKitError, UnicodeDecodeError) as error:
@@ -238,11 +242,14 @@ def with_phrasing(data: dict[str, Any], keys: list[str], phrasing: str) -> dict[
     return data
 
 
+NEW_FILE_MODE = 0o644  # rw-r--r--, as an editor would make it
+
+
 def replace(path: Path, text: str) -> None:
     """Write text to path atomically, keeping the file's permissions (and following a
     symbolic link to the file it names, rather than replacing the link)."""
     target = path.resolve()
-    mode = stat.S_IMODE(target.stat().st_mode)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else NEW_FILE_MODE
     # Not *.speakers.toml, so a build running meanwhile never reads the temporary file.
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
