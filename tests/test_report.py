@@ -846,16 +846,43 @@ def test_review_of_a_helpful_answer_in_another_transcript_is_not_offered_twice(
     assert "Nothing to review." in capsys.readouterr().out
 
 
+def test_review_refuses_a_phrasing_both_covered_and_not_which_the_build_would_refuse(
+    command: Settings,
+    engine: sa.Engine,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from careerbot.report import Candidate, Pending
+
+    path, asked = metadata(command), "what salary should I expect"
+    (parsed,) = transcript.parse_corpus(command.corpus_dir)
+    questions = [question.text for question in parsed.questions[:2]]
+    # The one question, picked after two different suggestions: proposed for each.
+    pending = [Pending(Candidate(asked, question), path, None) for question in questions]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\nu\npay\n"))
+    cli.review(pending, engine, curation.Claims.of(command.corpus_dir))
+    out = capsys.readouterr().out
+    assert "not added: it asks a covered question" in out and "1 phrasing added" in out
+    assert asked not in tomllib.loads(path.read_text()).get("uncovered", {}).get("pay", {})
+    build_index(command, fake_embedder)  # the file is still one the build takes
+    # And the other way round: a topic's phrasing is not added to a question.
+    claims = curation.Claims.of(command.corpus_dir)
+    assert claims.conflict("uncovered", asked) is not None
+    claims.add("uncovered", "ml pay")
+    assert claims.conflict("questions", "ML  Pay") == "an uncovered topic lists it"
+
+
 def test_an_uncovered_phrasing_that_is_an_interview_question_fails_the_build(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     path = metadata(settings)
     question = "What are some tips for the interview process?"
     path.write_text(path.read_text() + f'\n[uncovered.pay]\nphrasings = ["{question}"]\n')
-    with pytest.raises(
-        CareerbotError, match="is an interview question or a phrasing of one or of an answer"
-    ):
+    with pytest.raises(CareerbotError) as error:
         build_index(settings, fake_embedder)
+    assert str(error.value).startswith(f"{path.name}: [uncovered.pay] lists {question!r}, ")
+    assert "is an interview question or a phrasing of one or of an answer" in str(error.value)
 
 
 def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
-from careerbot.curation import Section, add_phrasing, answer_label, topic_name, valid_topic
+from careerbot.curation import Claims, Section, add_phrasing, answer_label, topic_name, valid_topic
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
 from careerbot.index import build_index, corpus_sha256
@@ -247,7 +247,7 @@ def curate(
             pending, gone = undecided(engine, proposed, answers, corpus, max_bytes)
             for question in gone:
                 warn(gone_warning(question))
-            review(pending, engine)
+            review(pending, engine, Claims.of(corpus, max_bytes))
             return
         made = build_report(engine, embedder, since, answers)
         # What a curator has decided on is proposed no more, in the report as in review.
@@ -262,7 +262,7 @@ def curate(
     print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
 
 
-def review(pending: Sequence[Pending], engine: Engine) -> None:
+def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
     """Offer each proposed phrasing not decided on before (accepted into a metadata file,
     or skipped in an earlier review); write down what is accepted, remember what is not.
     A phrasing proposed by a helpful vote may go to the answer voted for, in the metadata
@@ -298,6 +298,10 @@ def review(pending: Sequence[Pending], engine: Engine) -> None:
                 }
                 connection.execute(upsert(engine, skips, ["phrasing", "question"]), row)
             continue
+        section = "questions" if decision == "answer" else decision[0]
+        if problem := claims.conflict(section, candidate.phrasing):
+            print(f"  not added: {problem}, and the next build would refuse it")
+            continue
         if decision == "answer":
             assert where is not None  # [a] is offered only then
             (helpful, target), question = where, candidate.question
@@ -307,6 +311,7 @@ def review(pending: Sequence[Pending], engine: Engine) -> None:
             target = path
             done = add_phrasing(target, *decision, candidate.phrasing)
         if done:
+            claims.add(section, candidate.phrasing)
             added += 1
             print(f"  added to {target}")
     print(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")

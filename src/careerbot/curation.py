@@ -22,6 +22,8 @@ import stat
 import tempfile
 import tomllib
 from collections.abc import MutableMapping
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +33,13 @@ from tomlkit.items import Comment, InlineTable, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME, phrasing_text, plain
-from careerbot.transcript import MAX_TRANSCRIPT_BYTES, parse_corpus, read_speakers, speakers_file
+from careerbot.transcript import (
+    MAX_TRANSCRIPT_BYTES,
+    covered,
+    parse_corpus,
+    read_speakers,
+    speakers_file,
+)
 
 Section = Literal["questions", "uncovered"]
 # A topic name is a bare TOML key and reads well in /ask's "uncovered": lowercase words
@@ -61,6 +69,32 @@ def metadata_files(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> d
         for asked in transcript.questions:
             found.setdefault(asked.text, path)
     return found
+
+
+@dataclass
+class Claims:
+    """What the corpus's metadata files ask as covered questions and as uncovered topics,
+    as plain() compares texts: the build refuses a text that is both."""
+
+    covered: set[str]
+    uncovered: set[str]
+
+    @classmethod
+    def of(cls, corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> "Claims":
+        transcripts = parse_corpus(corpus_dir, max_bytes)
+        topics = [t.curation.uncovered.values() for t in transcripts]
+        return cls(covered(transcripts), {plain(p) for ts in topics for p in chain(*ts)})
+
+    def conflict(self, section: Section, phrasing: str) -> str | None:
+        """Why the next build would refuse the phrasing added to the section, if it would."""
+        if section == "uncovered" and plain(phrasing) in self.covered:
+            return "it asks a covered question (it is an interview question or a phrasing)"
+        if section == "questions" and plain(phrasing) in self.uncovered:
+            return "an uncovered topic lists it"
+        return None
+
+    def add(self, section: Section, phrasing: str) -> None:
+        (self.uncovered if section == "uncovered" else self.covered).add(plain(phrasing))
 
 
 def read(path: Path) -> tomlkit.TOMLDocument:

@@ -42,7 +42,7 @@ from careerbot.lexical import (
     word_model,
 )
 from careerbot.metadata import plain
-from careerbot.transcript import Speaker, Transcript, parse_corpus
+from careerbot.transcript import Speaker, Transcript, covered, parse_corpus, speakers_file
 from careerbot.version import (
     ANSWER,
     BM25_DIR,
@@ -322,22 +322,16 @@ def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[
     that question unanswerable."""
     phrasings = merged([t.curation.phrasings for t in transcripts])
     uncovered = merged([t.curation.uncovered for t in transcripts])
-    covered = {
-        plain(text)
-        for text in (
-            *(text for q, texts in phrasings.items() for text in (q, *texts)),
-            *(question.text for t in transcripts for question in t.questions),
-            *(text for t in transcripts for turn in t.turns for text in turn.phrasings),
-        )
-    }
-    for name, texts in uncovered.items():
-        for text in texts:
-            if plain(text) in covered:
-                raise CareerbotError(
-                    f"[uncovered.{name}] lists {text[:100]!r}, which is an interview question "
-                    "or a phrasing of one or of an answer; a question cannot be both covered "
-                    "and not"
-                )
+    claimed = covered(transcripts)
+    for transcript in transcripts:
+        for name, texts in transcript.curation.uncovered.items():
+            for text in texts:
+                if plain(text) in claimed:
+                    raise CareerbotError(
+                        f"{speakers_file(Path(transcript.document)).name}: [uncovered.{name}] "
+                        f"lists {text[:100]!r}, which is an interview question or a phrasing "
+                        "of one or of an answer; a question cannot be both covered and not"
+                    )
     return phrasings, uncovered
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from careerbot import CareerbotError, read_limited
-from careerbot.metadata import Curation, Interview, curation_from, interview_from, read_toml
+from careerbot.metadata import (
+    Curation,
+    Interview,
+    curation_from,
+    interview_from,
+    plain,
+    read_toml,
+)
 
 END_MARKER = "---"
 # Without an end marker, at most this many trailing paragraphs can be an editor's outro.
@@ -432,3 +439,21 @@ def parse_corpus(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> lis
     if not paths:
         raise CareerbotError(f"no transcripts (*.txt) in {corpus_dir}")
     return [parse_transcript(path, f"{corpus_dir.name}/{path.name}", max_bytes) for path in paths]
+
+
+def covered(transcripts: list[Transcript]) -> set[str]:
+    """Every text that asks a covered question (as plain() compares them): the interview
+    questions, their phrasings and their answers'. No uncovered topic may list one."""
+    return {
+        plain(text)
+        for text in (
+            *(
+                text
+                for t in transcripts
+                for q, texts in t.curation.phrasings.items()
+                for text in (q, *texts)
+            ),
+            *(question.text for t in transcripts for question in t.questions),
+            *(text for t in transcripts for turn in t.turns for text in turn.phrasings),
+        )
+    }
