@@ -1,6 +1,7 @@
 import json
 import os
 import runpy
+import shlex
 import shutil
 import socket
 import subprocess
@@ -283,3 +284,34 @@ def test_eval_wraps_the_questions_in_chatter_when_asked(
     assert "in-domain 1" in out and "Greetings from Lisbon." in out  # the wrapped miss
     assert cli.main(["eval", str(cases), *dirs(settings)]) == 0
     assert "Lisbon" not in capsys.readouterr().out
+
+
+def test_output_cut_short_by_its_reader_is_no_error() -> None:
+    # `careerbot report | head -1`: the reader closes the pipe long before the end.
+    script = (
+        "import sys\nfrom careerbot import cli\n"
+        "cli.run = lambda args: [print('line ' * 20) for _ in range(100_000)]\n"
+        "sys.exit(cli.main(['build']))\n"
+    )
+    shell = f"{sys.executable} -c {shlex.quote(script)} | head -1; echo rc=${{PIPESTATUS[0]}}"
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["line " * 20, "rc=141"]
+    assert done.stderr == ""
+
+
+def test_what_a_terminal_would_act_on_is_never_printed(
+    tmp_path: Path, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "qa.txt").write_text(
+        "How do I start in\x1b]0;PWNED\x07 data work?\n\n"
+        "Ada: I began \x1b[2Jwith a small project\u202e, and a\x00 lot of reading.\n"
+    )
+    index = ["--corpus-dir", str(corpus), "--index-dir", str(tmp_path / "index")]
+    assert cli.main(["ask", "how do I start in data work", *index]) == 0
+    out = capsys.readouterr().out
+    assert "with a small project" in out and "\ufffd[2J" in out
+    assert not any(c in out for c in "\x1b\x07\x00\u202e")
+    assert cli.terminal("a\tb\nc\rd\x9b") == "a\tb\nc\ufffdd\ufffd"
+    assert cli.terminal("a\nb", one_line=True) == "a\ufffdb"

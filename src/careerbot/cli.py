@@ -3,6 +3,9 @@
 import argparse
 import json
 import logging
+import os
+import re
+import signal
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -153,33 +156,50 @@ def corpus_changed(settings: Settings, index: LoadedIndex) -> bool:
     return digest != index.manifest.corpus_sha256
 
 
+# What a transcript, a file name or a log may hold that a terminal would act on: control
+# characters (escape sequences, a bell, a carriage return) and text-direction overrides.
+UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal(text: str, one_line: bool = False) -> str:
+    """Text as safe to print: what a terminal would act on shown as U+FFFD; a message
+    meant to be one line kept on one line."""
+    text = UNSAFE.sub("\ufffd", text)
+    return text.replace("\n", "\ufffd") if one_line else text
+
+
+def say(text: str = "") -> None:
+    print(terminal(text))
+
+
 def warn(problem: str) -> None:
-    print(f"careerbot: warning: {problem}", file=sys.stderr)
+    print(f"careerbot: warning: {terminal(problem, one_line=True)}", file=sys.stderr)
 
 
 def show(result: Result) -> None:
+    """An answer as `careerbot ask` prints it; the transcript's text is shown safe."""
     if result.uncovered:
-        print(f"The interviews do not talk about that ({result.uncovered}).")
+        say(f"The interviews do not talk about that ({result.uncovered}).")
     elif not result.answered:
-        print("No answer in the interviews for that question.")
+        say("No answer in the interviews for that question.")
     if result.suggestions:
-        print("The interview questions nearest to it:")
+        say("The interview questions nearest to it:")
         for question in result.suggestions:
-            print(f"   - {question}")
+            say(f"   - {question}")
     for rank, hit in enumerate(result.answers, start=1):
         speaker = hit.answer["speaker"]
         role = f", {speaker['role']}" if speaker["role"] else ""
         source = hit.passage["source"]
-        print(f"{rank}. {speaker['name']}{role}  (score {hit.score:.2f})")
-        print(f"   Asked: {hit.answer['question']}")
+        say(f"{rank}. {speaker['name']}{role}  (score {hit.score:.2f})")
+        say(f"   Asked: {hit.answer['question']}")
         for number, paragraph in enumerate(hit.passage["text"].split("\n\n")):
             if number:
-                print("   >")  # between paragraphs
-            print(textwrap.indent(textwrap.fill(paragraph, 88), "   > "))
+                say("   >")  # between paragraphs
+            say(textwrap.indent(textwrap.fill(paragraph, 88), "   > "))
         first, last = source["lines"]
         lines = f"line {first}" if first == last else f"lines {first}-{last}"
-        print(f"   Source: {source['document']}, {lines}")
-        print()
+        say(f"   Source: {source['document']}, {lines}")
+        say()
 
 
 def run(args: argparse.Namespace) -> None:
@@ -259,7 +279,10 @@ def curate(
     for warning in [*warnings, left_out_warning(made.left_out, of)]:
         if warning:
             warn(warning)
-    print(json.dumps(made.to_json(), indent=2, ensure_ascii=False) if as_json else render(made))
+    if as_json:
+        print(json.dumps(made.to_json(), indent=2, ensure_ascii=False))
+    else:
+        say(render(made))
 
 
 def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
@@ -410,10 +433,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args)
     except CareerbotError as error:
-        print(f"careerbot: error: {error}", file=sys.stderr)
+        print(f"careerbot: error: {terminal(str(error), one_line=True)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `careerbot report | head`: the reader has all it wanted
+        # Output still buffered would fail again at exit: send it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as error:  # the file system refused something: say what, not where
-        print(f"careerbot: error: {error}", file=sys.stderr)
+        print(f"careerbot: error: {terminal(str(error), one_line=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
