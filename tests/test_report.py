@@ -389,6 +389,19 @@ def test_review_writes_an_accepted_phrasing_keeping_comments_and_layout(
     assert written.startswith(NOTE)
 
 
+def test_review_says_what_an_answer_that_is_no_choice_was_and_when_nothing_was_added(
+    command: Settings,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert review(command, monkeypatch, "x\nyes\nn\nq\n") == 0
+    out = capsys.readouterr().out
+    assert out.count("is not a choice; type one of y, n, u, q") == 2
+    assert "'x' is not a choice" in out and "'yes' is not a choice" in out
+    assert out.rstrip().endswith("No phrasing added.") and "rebuild" not in out
+
+
 def test_review_offers_nothing_decided_before_accepted_or_skipped(
     command: Settings,
     seeded: Seeded,

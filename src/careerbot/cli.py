@@ -337,6 +337,9 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
             claims.add(section, candidate.phrasing)
             added += 1
             print(f"  added to {target}")
+    if not added:
+        print("\nNo phrasing added.")
+        return
     print(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")
 
 
@@ -358,8 +361,12 @@ def decide(
                 return "answer"
             if answer in ("n", "q"):
                 return "skip" if answer == "n" else None
-            if answer == "u" and (named := ask_topic(topic)) is not None:
-                return "uncovered", named
+            if answer == "u":
+                if (named := ask_topic(topic)) is not None:
+                    return "uncovered", named
+                continue
+            letters = ", ".join(c for c in CHOICES if for_answer or c != "a")
+            print(f"  {answer[:20]!r} is not a choice; type one of {letters}")
     except EOFError:
         return None
 
