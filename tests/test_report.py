@@ -629,6 +629,28 @@ def test_a_transcript_without_a_speakers_file_gets_one_with_the_first_phrasing(
     ]
 
 
+def test_a_phrasing_keeps_the_files_line_endings_and_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    path = tmp_path / "qa.speakers.toml"
+    path.write_bytes(b'\xef\xbb\xbf[speakers.Ada]\r\nname = "Ada"\r\n')
+    assert transcript.parse_transcript(tmp_path / "qa.txt").speakers[0].name == "Ada"
+    assert curation.add_phrasing(path, "questions", "Why?", "how come")
+    written = path.read_bytes()
+    assert written.startswith(b"\xef\xbb\xbf[speakers.Ada]\r\n")
+    assert written.count(b"\n") == written.count(b"\r\n") > 2  # no line ends in \n alone
+    assert transcript.parse_transcript(tmp_path / "qa.txt").curation.phrasings == {
+        "Why?": ("how come",)
+    }
+
+
+def test_a_read_only_file_is_not_rewritten(speakers_file: Path) -> None:
+    before = speakers_file.read_text()
+    speakers_file.chmod(0o444)
+    with pytest.raises(CareerbotError, match="the file is read-only; make it writable"):
+        curation.add_phrasing(speakers_file, "questions", "What is it like?", "and then")
+    assert speakers_file.read_text() == before
+
+
 def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> None:
     before = speakers_file.read_text()
     assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")

@@ -97,14 +97,25 @@ class Claims:
         (self.uncovered if section == "uncovered" else self.covered).add(plain(phrasing))
 
 
-def read(path: Path) -> tomlkit.TOMLDocument:
-    """The metadata file, or an empty one when the transcript has none yet (a speakers
-    file is optional; the first phrasing accepted makes it)."""
+BOM = "\ufeff"
+
+
+def read_text(path: Path) -> str:
+    """The metadata file's text ("" when the transcript has none yet: a speakers file is
+    optional, and the first phrasing accepted makes it)."""
     if not path.exists() and not path.is_symlink():
-        return tomlkit.document()
+        return ""
     try:
-        return tomlkit.parse(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
-    except (TOMLKitError, UnicodeDecodeError) as error:
+        return read_limited(path, SMALL_FILE_BYTES).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CareerbotError(f"{path}: {error}") from None
+
+
+def read(path: Path, text: str | None = None) -> tomlkit.TOMLDocument:
+    """The metadata file (or `text`, read from it) as tomlkit reads it."""
+    try:
+        return tomlkit.parse((read_text(path) if text is None else text).removeprefix(BOM))
+    except TOMLKitError as error:
         raise CareerbotError(f"{path}: {error}") from None
 
 
@@ -241,7 +252,10 @@ def add_phrasing(
     folder = os.open(path.resolve().parent, os.O_RDONLY)
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
-        document = read(path)
+        raw = read_text(path)
+        if path.exists() and not path.stat().st_mode & stat.S_IWUSR:  # as root too
+            raise CareerbotError(f"{path}: the file is read-only; make it writable to add to it")
+        document = read(path, raw)
         before = document.unwrap()
         try:
             phrasings = phrasings_of(path, document, section, key, create=True, speaker=speaker)
@@ -250,10 +264,13 @@ def add_phrasing(
                 return False
             phrasings.append(phrasing)
             text = tomlkit.dumps(document)
+            if "\r\n" in raw:  # new lines end as the file's others do
+                text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+            text = BOM + text if raw.startswith(BOM) else text
             # Whatever the file's layout, it must now say what it said, and the phrasing
             # where it belongs: nothing else moved, nothing lost.
             keys = [section, key] if speaker is None else [section, key, "answers", speaker]
-            if tomllib.loads(text) != with_phrasing(before, keys, phrasing):
+            if tomllib.loads(text.removeprefix(BOM)) != with_phrasing(before, keys, phrasing):
                 raise ValueError("it would be written somewhere else")
         except (ValueError, TOMLKitError) as error:  # e.g. a table inside an inline table
             raise CareerbotError(

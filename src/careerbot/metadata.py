@@ -74,7 +74,8 @@ def plain(text: str) -> str:
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8"))
+        # A byte-order mark, as some editors write one, is no part of the TOML.
+        return tomllib.loads(read_limited(path, SMALL_FILE_BYTES).decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise CareerbotError(f"{path}: {error}") from None
     except RecursionError:
