@@ -984,3 +984,21 @@ def test_the_answers_of_a_transcript_without_phrasings_for_each_question_are_pla
     assert unphrased and unphrased[-1] == len(documents) - 1
     (span,) = index.manifest.plain
     assert (span.first, span.end) == (unphrased[0], unphrased[-1] + 1)
+
+
+def test_a_pointer_left_by_a_killed_build_is_removed_by_the_next(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    stale = settings.index_dir / ".CURRENT-999999999"  # no such process
+    stale.write_text(built.name)
+    summary = build_index(settings, fake_embedder)
+    assert not stale.exists()
+    assert served_version(settings.index_dir) == summary.index_dir
+
+
+def test_a_speakers_file_beside_no_transcript_is_a_warning(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    (settings.corpus_dir / "gone.speakers.toml").write_text('[speakers.A]\nname = "A"\n')
+    warning = f"{settings.corpus_dir.name}/gone.speakers.toml: no transcript gone.txt beside it"
+    assert f"{warning} reads it" in build_index(settings, fake_embedder).warnings

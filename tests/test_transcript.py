@@ -585,3 +585,10 @@ def test_two_speakers_never_share_an_id(tmp_path: Path, case: str) -> None:
     with pytest.raises(CareerbotError) as error:
         parse_transcript(tmp_path / "qa.txt")
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_lines_ended_by_cr_alone_are_lines(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_bytes(b"Intro.\r\rWhy?\r\rAda: I do.\rStill me.\r")
+    parsed = parse_transcript(tmp_path / "qa.txt")
+    assert [(q.text, q.line) for q in parsed.questions] == [("Why?", 3)]
+    assert [p.text for p in parsed.turns[0].paragraphs] == ["I do. Still me."]

@@ -231,6 +231,9 @@ def clean_up(index_dir: Path) -> list[str]:
         else:
             doomed.append(folder)
     doomed += good[: max(0, len(good) - (KEEP_VERSIONS - (current is not None)))]
+    # A build killed before it swapped the pointer left its new pointer (.CURRENT-<pid>).
+    pointers = index_dir.glob(f".{POINTER}-*")
+    doomed += [p for p in pointers if left_by_dead_writer(p.name, f".{POINTER}-")]
     problems = []
     for folder in doomed:
         try:
@@ -474,12 +477,24 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         time.perf_counter() - started,
         (
             *(warning for transcript in transcripts for warning in transcript.warnings),
+            *orphans(settings.corpus_dir),
             *partly_phrased,
             *([problem] if problem else []),
             *clean_up(settings.index_dir),
         ),
         len(passages) - sum(1 for i in missing if i < len(passages)),
     )
+
+
+def orphans(corpus_dir: Path) -> list[str]:
+    """A speakers file beside no transcript (renamed, or its transcript removed): read by
+    nothing, which its curator should know."""
+    found = []
+    for path in sorted(corpus_dir.glob("*.speakers.toml")):
+        text = path.name.removesuffix(".speakers.toml") + ".txt"
+        if not (corpus_dir / text).exists():
+            found.append(f"{corpus_dir.name}/{path.name}: no transcript {text} beside it reads it")
+    return found
 
 
 def version_files(

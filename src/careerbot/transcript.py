@@ -187,6 +187,8 @@ def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
         ) from None
     # Lines end at "\n" only, as editors and grep count them: splitlines() would also
     # break at form feeds and Unicode separators and shift every line number after.
+    if "\r" in text and "\n" not in text:  # lines ended by CR alone (classic Mac OS)
+        text = text.replace("\r", "\n")
     return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
 
 
