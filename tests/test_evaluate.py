@@ -48,6 +48,25 @@ def test_figures_count_hits_misses_evidence_and_rejections(
     assert any(m.startswith("wrong top-1 (rank None): 'titanic project'") for m in misses)
     assert any(m.startswith("off-topic answered: 'titanic resume'") for m in misses)
     assert "top-1 0.667" in str(report)
+    # The third line's speaker "x" answers nothing: said first, as no answer can be right.
+    assert (
+        misses[0]
+        == f"not in the index: {tmp_path / 'set.jsonl'}:3 expects {TIPS.casefold()!r} by 'x'"
+    )
+    assert sum(m.startswith("not in the index") for m in misses) == 1
+
+
+def test_a_set_without_evidence_shows_no_evidence_figure(
+    tmp_path: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    build_index(settings, fake_embedder)
+    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder, 0.05)
+    tips = {"question": TIPS, "speaker": "shubhankar-jain"}  # an id serves as well as a name
+    cases = read_cases(
+        write(tmp_path / "set.jsonl", [{"question": "titanic project resume", "expect": [tips]}])
+    )
+    report = evaluate(searcher, cases)
+    assert "evidence@1 -" in str(report) and not report.unknown
 
 
 def test_a_malformed_line_is_refused_naming_it(tmp_path: Path) -> None:

@@ -106,6 +106,9 @@ class Outcome:
 @dataclass(frozen=True)
 class Report:
     outcomes: list[Outcome]
+    # Expected answers the index does not hold (a typo in a label, or a transcript not
+    # in the corpus): such a question can never be right, which the reader should know.
+    unknown: tuple[str, ...] = ()
 
     @property
     def in_domain(self) -> list[Outcome]:
@@ -127,7 +130,7 @@ class Report:
         }
 
     def misses(self) -> list[str]:
-        lines = []
+        lines = list(self.unknown)
         for o in self.outcomes:
             got = (
                 f"{o.hits[0].answer['speaker']['name']} on {o.hits[0].answer['question']!r} "
@@ -149,6 +152,8 @@ class Report:
         f = {k: f"{v:.3f}" for k, v in self.figures().items()}
         if not self.in_domain:  # a set of off-topic questions only: in-domain figures are moot
             f.update(top1="-", mrr3="-", evidence1="-", false_rejection="-")
+        if not any(o.case.evidence for o in self.in_domain):
+            f["evidence1"] = "-"
         if not self.off_topic:
             f["offtopic_rejected"] = "-"
         return (
@@ -165,4 +170,16 @@ def share(flags: Iterable[bool]) -> float:
 
 
 def evaluate(searcher: Searcher, cases: list[Case]) -> Report:
-    return Report([Outcome(case, searcher.ask(case.question, 3).answers) for case in cases])
+    held = {
+        (answer["question"].casefold(), answer["speaker"][name].casefold())
+        for answer in searcher.index.answers
+        for name in ("name", "id")
+    }
+    unknown = dict.fromkeys(
+        f"not in the index: {case.where} expects {question!r} by {speaker!r}"
+        for case in cases
+        for question, speaker in sorted(case.expect)
+        if (question, speaker) not in held
+    )
+    outcomes = [Outcome(case, searcher.ask(case.question, 3).answers) for case in cases]
+    return Report(outcomes, tuple(unknown))
