@@ -147,7 +147,7 @@ def test_ask_rebuilds_when_the_corpus_changed(
     "args, message",
     [
         (["ask", "hi", "--speaker", "Mallory"], "unknown speaker 'Mallory'; known speakers: "),
-        (["ask", "hi", "--top-k", "11"], "invalid settings: top_k: Input should be less than"),
+        (["ask", "hi", "--top-k", "11"], "invalid settings: --top-k: must be at most 10"),
         (["ask", " \n "], "the question is empty; e.g. careerbot ask"),
         (["eval", "x.jsonl", "--chatter-lines", "0"], "--chatter-lines must be 1 to 20"),
         (["eval", "x.jsonl", "--chatter-lines", "21"], "--chatter-lines must be 1 to 20"),
@@ -164,6 +164,33 @@ def test_bad_input_is_one_error_line_and_exit_2(
     assert cli.main([*args, *dirs(settings)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"careerbot: error: {message}")
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("MIN_SCORE", "high", "CAREERBOT_MIN_SCORE: must be a number"),
+        ("RATE_LIMIT_PER_MINUTE", "1.5", "CAREERBOT_RATE_LIMIT_PER_MINUTE: must be a whole number"),
+        ("WORKERS", "-1", "CAREERBOT_WORKERS: must be at least 1"),
+        ("QUESTION_LOG", "maybe", "CAREERBOT_QUESTION_LOG: must be 'full', 'redacted' or 'off'"),
+        ("ADMIN_TOKEN", "short", "CAREERBOT_ADMIN_TOKEN: must be at least 16 visible ASCII"),
+        ("CORS_ORIGINS", "example.org", "CAREERBOT_CORS_ORIGINS: 'example.org' is not an origin"),
+        ("CORS_ORIGINS", "https://a.example/", "'https://a.example/' is not an origin like"),
+    ],
+)
+def test_a_bad_setting_is_named_as_it_was_given_with_its_rule(
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(f"CAREERBOT_{variable}", value)
+    assert cli.main(["ask", "hi", *dirs(settings)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert err[0].startswith("careerbot: error: invalid settings: CAREERBOT_")
 
 
 def test_ask_with_no_answer_offers_the_nearest_interview_questions(

@@ -8,10 +8,10 @@ import re
 import signal
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.curation import Claims, Section, add_phrasing, answer_label, topic_name, valid_topic
 from careerbot.embedding import Embedder, load_embedder
+from careerbot.errors import BOUNDS
 from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
 from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
@@ -101,10 +102,40 @@ def settings_from(args: argparse.Namespace) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(setting_problem(e, overrides) for e in error.errors())
         raise CareerbotError(f"invalid settings: {problems}") from None
+
+
+# pydantic's words for what a setting's value must be, in the API's (errors.py) words.
+SETTING_RULES = {
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "finite_number": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "int_type": "must be a whole number",
+    "bool_parsing": "must be true or false",
+    "path_type": "must be a path",
+}
+
+
+def setting_problem(error: Any, options: Mapping[str, object]) -> str:
+    """A setting's problem, naming it as it was given (--top-k, or CAREERBOT_TOP_K)."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field in options:
+        name = f"--{field.replace('_', '-')}"
+    else:
+        name = f"CAREERBOT_{field.upper()}" if field else "settings"
+    kind, context = error["type"], error.get("ctx", {})
+    if kind == "value_error":
+        rule = str(context["error"])
+    elif kind == "literal_error":
+        rule = f"must be {context['expected']}"
+    elif kind in BOUNDS:
+        rule = BOUNDS[kind](context)
+    else:
+        rule = SETTING_RULES.get(kind, str(error["msg"]))
+    return f"{name}: {rule}"
 
 
 def build(settings: Settings, embedder: Embedder) -> None:

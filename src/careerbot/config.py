@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 HNSW_FROM = 50_000
 MIN_TOKEN_CHARS = 16
+# An origin as browsers send it in the Origin header: scheme, host, optional port.
+ORIGIN = re.compile(
+    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+)
 
 
 class Settings(BaseSettings):
@@ -82,6 +86,19 @@ class Settings(BaseSettings):
                 single = network.num_addresses == 1
                 networks.append(str(network.network_address) if single else str(network))
         return ", ".join(networks)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def web_origins(cls, value: str) -> str:
+        """Each an origin as a browser sends it: http(s)://host[:port], nothing after; any
+        other never matches, so a typo would silently shut the widget out."""
+        for item in (item.strip() for item in value.split(",")):
+            if item and not ORIGIN.fullmatch(item):
+                raise ValueError(
+                    f"{item[:60]!r} is not an origin like https://www.example.org (a scheme, "
+                    "a host, maybe a port; no path or trailing slash)"
+                )
+        return value
 
     @model_validator(mode="after")
     def forkable_encoder(self) -> "Settings":
