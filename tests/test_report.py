@@ -651,6 +651,33 @@ def test_a_read_only_file_is_not_rewritten(speakers_file: Path) -> None:
     assert speakers_file.read_text() == before
 
 
+LAYOUTS = {
+    "an answer's table last, then a commented section": (
+        '[questions."Q?".answers.Ada]\nphrasings = ["a"]\n\n# Not covered.\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+        '[questions."Q?".answers.Ada]\nphrasings = ["a"]\n\n'
+        '[questions."R?"]\nphrasings = ["c"]\n\n# Not covered.\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
+    "a headed [questions] of dotted keys": (
+        '[questions]\n"Q?".phrasings = ["a"]\n\n[uncovered.pay]\nphrasings = ["s"]\n',
+        '[questions]\n"Q?".phrasings = ["a"]\n\n[questions."R?"]\nphrasings = ["c"]\n\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LAYOUTS)
+def test_a_new_question_goes_after_the_last_and_before_the_next_sections_comments(
+    tmp_path: Path, case: str
+) -> None:
+    before, after = LAYOUTS[case]
+    path = tmp_path / "qa.speakers.toml"
+    path.write_text(before)
+    assert curation.add_phrasing(path, "questions", "R?", "c")
+    assert path.read_text() == after
+
+
 def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> None:
     before = speakers_file.read_text()
     assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")

@@ -149,7 +149,7 @@ def phrasings_of(
             if last:
                 entry["phrasings"] = tomlkit.array()
             if last and isinstance(entry, Table) and isinstance(table, Table) and table.value:
-                follow(table.value.body[-1][1], entry)
+                follow(table, entry)
             table[name] = entry
         if not isinstance(entry, MutableMapping):
             raise CareerbotError(f"{path}: {where(depth)} must be a table")
@@ -171,13 +171,15 @@ def dotted(table: MutableMapping[str, Any], name: str) -> bool:
     return any(key is not None and key.key == name and key.is_dotted() for key, _ in body)
 
 
-def follow(previous: object, new: Table) -> None:
-    """Place the new table right after the previous one, as the editor would: tomlkit
+def follow(parent: Table, new: Table) -> None:
+    """Place the new table right after the parent's last one, as the editor would: tomlkit
     keeps the blank lines and comments that come after a table (often the heading of the
-    next section) as its end, so they move to the new table's end, and the new table gets
+    next section) as the end of the last table within it ([questions."...".answers.Chirag])
+    or of the parent itself, so they move to the new table's end, and the new table gets
     the same blank lines before it as the next one had."""
-    if not isinstance(previous, Table):
-        return
+    previous = parent
+    while previous.value.body and isinstance(previous.value.body[-1][1], Table):
+        previous = previous.value.body[-1][1]
     body = previous.value.body
     end = len(body)
     while end and body[end - 1][0] is None and isinstance(body[end - 1][1], Whitespace | Comment):
