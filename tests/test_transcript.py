@@ -592,3 +592,15 @@ def test_lines_ended_by_cr_alone_are_lines(tmp_path: Path) -> None:
     parsed = parse_transcript(tmp_path / "qa.txt")
     assert [(q.text, q.line) for q in parsed.questions] == [("Why?", 3)]
     assert [p.text for p in parsed.turns[0].paragraphs] == ["I do. Still me."]
+
+
+def test_a_corpus_given_as_dot_is_named_by_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "talks"
+    corpus.mkdir()
+    (corpus / "qa.txt").write_text("Why?\n\nAda: I do.\n")
+    monkeypatch.chdir(corpus)
+    assert [t.document for t in parse_corpus(Path("."))] == ["talks/qa.txt"]
+    monkeypatch.chdir(tmp_path / "talks")
+    assert [t.document for t in parse_corpus(Path("../talks"))] == ["talks/qa.txt"]

@@ -42,7 +42,14 @@ from careerbot.lexical import (
     word_model,
 )
 from careerbot.metadata import plain
-from careerbot.transcript import Speaker, Transcript, covered, parse_corpus, speakers_file
+from careerbot.transcript import (
+    Speaker,
+    Transcript,
+    covered,
+    document_name,
+    parse_corpus,
+    speakers_file,
+)
 from careerbot.version import (
     ANSWER,
     BM25_DIR,
@@ -493,7 +500,9 @@ def orphans(corpus_dir: Path) -> list[str]:
     for path in sorted(corpus_dir.glob("*.speakers.toml")):
         text = path.name.removesuffix(".speakers.toml") + ".txt"
         if not (corpus_dir / text).exists():
-            found.append(f"{corpus_dir.name}/{path.name}: no transcript {text} beside it reads it")
+            found.append(
+                f"{document_name(corpus_dir, path)}: no transcript {text} beside it reads it"
+            )
     return found
 
 

@@ -1,5 +1,6 @@
 """Parse one interview transcript into speakers, questions and turns, keeping line numbers."""
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -440,7 +441,13 @@ def parse_corpus(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> lis
     paths = sorted(corpus_dir.glob("*.txt"))
     if not paths:
         raise CareerbotError(f"no transcripts (*.txt) in {corpus_dir}")
-    return [parse_transcript(path, f"{corpus_dir.name}/{path.name}", max_bytes) for path in paths]
+    return [parse_transcript(path, document_name(corpus_dir, path), max_bytes) for path in paths]
+
+
+def document_name(corpus_dir: Path, path: Path) -> str:
+    """A file of the corpus as sources name it: "corpus/qa.txt", the folder's own name
+    even when it is given as "." or "../corpus"."""
+    return f"{os.path.basename(os.path.abspath(corpus_dir))}/{path.name}"
 
 
 def covered(transcripts: list[Transcript]) -> set[str]:
