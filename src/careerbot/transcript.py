@@ -109,9 +109,12 @@ class Transcript:
 
 
 def slug(text: str) -> str:
-    """A speaker's id: the name's letters and digits, in any script, in lower case and
-    joined by hyphens ("Chirag Mahapatra" -> chirag-mahapatra)."""
-    return re.sub(r"[\W_]+", "-", unicodedata.normalize("NFKC", text).lower()).strip("-")
+    """A speaker's id: the name's letters, marks (a vowel sign, an accent) and digits, in
+    any script, in lower case and joined by hyphens ("Chirag Mahapatra" ->
+    chirag-mahapatra, "सीता" -> सीता)."""
+    lowered = unicodedata.normalize("NFKC", text).lower()
+    kept = "".join(c if unicodedata.category(c)[0] in "LMN" else " " for c in lowered)
+    return "-".join(kept.split())
 
 
 # What a metadata file may hold: the speakers here, the rest in metadata.py.
@@ -163,8 +166,9 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
         speaker = Speaker(id=slug(entry["name"]), name=entry["name"], **fields)
         if not speaker.id:
             raise CareerbotError(f"{path}: speaker {label[:100]!r}: a name needs a letter or digit")
+        # One person may have several labels (Chirag, CM): one name, one speaker.
         twin = by_id.setdefault(speaker.id, speaker)
-        if twin is not speaker:
+        if twin.name != speaker.name:
             raise CareerbotError(
                 f"{path}: speakers {twin.name[:100]!r} and {speaker.name[:100]!r} would share "
                 f"the id {speaker.id[:100]!r}; their names must differ in more than spacing, "
