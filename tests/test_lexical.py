@@ -65,6 +65,7 @@ BAD_SYNONYMS = {
     "key ending in a symbol": ('[synonyms]\n"C++" = ["c plus plus"]', r"synonym 'C\+\+' must"),
     "a key whose capital is two letters": ('[synonyms]\n"ß" = ["x"]', r"synonym 'ß' holds a"),
     "a key whose capital has another small letter": ('[synonyms]\n"ı" = ["x"]', r"'ı' holds a"),
+    "a key whose small letter is two letters": ('[synonyms]\n"A\u0130" = ["x"]', r"holds a"),
     "a misspelt table": ('[synonym]\nML = ["machine learning"]', r"\[synonym\]: unknown table"),
     "key twice, case aside": (
         '[synonyms]\nML = ["machine learning"]\nml = ["markup language"]',
@@ -97,7 +98,10 @@ def test_an_abbreviation_matched_in_a_case_that_does_not_map_back_stays_as_writt
     # match ever not found on lookup, the text keeps it rather than failing.
     synonyms = Synonyms({"KB": ["knowledge base"]})
     assert synonyms.expand("a \u212aB question") == "a \u212aB (knowledge base) question"
-    assert synonyms.forms("XYZs") == ["XYZs"]
+    assert synonyms.forms("XYZs") is None
+    assert Synonyms({"k8s": ["kubernetes"]}).expand("k8\u017f on a laptop") == (
+        "k8\u017f (kubernetes) on a laptop"
+    )
 
 
 def test_misspelt_words_are_repaired_to_corpus_words_real_words_are_kept(

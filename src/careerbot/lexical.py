@@ -69,11 +69,17 @@ class Synonyms:
         either += [rf"\b{re.escape(key.upper())}s\b" for key in plurals]
         self.pattern = re.compile("|".join(either)) if keys else None
 
-    def forms(self, abbreviation: str) -> list[str]:
-        """The long forms of an abbreviation as the pattern matched it."""
-        found = self.table.get(abbreviation.lower())
-        found = found if found is not None else self.plurals.get(abbreviation[:-1].lower())
-        return found if found is not None else [abbreviation]  # as written, if ever
+    def forms(self, abbreviation: str) -> list[str] | None:
+        """The long forms of an abbreviation as the pattern matched it. Matched in any
+        case, it may hold a letter that only case-folds to the key's (the long s for s);
+        None for a match that is no abbreviation after all."""
+        for written in (abbreviation.lower(), abbreviation.casefold()):
+            found = self.table.get(written)
+            if found is None and written.endswith("s"):
+                found = self.plurals.get(written[:-1])
+            if found is not None:
+                return found
+        return None
 
     def __contains__(self, word: str) -> bool:
         """Whether a word, in lower case, is an abbreviation or the plural of one."""
@@ -94,7 +100,10 @@ class Synonyms:
             # Matched in any case, then looked up in lower case: each letter must have
             # one upper and one lower case that map back to each other ("ß" is "SS" in
             # capitals, and the dotless i (U+0131) matches "I", whose lower case is "i").
-            if not all(len(c.upper()) == 1 and c.upper().lower() == c.lower() for c in key):
+            if not all(
+                len(c.upper()) == len(c.lower()) == 1 and c.upper().lower() == c.lower()
+                for c in key
+            ):
                 raise CareerbotError(
                     f"{where}: synonym {key!r} holds a letter whose capital is not one letter "
                     "with the same small letter (such as ß or ı); write the abbreviation "
@@ -129,13 +138,18 @@ class Synonyms:
         """Text with each abbreviation followed by its long forms: "ML (machine learning)"."""
         if self.pattern is None:
             return text
-        return self.pattern.sub(lambda m: f"{m[0]} ({' / '.join(self.forms(m[0]))})", text)
+
+        def expanded(match: re.Match[str]) -> str:
+            forms = self.forms(match[0])
+            return f"{match[0]} ({' / '.join(forms)})" if forms else match[0]
+
+        return self.pattern.sub(expanded, text)
 
     def replace(self, text: str) -> str:
         """Text with each abbreviation replaced by its long forms, for word matching."""
         if self.pattern is None:
             return text
-        return self.pattern.sub(lambda m: " ".join(self.forms(m[0])), text)
+        return self.pattern.sub(lambda m: " ".join(self.forms(m[0]) or [m[0]]), text)
 
 
 # The files bm25s saves a model into (BM25 as Lucene scores it needs no others).
