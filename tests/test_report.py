@@ -655,14 +655,30 @@ LAYOUTS = {
     "an answer's table last, then a commented section": (
         '[questions."Q?".answers.Ada]\nphrasings = ["a"]\n\n# Not covered.\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',
+        None,
         '[questions."Q?".answers.Ada]\nphrasings = ["a"]\n\n'
         '[questions."R?"]\nphrasings = ["c"]\n\n# Not covered.\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',
     ),
     "a headed [questions] of dotted keys": (
         '[questions]\n"Q?".phrasings = ["a"]\n\n[uncovered.pay]\nphrasings = ["s"]\n',
+        None,
         '[questions]\n"Q?".phrasings = ["a"]\n\n[questions."R?"]\nphrasings = ["c"]\n\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
+    "an answer's phrasing for a question with a table of its own": (
+        '[questions."R?"]\nphrasings = ["a"]\n\n# Not covered.\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+        "Ada",
+        '[questions."R?"]\nphrasings = ["a"]\n\n[questions."R?".answers.Ada]\nphrasings = ["c"]\n'
+        '\n# Not covered.\n[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
+    "a comment in a table of dotted keys stays": (
+        '[questions."R?"]\nanswers.Bob.phrasings = ["a"]\n# Mind this.\n\n[uncovered.pay]\n'
+        'phrasings = ["s"]\n',
+        "Ada",
+        '[questions."R?"]\nanswers.Bob.phrasings = ["a"]\nanswers.Ada = {phrasings = ["c"]}\n'
+        '# Mind this.\n\n[uncovered.pay]\nphrasings = ["s"]\n',
     ),
 }
 
@@ -671,10 +687,10 @@ LAYOUTS = {
 def test_a_new_question_goes_after_the_last_and_before_the_next_sections_comments(
     tmp_path: Path, case: str
 ) -> None:
-    before, after = LAYOUTS[case]
+    before, speaker, after = LAYOUTS[case]
     path = tmp_path / "qa.speakers.toml"
     path.write_text(before)
-    assert curation.add_phrasing(path, "questions", "R?", "c")
+    assert curation.add_phrasing(path, "questions", "R?", "c", speaker)
     assert path.read_text() == after
 
 

@@ -136,6 +136,7 @@ def phrasings_of(
 
     table: MutableMapping[str, Any] = document
     inline = False  # inside a table written with dotted keys or inline, not a [header]
+    ending: list[tuple[Any, Any]] | None = None  # what ends the new tables (cut_end)
     for depth, name in enumerate(keys):
         entry = table.get(name)
         if entry is None:
@@ -148,8 +149,10 @@ def phrasings_of(
             entry = tomlkit.inline_table() if inline else tomlkit.table(is_super_table=not last)
             if last:
                 entry["phrasings"] = tomlkit.array()
-            if last and isinstance(entry, Table) and isinstance(table, Table) and table.value:
-                follow(table, entry)
+            if ending is None and not inline and isinstance(table, Table) and table.value:
+                ending = cut_end(last_within(table))  # before new tables go in after it
+            if last and ending and isinstance(entry, Table):
+                entry.value.body.extend(ending)
             table[name] = entry
         if not isinstance(entry, MutableMapping):
             raise CareerbotError(f"{path}: {where(depth)} must be a table")
@@ -171,15 +174,19 @@ def dotted(table: MutableMapping[str, Any], name: str) -> bool:
     return any(key is not None and key.key == name and key.is_dotted() for key, _ in body)
 
 
-def follow(parent: Table, new: Table) -> None:
-    """Place the new table right after the parent's last one, as the editor would: tomlkit
-    keeps the blank lines and comments that come after a table (often the heading of the
-    next section) as the end of the last table within it ([questions."...".answers.Chirag])
-    or of the parent itself, so they move to the new table's end, and the new table gets
-    the same blank lines before it as the next one had."""
-    previous = parent
-    while previous.value.body and isinstance(previous.value.body[-1][1], Table):
-        previous = previous.value.body[-1][1]
+def last_within(parent: Table) -> Table:
+    """The table a parent's last lines belong to: tomlkit keeps the blank lines and
+    comments after a table (often the heading of the next section) as the end of the last
+    table within it ([questions."...".answers.Chirag]), or of the parent itself."""
+    while parent.value.body and isinstance(parent.value.body[-1][1], Table):
+        parent = parent.value.body[-1][1]
+    return parent
+
+
+def cut_end(previous: Table) -> list[tuple[Any, Any]]:
+    """What should end a new table placed right after `previous` (last_within), as the
+    editor would place it: the comments that end `previous` (cut from it) and, before
+    them, as many blank lines as `previous` keeps before the next table."""
     body = previous.value.body
     end = len(body)
     while end and body[end - 1][0] is None and isinstance(body[end - 1][1], Whitespace | Comment):
@@ -189,8 +196,7 @@ def follow(parent: Table, new: Table) -> None:
         gap += 1
     moved = body[gap:]
     del body[gap:]
-    new.value.body.extend([(None, Whitespace(item.as_string())) for _, item in body[end:gap]])
-    new.value.body.extend(moved)
+    return [(None, Whitespace(item.as_string())) for _, item in body[end:gap]] + moved
 
 
 def answers_table(document: MutableMapping[str, Any], question: str) -> MutableMapping[str, Any]:
@@ -266,7 +272,7 @@ def add_phrasing(
                 return False
             phrasings.append(phrasing)
             text = tomlkit.dumps(document)
-            if "\r\n" in raw:  # new lines end as the file's others do
+            if "\r\n" in raw and raw.count("\r\n") == raw.count("\n"):  # a CRLF file
                 text = text.replace("\r\n", "\n").replace("\n", "\r\n")
             text = BOM + text if raw.startswith(BOM) else text
             # Whatever the file's layout, it must now say what it said, and the phrasing
