@@ -694,6 +694,24 @@ def test_a_new_question_goes_after_the_last_and_before_the_next_sections_comment
     assert path.read_text() == after
 
 
+def test_a_phrasing_in_another_transcripts_file_is_decided_on(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    from careerbot.report import Candidate, undecided
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.txt").write_text("How do I start?\n\nAda: I do.\n")
+    (tmp_path / "b.speakers.toml").write_text(
+        '[questions."How do I start?"]\nphrasings = ["where to begin"]\n\n'
+        '[uncovered.pay]\nphrasings = ["what does it pay"]\n'
+    )
+    question = "How do I start?"
+    candidates = [Candidate(p, question) for p in ("Where to begin", "what does it pay", "new")]
+    pending, gone = undecided(engine, candidates, {}, tmp_path, 10**6)
+    assert [item.candidate.phrasing for item in pending] == ["new"] and gone == []
+    assert pending[0].path == tmp_path / "a.speakers.toml"  # written to the first
+
+
 def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> None:
     before = speakers_file.read_text()
     assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")

@@ -318,16 +318,15 @@ class Pending:
     path: Path  # the speakers file of the first transcript that asks its question
     # The answer voted helpful, and the speakers file of its transcript, if any.
     helpful: tuple[AnswerFacts, Path] | None
+    # Every speakers file of the corpus: another transcript may ask the same question.
+    files: tuple[Path, ...] = ()
 
     def decided(self) -> bool:
         """Whether a metadata file has the phrasing already (accepted in review, or
         written by hand), for the question, an answer to it or an uncovered topic."""
         question, phrasing = self.candidate.question, self.candidate.phrasing
-        return curated(self.path, question, phrasing) or (
-            self.helpful is not None
-            and self.helpful[1].exists()
-            and curated(self.helpful[1], question, phrasing)
-        )
+        places = {self.path, *self.files, *([self.helpful[1]] if self.helpful else [])}
+        return any(path.exists() and curated(path, question, phrasing) for path in places)
 
 
 def undecided(
@@ -341,6 +340,11 @@ def undecided(
     metadata file), and the interview questions no transcript asks any more, whose
     candidates are left out."""
     files, skipped = metadata_files(corpus_dir, max_bytes), skipped_in_review(engine)
+    everywhere = tuple(
+        path
+        for path in sorted(corpus_dir.glob("*.speakers.toml"))
+        if (corpus_dir / f"{path.name.removesuffix('.speakers.toml')}.txt").is_file()
+    )
     pending: list[Pending] = []
     gone: set[str] = set()
     for candidate in candidates:
@@ -352,7 +356,7 @@ def undecided(
             continue
         facts = answers.get(candidate.answer_id or "")
         helpful = facts and (facts, speakers_file(corpus_dir / Path(facts.document).name))
-        found = Pending(candidate, path, helpful or None)
+        found = Pending(candidate, path, helpful or None, everywhere)
         if not found.decided():
             pending.append(found)
     return pending, sorted(gone)
