@@ -712,6 +712,21 @@ def test_a_phrasing_in_another_transcripts_file_is_decided_on(
     assert pending[0].path == tmp_path / "a.speakers.toml"  # written to the first
 
 
+def test_review_prints_a_file_name_a_terminal_would_act_on_safely(
+    tmp_path: Path,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from careerbot.report import Candidate, Pending
+
+    path = tmp_path / "b\x1b[7mX\u202e.speakers.toml"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("q\n"))
+    cli.review([Pending(Candidate("how co\x1bme", "Why?"), path, None)], engine, None)
+    out = capsys.readouterr().out
+    assert "b\ufffd[7mX\ufffd.speakers.toml" in out and "\x1b" not in out and "\u202e" not in out
+
+
 def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> None:
     before = speakers_file.read_text()
     assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")

@@ -139,11 +139,11 @@ def setting_problem(error: Any, options: Mapping[str, object]) -> str:
 
 
 def build(settings: Settings, embedder: Embedder) -> None:
-    print(f"Building the index from {settings.corpus_dir} ...", file=sys.stderr)
+    print(terminal(f"Building the index from {settings.corpus_dir} ..."), file=sys.stderr)
     summary = build_index(settings, embedder, progress=True)
     for problem in summary.warnings:
         warn(problem)
-    print(summary, file=sys.stderr)
+    print(terminal(str(summary)), file=sys.stderr)
 
 
 def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, list[str]]:
@@ -155,7 +155,7 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
         index, problems = load_newest(settings.index_dir, embedder)
     except NoIndex:
         index, problems = None, []
-        print(f"No index at {settings.index_dir} yet.", file=sys.stderr)
+        print(terminal(f"No index at {settings.index_dir} yet."), file=sys.stderr)
     except CareerbotError as error:
         index, problems = None, [str(error)]
     for problem in problems:
@@ -163,7 +163,9 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
     if index is not None and not corpus_changed(settings, index):
         return index, problems
     if index is not None:
-        print(f"{settings.corpus_dir} changed since the index was built.", file=sys.stderr)
+        print(
+            terminal(f"{settings.corpus_dir} changed since the index was built."), file=sys.stderr
+        )
     try:
         build(settings, embedder)
         return load_index(settings.index_dir, embedder), []
@@ -271,9 +273,9 @@ def report_quality(
         cases = read_cases(path)
         report = evaluate(searcher, with_chatter(cases, chatter, lines) if chatter else cases)
         everything.extend(report.outcomes)
-        print(f"{path}: {report}")
+        say(f"{path}: {report}")
         for miss in report.misses():
-            print(f"  {miss}")
+            say(f"  {miss}")
     if len(files) > 1:
         print(f"all: {Report(everything)}")
 
@@ -329,12 +331,12 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
         if item.decided():  # accepted just now
             continue
         candidate, path, where = item.candidate, item.path, item.helpful
-        print(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
-        print(f"  proposed as a way to ask: {candidate.question!r}  ({path})")
+        say(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
+        say(f"  proposed as a way to ask: {candidate.question!r}  ({path})")
         if where is not None:
-            print(f"  found helpful in the answer by {where[0].speaker}  ({where[1]})")
+            say(f"  found helpful in the answer by {where[0].speaker}  ({where[1]})")
         if candidate.uncovered:
-            print(
+            say(
                 f"  careerbot took it for the uncovered topic {candidate.uncovered!r}: accepted,"
                 " such questions would be answered; [u] files it under that topic instead"
             )
@@ -354,7 +356,7 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
             continue
         section = "questions" if decision == "answer" else decision[0]
         if problem := claims.conflict(section, candidate.phrasing):
-            print(f"  not added: {problem}, and the next build would refuse it")
+            say(f"  not added: {problem}, and the next build would refuse it")
             continue
         if decision == "answer":
             assert where is not None  # [a] is offered only then
@@ -367,11 +369,11 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
         if done:
             claims.add(section, candidate.phrasing)
             added += 1
-            print(f"  added to {target}")
+            say(f"  added to {target}")
     if not added:
         print("\nNo phrasing added.")
         return
-    print(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")
+    say(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")
 
 
 def decide(
@@ -424,7 +426,7 @@ def prompt(text: str) -> str:
             warn(f"{line.strip()[:60]!r} ignored: the input ended without a line break")
         raise EOFError
     line = line.rstrip("\r\n")
-    print(line)
+    print(terminal(line))
     return line
 
 
