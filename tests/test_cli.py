@@ -176,6 +176,9 @@ def test_bad_input_is_one_error_line_and_exit_2(
         ("ADMIN_TOKEN", "short", "CAREERBOT_ADMIN_TOKEN: must be at least 16 visible ASCII"),
         ("CORS_ORIGINS", "example.org", "CAREERBOT_CORS_ORIGINS: 'example.org' is not an origin"),
         ("CORS_ORIGINS", "https://a.example/", "'https://a.example/' is not an origin like"),
+        ("CORS_ORIGINS", "https://a.example:0", "a port from 1 to 65535"),
+        ("MIN_SCORE", "nan", "CAREERBOT_MIN_SCORE: must be a number"),
+        ("MAX_TRANSCRIPT_MB", "0", "CAREERBOT_MAX_TRANSCRIPT_MB: must be more than 0"),
     ],
 )
 def test_a_bad_setting_is_named_as_it_was_given_with_its_rule(
@@ -191,6 +194,15 @@ def test_a_bad_setting_is_named_as_it_was_given_with_its_rule(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert err[0].startswith("careerbot: error: invalid settings: CAREERBOT_")
+
+
+def test_cors_origins_are_written_as_browsers_send_them() -> None:
+    given = "HTTPS://WWW.Example.org:443, http://example.org:80, http://[::1]:8000"
+    assert Settings(cors_origins=given).cors_origin_list == [
+        "https://www.example.org",
+        "http://example.org",
+        "http://[::1]:8000",
+    ]
 
 
 def test_ask_with_no_answer_offers_the_nearest_interview_questions(

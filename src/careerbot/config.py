@@ -13,12 +13,16 @@ HNSW_FROM = 50_000
 MIN_TOKEN_CHARS = 16
 # An origin as browsers send it in the Origin header: scheme, host, optional port.
 ORIGIN = re.compile(
-    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>\d{1,5}))?",
+    re.I,
 )
+DEFAULT_PORTS = {"http": 80, "https": 443}  # which browsers leave out of an origin
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CAREERBOT_", extra="forbid")
+    # No setting is infinite or not a number (nan passed no bound and broke each one).
+    model_config = SettingsConfigDict(env_prefix="CAREERBOT_", extra="forbid", allow_inf_nan=False)
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
@@ -90,15 +94,23 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def web_origins(cls, value: str) -> str:
-        """Each an origin as a browser sends it: http(s)://host[:port], nothing after; any
-        other never matches, so a typo would silently shut the widget out."""
+        """Each an origin as a browser sends it: http(s)://host[:port], nothing after,
+        written as browsers write it (lower case, no default port), as the match is
+        exact: a typo would silently shut the widget out."""
+        origins = []
         for item in (item.strip() for item in value.split(",")):
-            if item and not ORIGIN.fullmatch(item):
+            found = ORIGIN.fullmatch(item)
+            port = int(found["port"]) if found and found["port"] else None
+            if item and (not found or (port is not None and not 0 < port < 65536)):
                 raise ValueError(
                     f"{item[:60]!r} is not an origin like https://www.example.org (a scheme, "
-                    "a host, maybe a port; no path or trailing slash)"
+                    "a host, maybe a port from 1 to 65535; no path or trailing slash)"
                 )
-        return value
+            if found:
+                scheme, host = found["scheme"].lower(), found["host"].lower()
+                shown = "" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}"
+                origins.append(f"{scheme}://{host}{shown}")
+        return ",".join(origins)
 
     @model_validator(mode="after")
     def forkable_encoder(self) -> "Settings":

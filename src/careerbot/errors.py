@@ -68,6 +68,8 @@ BOUNDS: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "less_than_equal": lambda c: f"must be at most {c['le']}",
     "greater_than_equal": lambda c: f"must be at least {c['ge']}",
+    "greater_than": lambda c: f"must be more than {c['gt']}",
+    "less_than": lambda c: f"must be less than {c['lt']}",
 }
 
 
