@@ -991,8 +991,13 @@ def test_a_pointer_left_by_a_killed_build_is_removed_by_the_next(
 ) -> None:
     stale = settings.index_dir / ".CURRENT-999999999"  # no such process
     stale.write_text(built.name)
+    # Not a build's: another's file or folder, named alike.
+    (settings.index_dir / ".CURRENT-backup").mkdir()
+    (settings.index_dir / ".CURRENT-old").write_text("keep")
     summary = build_index(settings, fake_embedder)
     assert not stale.exists()
+    assert (settings.index_dir / ".CURRENT-backup").is_dir()
+    assert (settings.index_dir / ".CURRENT-old").read_text() == "keep"
     assert served_version(settings.index_dir) == summary.index_dir
 
 

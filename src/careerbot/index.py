@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +81,8 @@ BUILDING = ".building-"
 
 
 KEEP_VERSIONS = 3
+# The new pointer a build writes before swapping it in: .CURRENT-<its pid>.
+STALE_POINTER = re.compile(rf"\.{POINTER}-\d+")
 
 
 def merged(tables: list[dict[str, tuple[str, ...]]]) -> dict[str, list[str]]:
@@ -239,8 +242,8 @@ def clean_up(index_dir: Path) -> list[str]:
             doomed.append(folder)
     doomed += good[: max(0, len(good) - (KEEP_VERSIONS - (current is not None)))]
     # A build killed before it swapped the pointer left its new pointer (.CURRENT-<pid>).
-    pointers = index_dir.glob(f".{POINTER}-*")
-    doomed += [p for p in pointers if left_by_dead_writer(p.name, f".{POINTER}-")]
+    pointers = [p for p in index_dir.glob(f".{POINTER}-*") if STALE_POINTER.fullmatch(p.name)]
+    doomed += [p for p in pointers if p.is_file() and left_by_dead_writer(p.name, f".{POINTER}-")]
     problems = []
     for folder in doomed:
         try:
