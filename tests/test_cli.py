@@ -325,15 +325,27 @@ def test_eval_wraps_the_questions_in_chatter_when_asked(
     assert "Lisbon" not in capsys.readouterr().out
 
 
-def test_output_cut_short_by_its_reader_is_no_error() -> None:
-    # `careerbot report | head -1`: the reader closes the pipe long before the end.
+@pytest.mark.parametrize(
+    "printing",
+    [
+        # Far more than a pipe holds: a write fails while the command runs.
+        "[print('line ' * 20) for _ in range(100_000)]",
+        # One line the reader takes, then one left in the buffer after the reader is gone.
+        "[print('line ' * 20, flush=True), time.sleep(1), print('more')]",
+    ],
+)
+def test_output_cut_short_by_its_reader_is_no_error(printing: str) -> None:
+    # `careerbot report | head -1`: the reader closes the pipe before the end.
     script = (
-        "import sys\nfrom careerbot import cli\n"
-        "cli.run = lambda args: [print('line ' * 20) for _ in range(100_000)]\n"
+        "import sys, time\nfrom careerbot import cli\n"
+        f"cli.run = lambda args: {printing}\n"
         "sys.exit(cli.main(['build']))\n"
     )
     shell = f"{sys.executable} -c {shlex.quote(script)} | head -1; echo rc=${{PIPESTATUS[0]}}"
-    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        ["bash", "-c", shell], capture_output=True, text=True, timeout=60, env=buffered
+    )
     assert done.stdout.splitlines() == ["line " * 20, "rc=141"]
     assert done.stderr == ""
 

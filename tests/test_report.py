@@ -314,6 +314,19 @@ def test_report_json_is_the_report_of_the_last_seven_days(
     assert before - timedelta(days=7) <= since <= after - timedelta(days=7)
 
 
+def test_report_json_escapes_what_a_terminal_would_act_on(
+    command: Settings, seeded: Seeded, engine: sa.Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with engine.begin() as connection:
+        update = sa.text("UPDATE asks SET question = :q WHERE id = :id")
+        connection.execute(update, {"q": "pay \u202egnorw\x9b2J", "id": "4" * 32})
+    assert cli.main(["report", "--json", *dirs(command)]) == 0
+    out = capsys.readouterr().out
+    assert "\u202e" not in out and "\x9b" not in out
+    unanswered = [q for g in json.loads(out)["unanswered"] for q in g["questions"]]
+    assert "pay \u202egnorw\x9b2J" in unanswered  # the same text, once read as JSON
+
+
 def test_report_since_and_text_output(
     command: Settings, seeded: Seeded, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -313,7 +313,9 @@ def curate(
         if warning:
             warn(warning)
     if as_json:
-        print(json.dumps(made.to_json(), indent=2, ensure_ascii=False))
+        # JSON escapes C0 controls itself; the rest a terminal acts on, as \u escapes.
+        text = json.dumps(made.to_json(), indent=2, ensure_ascii=False)
+        print(UNSAFE.sub(lambda found: f"\\u{ord(found[0]):04x}", text))
     else:
         say(render(made))
 
@@ -472,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         run(args)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
     except CareerbotError as error:
         print(f"careerbot: error: {terminal(str(error), one_line=True)}", file=sys.stderr)
         return 2
