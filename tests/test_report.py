@@ -679,6 +679,18 @@ LAYOUTS = {
         '[questions]\n"Q?".phrasings = ["a"]\n\n[questions."R?"]\nphrasings = ["c"]\n\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',
     ),
+    "a [questions] of comments only": (
+        '[questions]\n\n# Not covered.\n[uncovered.pay]\nphrasings = ["s"]\n',
+        None,
+        '[questions]\n\n[questions."R?"]\nphrasings = ["c"]\n\n# Not covered.\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
+    "a comment of [questions] and one of the next section": (
+        '[questions]\n# None yet.\n\n# Not covered.\n[uncovered.pay]\nphrasings = ["s"]\n',
+        None,
+        '[questions]\n# None yet.\n\n[questions."R?"]\nphrasings = ["c"]\n\n# Not covered.\n'
+        '[uncovered.pay]\nphrasings = ["s"]\n',
+    ),
     "an answer's phrasing for a question with a table of its own": (
         '[questions."R?"]\nphrasings = ["a"]\n\n# Not covered.\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',

@@ -149,7 +149,7 @@ def phrasings_of(
             entry = tomlkit.inline_table() if inline else tomlkit.table(is_super_table=not last)
             if last:
                 entry["phrasings"] = tomlkit.array()
-            if ending is None and not inline and isinstance(table, Table) and table.value:
+            if ending is None and not inline and isinstance(table, Table) and table.value.body:
                 ending = cut_end(last_within(table))  # before new tables go in after it
             if last and ending and isinstance(entry, Table):
                 entry.value.body.extend(ending)
@@ -185,18 +185,17 @@ def last_within(parent: Table) -> Table:
 
 def cut_end(previous: Table) -> list[tuple[Any, Any]]:
     """What should end a new table placed right after `previous` (last_within), as the
-    editor would place it: the comments that end `previous` (cut from it) and, before
-    them, as many blank lines as `previous` keeps before the next table."""
+    editor would place it: the comments after the last blank line that ends `previous`
+    (the next section's heading, cut from it) and, before them, that blank line."""
     body = previous.value.body
     end = len(body)
     while end and body[end - 1][0] is None and isinstance(body[end - 1][1], Whitespace | Comment):
         end -= 1
-    gap = end
-    while gap < len(body) and isinstance(body[gap][1], Whitespace):
-        gap += 1
-    moved = body[gap:]
-    del body[gap:]
-    return [(None, Whitespace(item.as_string())) for _, item in body[end:gap]] + moved
+    blanks = [i for i in range(end, len(body)) if isinstance(body[i][1], Whitespace)]
+    cut = blanks[-1] + 1 if blanks else end
+    moved = body[cut:]
+    del body[cut:]
+    return [(None, Whitespace(body[i][1].as_string())) for i in blanks[-1:]] + moved
 
 
 def answers_table(document: MutableMapping[str, Any], question: str) -> MutableMapping[str, Any]:
