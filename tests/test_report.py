@@ -630,10 +630,12 @@ def test_a_transcript_without_a_speakers_file_gets_one_with_the_first_phrasing(
 ) -> None:
     (tmp_path / "qa.txt").write_text("Why?\n\nAda Lovelace: I do.\n")
     path = tmp_path / "qa.speakers.toml"
-    assert curation.curated(path, "Why?", "how come") is False  # no file: nothing decided
+    claims = curation.Claims.of(transcript.parse_corpus(tmp_path))
+    assert not claims.decided("Why?", "how come")  # no file: nothing decided
     assert curation.add_phrasing(path, "questions", "Why?", "how come")
     assert curation.add_phrasing(path, "questions", "Why?", "for what", "Ada Lovelace")
-    assert curation.curated(path, "Why?", "How come") is True
+    claims = curation.Claims.of(transcript.parse_corpus(tmp_path))
+    assert claims.decided("Why?", "How come") and claims.decided("Why?", "FOR what")
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     parsed = transcript.parse_transcript(tmp_path / "qa.txt")  # the next build takes it
     assert parsed.curation.phrasings == {"Why?": ("how come",)}
@@ -732,7 +734,7 @@ def test_a_phrasing_in_another_transcripts_file_is_decided_on(
     )
     question = "How do I start?"
     candidates = [Candidate(p, question) for p in ("Where to begin", "what does it pay", "new")]
-    pending, gone = undecided(engine, candidates, {}, tmp_path, 10**6)
+    pending, gone, _ = undecided(engine, candidates, {}, tmp_path, 10**6)
     assert [item.candidate.phrasing for item in pending] == ["new"] and gone == []
     assert pending[0].path == tmp_path / "a.speakers.toml"  # written to the first
 
@@ -747,7 +749,8 @@ def test_review_prints_a_file_name_a_terminal_would_act_on_safely(
 
     path = tmp_path / "b\x1b[7mX\u202e.speakers.toml"
     monkeypatch.setattr(sys, "stdin", io.StringIO("q\n"))
-    cli.review([Pending(Candidate("how co\x1bme", "Why?"), path, None)], engine, None)
+    claims = curation.Claims({}, set(), set())
+    cli.review([Pending(Candidate("how co\x1bme", "Why?"), path, None)], engine, claims)
     out = capsys.readouterr().out
     assert "b\ufffd[7mX\ufffd.speakers.toml" in out and "\x1b" not in out and "\u202e" not in out
 
@@ -756,9 +759,16 @@ def test_a_phrasing_already_there_is_not_added_again(speakers_file: Path) -> Non
     before = speakers_file.read_text()
     assert not curation.add_phrasing(speakers_file, "questions", "What is it like?", " How  IS it")
     assert speakers_file.read_text() == before
-    assert curation.curated(speakers_file, "Another?", "HOW IS IT") is False
-    curation.add_phrasing(speakers_file, "uncovered", "pay", "salary?")
-    assert curation.curated(speakers_file, "Another?", "Salary?") is True
+
+
+def test_claims_say_what_is_decided_for_a_question_and_for_every_question() -> None:
+    claims = curation.Claims({"What is it like?": {"how is it"}}, {"how is it"}, set())
+    assert claims.decided("What is it like?", " How  IS it")
+    assert not claims.decided("Another?", "how is it")  # another question's phrasing
+    claims.add("uncovered", "pay", "Salary?")
+    assert claims.decided("Another?", "salary?")  # an uncovered topic's: for every question
+    claims.add("questions", "Another?", "and then")
+    assert claims.decided("Another?", "And then") and not claims.decided("Third?", "and then")
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(
@@ -805,7 +815,9 @@ def test_a_damaged_metadata_file_is_refused_not_rewritten(speakers_file: Path) -
 
 
 def test_each_interview_question_maps_to_its_transcripts_metadata(settings: Settings) -> None:
-    files = curation.metadata_files(settings.corpus_dir)
+    files = curation.metadata_files(
+        transcript.parse_corpus(settings.corpus_dir), settings.corpus_dir
+    )
     (path,) = set(files.values())
     assert path == metadata(settings) and len(files) >= 5
 
@@ -997,15 +1009,15 @@ def test_review_refuses_a_phrasing_both_covered_and_not_which_the_build_would_re
     # The one question, picked after two different suggestions: proposed for each.
     pending = [Pending(Candidate(asked, question), path, None) for question in questions]
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\nu\npay\n"))
-    cli.review(pending, engine, curation.Claims.of(command.corpus_dir))
+    cli.review(pending, engine, curation.Claims.of(transcript.parse_corpus(command.corpus_dir)))
     out = capsys.readouterr().out
     assert "not added: it asks a covered question" in out and "1 phrasing added" in out
     assert asked not in tomllib.loads(path.read_text()).get("uncovered", {}).get("pay", {})
     build_index(command, fake_embedder)  # the file is still one the build takes
     # And the other way round: a topic's phrasing is not added to a question.
-    claims = curation.Claims.of(command.corpus_dir)
+    claims = curation.Claims.of(transcript.parse_corpus(command.corpus_dir))
     assert claims.conflict("uncovered", asked) is not None
-    claims.add("uncovered", "ml pay")
+    claims.add("uncovered", "pay", "ml pay")
     assert claims.conflict("questions", "ML  Pay") == "an uncovered topic lists it"
 
 

@@ -297,10 +297,10 @@ def curate(
             if warning := left_out_warning(logged.left_out, of):
                 warn(warning)
             proposed = propose(logged.picked, logged.judged, answers)
-            pending, gone = undecided(engine, proposed, answers, corpus, max_bytes)
+            pending, gone, claims = undecided(engine, proposed, answers, corpus, max_bytes)
             for question in gone:
                 warn(gone_warning(question))
-            review(pending, engine, Claims.of(corpus, max_bytes))
+            review(pending, engine, claims)
             return
         made = build_report(engine, embedder, since, answers)
         # What a curator has decided on is proposed no more, in the report as in review.
@@ -330,7 +330,7 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
         return
     added = 0
     for number, item in enumerate(pending, start=1):
-        if item.decided():  # accepted just now
+        if claims.decided(item.candidate.question, item.candidate.phrasing):  # just now
             continue
         candidate, path, where = item.candidate, item.path, item.helpful
         say(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
@@ -369,7 +369,11 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
             target = path
             done = add_phrasing(target, *decision, candidate.phrasing)
         if done:
-            claims.add(section, candidate.phrasing)
+            claims.add(
+                section,
+                decision[1] if section == "uncovered" else candidate.question,
+                candidate.phrasing,
+            )
             added += 1
             say(f"  added to {target}")
     if not added:

@@ -33,13 +33,7 @@ from tomlkit.items import Comment, InlineTable, Table, Whitespace
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
 from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME, phrasing_text, plain
-from careerbot.transcript import (
-    MAX_TRANSCRIPT_BYTES,
-    covered,
-    parse_corpus,
-    read_speakers,
-    speakers_file,
-)
+from careerbot.transcript import Transcript, covered, read_speakers, speakers_file
 
 Section = Literal["questions", "uncovered"]
 # A topic name is a bare TOML key and reads well in /ask's "uncovered": lowercase words
@@ -60,11 +54,11 @@ def topic_name(name: str) -> str:
     return name
 
 
-def metadata_files(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> dict[str, Path]:
+def metadata_files(transcripts: list[Transcript], corpus_dir: Path) -> dict[str, Path]:
     """Each interview question (verbatim) -> the speakers file of the first transcript, in
-    name order, that asks it: where its phrasings go. One parse serves a whole review."""
+    name order, that asks it: where its phrasings go."""
     found: dict[str, Path] = {}
-    for transcript in parse_corpus(corpus_dir, max_bytes):
+    for transcript in transcripts:
         path = speakers_file(corpus_dir / Path(transcript.document).name)
         for asked in transcript.questions:
             found.setdefault(asked.text, path)
@@ -73,17 +67,30 @@ def metadata_files(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> d
 
 @dataclass
 class Claims:
-    """What the corpus's metadata files ask as covered questions and as uncovered topics,
-    as plain() compares texts: the build refuses a text that is both."""
+    """What the corpus's metadata files hold, as plain() compares texts: the ways to ask
+    each interview question (its phrasings and its answers'), everything that asks a
+    covered question, and the uncovered topics' phrasings. A curator has decided on a
+    phrasing they hold, and the build refuses a text both covered and not."""
 
+    asked: dict[str, set[str]]
     covered: set[str]
     uncovered: set[str]
 
     @classmethod
-    def of(cls, corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> "Claims":
-        transcripts = parse_corpus(corpus_dir, max_bytes)
+    def of(cls, transcripts: list[Transcript]) -> "Claims":
+        asked: dict[str, set[str]] = {}
+        for curation in (t.curation for t in transcripts):
+            for question, texts in curation.phrasings.items():
+                asked.setdefault(question, set()).update(map(plain, texts))
+            for question, by_label in curation.answers.items():
+                asked.setdefault(question, set()).update(map(plain, chain(*by_label.values())))
         topics = [t.curation.uncovered.values() for t in transcripts]
-        return cls(covered(transcripts), {plain(p) for ts in topics for p in chain(*ts)})
+        return cls(asked, covered(transcripts), {plain(p) for ts in topics for p in chain(*ts)})
+
+    def decided(self, question: str, phrasing: str) -> bool:
+        """Whether the phrasing is there for the question, an answer to it or a topic."""
+        text = plain(phrasing)
+        return text in self.asked.get(question, set()) or text in self.uncovered
 
     def conflict(self, section: Section, phrasing: str) -> str | None:
         """Why the next build would refuse the phrasing added to the section, if it would."""
@@ -93,8 +100,13 @@ class Claims:
             return "an uncovered topic lists it"
         return None
 
-    def add(self, section: Section, phrasing: str) -> None:
-        (self.uncovered if section == "uncovered" else self.covered).add(plain(phrasing))
+    def add(self, section: Section, key: str, phrasing: str) -> None:
+        """Note a phrasing written under [section."key"] (or an answer to question key)."""
+        if section == "uncovered":
+            self.uncovered.add(plain(phrasing))
+        else:
+            self.covered.add(plain(phrasing))
+            self.asked.setdefault(key, set()).add(plain(phrasing))
 
 
 BOM = "\ufeff"
@@ -220,25 +232,6 @@ def answer_label(path: Path, question: str, name: str) -> str:
         (str(label) for label in answers if getattr(known.get(str(label)), "name", None) == name),
         name,
     )
-
-
-def curated(path: Path, question: str, phrasing: str) -> bool:
-    """Whether the file already has the phrasing, for the question, any of its answers or
-    any uncovered topic: a curator decided on it before."""
-    document = read(path)
-    topics = document.get("uncovered")
-    places: list[tuple[Section, str, str | None]] = [("questions", question, None)]
-    if isinstance(topics, MutableMapping):
-        places += [("uncovered", str(topic), None) for topic in topics]
-    places += [
-        ("questions", question, str(speaker)) for speaker in answers_table(document, question)
-    ]
-    listed = {
-        plain(p)
-        for section, key, speaker in places
-        for p in phrasings_of(path, document, section, key, create=False, speaker=speaker) or []
-    }
-    return plain(phrasing) in listed
 
 
 def add_phrasing(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from careerbot import CareerbotError
-from careerbot.curation import curated, metadata_files
+from careerbot.curation import Claims, metadata_files
 from careerbot.embedding import Embedder
 from careerbot.metadata import phrasing_text, plain
 from careerbot.store import (
@@ -35,7 +35,7 @@ from careerbot.store import (
     texts,
     votes,
 )
-from careerbot.transcript import speakers_file
+from careerbot.transcript import parse_corpus, speakers_file
 
 # Unanswered questions whose vectors are at least this close are counted as one. Measured
 # with the bundled model: of 11,667 pairs of eval/ questions about different interview
@@ -318,15 +318,6 @@ class Pending:
     path: Path  # the speakers file of the first transcript that asks its question
     # The answer voted helpful, and the speakers file of its transcript, if any.
     helpful: tuple[AnswerFacts, Path] | None
-    # Every speakers file of the corpus: another transcript may ask the same question.
-    files: tuple[Path, ...] = ()
-
-    def decided(self) -> bool:
-        """Whether a metadata file has the phrasing already (accepted in review, or
-        written by hand), for the question, an answer to it or an uncovered topic."""
-        question, phrasing = self.candidate.question, self.candidate.phrasing
-        places = {self.path, *self.files, *([self.helpful[1]] if self.helpful else [])}
-        return any(path.exists() and curated(path, question, phrasing) for path in places)
 
 
 def undecided(
@@ -335,31 +326,29 @@ def undecided(
     answers: Mapping[str, AnswerFacts],
     corpus_dir: Path,
     max_bytes: int,
-) -> tuple[list[Pending], list[str]]:
+    skipped: set[tuple[str, str]] | None = None,
+) -> tuple[list[Pending], list[str], Claims]:
     """The candidates a curator has not decided on (neither skipped in a review nor in a
-    metadata file), and the interview questions no transcript asks any more, whose
-    candidates are left out."""
-    files, skipped = metadata_files(corpus_dir, max_bytes), skipped_in_review(engine)
-    everywhere = tuple(
-        path
-        for path in sorted(corpus_dir.glob("*.speakers.toml"))
-        if (corpus_dir / f"{path.name.removesuffix('.speakers.toml')}.txt").is_file()
-    )
+    metadata file), the interview questions no transcript asks any more (whose
+    candidates are left out), and what the metadata files hold, from one parse."""
+    transcripts = parse_corpus(corpus_dir, max_bytes)
+    files, claims = metadata_files(transcripts, corpus_dir), Claims.of(transcripts)
+    skipped = skipped_in_review(engine) if skipped is None else skipped
     pending: list[Pending] = []
     gone: set[str] = set()
     for candidate in candidates:
         path = files.get(candidate.question)
         if path is None:
             gone.add(candidate.question)
-            continue
-        if (candidate.phrasing, candidate.question) in skipped:
-            continue
-        facts = answers.get(candidate.answer_id or "")
-        helpful = facts and (facts, speakers_file(corpus_dir / Path(facts.document).name))
-        found = Pending(candidate, path, helpful or None, everywhere)
-        if not found.decided():
-            pending.append(found)
-    return pending, sorted(gone)
+        elif (candidate.phrasing, candidate.question) not in skipped and not claims.decided(
+            candidate.question, candidate.phrasing
+        ):
+            facts = answers.get(candidate.answer_id or "")
+            helpful = (
+                (facts, speakers_file(corpus_dir / Path(facts.document).name)) if facts else None
+            )
+            pending.append(Pending(candidate, path, helpful))
+    return pending, sorted(gone), claims
 
 
 def gone_warning(question: str) -> str:
@@ -372,10 +361,10 @@ def open_candidates(
     """The report with only the candidates a curator has not decided on, as review would
     offer them, and warnings. A server may have no corpus beside its index (the
     container): then only what review skipped is left out."""
+    skipped = skipped_in_review(engine)
     try:
-        pending, gone = undecided(engine, report.candidates, answers, corpus, max_bytes)
+        pending, gone, _ = undecided(engine, report.candidates, answers, corpus, max_bytes, skipped)
     except CareerbotError as error:
-        skipped = skipped_in_review(engine)
         kept = [c for c in report.candidates if (c.phrasing, c.question) not in skipped]
         warning = f"candidates are not checked against the corpus's metadata files: {error}"
         return dataclasses.replace(report, candidates=tuple(kept)), [warning]
