@@ -66,6 +66,10 @@ BAD_SYNONYMS = {
     "a key whose capital is two letters": ('[synonyms]\n"ß" = ["x"]', r"synonym 'ß' holds a"),
     "a key whose capital has another small letter": ('[synonyms]\n"ı" = ["x"]', r"'ı' holds a"),
     "a key whose small letter is two letters": ('[synonyms]\n"A\u0130" = ["x"]', r"holds a"),
+    "a key whose small letter's capital is two letters": (
+        '[synonyms]\n"\u1e9eT" = ["x"]',
+        "holds a",
+    ),
     "a misspelt table": ('[synonym]\nML = ["machine learning"]', r"\[synonym\]: unknown table"),
     "key twice, case aside": (
         '[synonyms]\nML = ["machine learning"]\nml = ["markup language"]',

@@ -100,9 +100,11 @@ class Synonyms:
             # Matched in any case, then looked up in lower case: each letter must have
             # one upper and one lower case that map back to each other ("ß" is "SS" in
             # capitals, and the dotless i (U+0131) matches "I", whose lower case is "i").
+            # The index keeps the key in lower case, which must pass this check too (the
+            # capital sharp s is one letter, its small letter's capital is two).
             if not all(
                 len(c.upper()) == len(c.lower()) == 1 and c.upper().lower() == c.lower()
-                for c in key
+                for c in key + key.lower()
             ):
                 raise CareerbotError(
                     f"{where}: synonym {key!r} holds a letter whose capital is not one letter "
