@@ -620,3 +620,31 @@ def test_one_person_under_two_labels_is_one_speaker(tmp_path: Path) -> None:
     parsed = parse_transcript(tmp_path / "qa.txt")
     assert [s.id for s in parsed.speakers] == ["chirag-mahapatra"]
     assert [t.speaker.name for t in parsed.turns] == ["Chirag Mahapatra"] * 2
+
+
+def test_a_label_the_file_gives_beats_another_speakers_first_name(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nCM: I do.\n\nChirag: So do I.\n")
+    (tmp_path / "qa.speakers.toml").write_text(
+        '[speakers.CM]\nname = "Chirag Mahapatra"\n\n[speakers.Chirag]\nname = "Chirag Shah"\n'
+    )
+    parsed = parse_transcript(tmp_path / "qa.txt")
+    assert [t.speaker.name for t in parsed.turns] == ["Chirag Mahapatra", "Chirag Shah"]
+
+
+def test_one_name_under_two_labels_with_two_roles_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nChirag: I do.\n")
+    (tmp_path / "qa.speakers.toml").write_text(
+        '[speakers.Chirag]\nname = "Chirag M"\nrole = "Engineer"\n\n'
+        '[speakers.CM]\nname = "Chirag M"\nrole = "Manager"\n'
+    )
+    with pytest.raises(CareerbotError, match="speaker 'CM' is 'Chirag M' as another label is"):
+        parse_transcript(tmp_path / "qa.txt")
+
+
+def test_a_name_typed_two_ways_is_one_name(tmp_path: Path) -> None:
+    (tmp_path / "qa.txt").write_text("Why?\n\nJose: I do.\n\nJM: So do I.\n")
+    (tmp_path / "qa.speakers.toml").write_text(
+        '[speakers.Jose]\nname = "Jose\\u0301 M"\n\n[speakers.JM]\nname = "Jos\\u00e9 M "\n'
+    )
+    parsed = parse_transcript(tmp_path / "qa.txt")
+    assert [s.name for s in parsed.speakers] == ["Jos\u00e9 M"]

@@ -163,7 +163,9 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
                 f"{path}: speaker {label!r}: name, role and organization may not hold control "
                 "or text-direction characters"
             )
-        speaker = Speaker(id=slug(entry["name"]), name=entry["name"], **fields)
+        # One way to write a name: "José" typed either way, no space at either end.
+        name = unicodedata.normalize("NFC", name.strip())
+        speaker = Speaker(id=slug(name), name=name, **fields)
         if not speaker.id:
             raise CareerbotError(f"{path}: speaker {label[:100]!r}: a name needs a letter or digit")
         # One person may have several labels (Chirag, CM): one name, one speaker.
@@ -174,8 +176,17 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
                 f"the id {speaker.id[:100]!r}; their names must differ in more than spacing, "
                 "case and punctuation"
             )
-        for key in (label, speaker.name, speaker.name.split()[0]):
-            labels.setdefault(key, speaker)
+        if twin != speaker:
+            raise CareerbotError(
+                f"{path}: speaker {label[:100]!r} is {name[:100]!r} as another label is, with "
+                "another role or organization; give one person the same ones under each label"
+            )
+        labels[label] = twin
+    # A label the file gives wins; then a full name, then a first name, the first listed.
+    for speaker in by_id.values():
+        labels.setdefault(speaker.name, speaker)
+    for speaker in by_id.values():
+        labels.setdefault(speaker.name.split()[0], speaker)
     return labels
 
 
