@@ -632,11 +632,15 @@ def test_a_transcript_without_a_speakers_file_gets_one_with_the_first_phrasing(
     path = tmp_path / "qa.speakers.toml"
     claims = curation.Claims.of(transcript.parse_corpus(tmp_path))
     assert not claims.decided("Why?", "how come")  # no file: nothing decided
-    assert curation.add_phrasing(path, "questions", "Why?", "how come")
+    umask = os.umask(0o027)  # the file is made as an editor would make it
+    try:
+        assert curation.add_phrasing(path, "questions", "Why?", "how come")
+    finally:
+        os.umask(umask)
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
     assert curation.add_phrasing(path, "questions", "Why?", "for what", "Ada Lovelace")
     claims = curation.Claims.of(transcript.parse_corpus(tmp_path))
     assert claims.decided("Why?", "How come") and claims.decided("Why?", "FOR what")
-    assert oct(path.stat().st_mode & 0o777) == "0o644"
     parsed = transcript.parse_transcript(tmp_path / "qa.txt")  # the next build takes it
     assert parsed.curation.phrasings == {"Why?": ("how come",)}
     assert [(t.speaker.name, t.phrasings) for t in parsed.turns] == [
@@ -656,6 +660,19 @@ def test_a_phrasing_keeps_the_files_line_endings_and_byte_order_mark(tmp_path: P
     assert transcript.parse_transcript(tmp_path / "qa.txt").curation.phrasings == {
         "Why?": ("how come",)
     }
+
+
+def test_a_phrasing_that_would_take_the_file_over_its_limit_is_refused(
+    speakers_file: Path,
+) -> None:
+    from careerbot import SMALL_FILE_BYTES
+
+    padding = SMALL_FILE_BYTES - len(speakers_file.read_bytes()) - 10
+    speakers_file.write_text(speakers_file.read_text() + "#" * (padding - 1) + "\n")
+    before = speakers_file.read_bytes()
+    with pytest.raises(CareerbotError, match="would take the file over 4,194,304 bytes"):
+        curation.add_phrasing(speakers_file, "questions", "What is it like?", "and then")
+    assert speakers_file.read_bytes() == before
 
 
 def test_a_read_only_file_is_not_rewritten(speakers_file: Path) -> None:

@@ -253,7 +253,9 @@ def add_phrasing(
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         raw = read_text(path)
-        if path.exists() and not path.stat().st_mode & stat.S_IWUSR:  # as root too
+        # Replaced through its folder, a file we may not write would change hands; one
+        # made read-only is refused even to root, who may write anything.
+        if path.exists() and not (path.stat().st_mode & stat.S_IWUSR and os.access(path, os.W_OK)):
             raise CareerbotError(f"{path}: the file is read-only; make it writable to add to it")
         document = read(path, raw)
         before = document.unwrap()
@@ -277,6 +279,11 @@ def add_phrasing(
                 f"{path}: cannot add the phrasing under {section}.{key[:100]!r} ({error}); "
                 'write that entry as a table of its own, [section."key"], and try again'
             ) from None
+        if len(text.encode()) > SMALL_FILE_BYTES:  # the next read would refuse the file
+            raise CareerbotError(
+                f"{path}: the phrasing would take the file over {SMALL_FILE_BYTES:,} bytes, "
+                "which careerbot reads; split the transcript and its speakers file"
+            )
         replace(path, text)
     finally:
         os.close(folder)  # and with it the lock
@@ -293,14 +300,18 @@ def with_phrasing(data: dict[str, Any], keys: list[str], phrasing: str) -> dict[
     return data
 
 
-NEW_FILE_MODE = 0o644  # rw-r--r--, as an editor would make it
+def new_file_mode() -> int:
+    """What an editor would make a new file: read and write for all, less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def replace(path: Path, text: str) -> None:
     """Write text to path atomically, keeping the file's permissions (and following a
     symbolic link to the file it names, rather than replacing the link)."""
     target = path.resolve()
-    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else NEW_FILE_MODE
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else new_file_mode()
     # Not *.speakers.toml, so a build running meanwhile never reads the temporary file.
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
