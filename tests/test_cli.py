@@ -197,12 +197,15 @@ def test_a_bad_setting_is_named_as_it_was_given_with_its_rule(
 
 
 def test_cors_origins_are_written_as_browsers_send_them() -> None:
-    given = "HTTPS://WWW.Example.org:443, http://example.org:80, http://[::1]:8000"
+    given = "HTTPS://WWW.Example.org:443, http://example.org:80, http://[0:0:0:0:0:0:0:1]:8000"
     assert Settings(cors_origins=given).cors_origin_list == [
         "https://www.example.org",
         "http://example.org",
         "http://[::1]:8000",
     ]
+    for bad in ("http://[1]", "http://[:::::]", "http://-a-", "https://a.example:65536"):
+        with pytest.raises(ValueError, match="is not an origin like"):
+            Settings(cors_origins=bad)
 
 
 def test_ask_with_no_answer_offers_the_nearest_interview_questions(

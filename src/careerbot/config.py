@@ -13,11 +13,32 @@ HNSW_FROM = 50_000
 MIN_TOKEN_CHARS = 16
 # An origin as browsers send it in the Origin header: scheme, host, optional port.
 ORIGIN = re.compile(
-    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])"
+    r"(?P<scheme>https?)://(?P<host>(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
     r"(?::(?P<port>\d{1,5}))?",
     re.I,
 )
 DEFAULT_PORTS = {"http": 80, "https": 443}  # which browsers leave out of an origin
+
+
+def origin(text: str) -> str:
+    """An origin (http(s)://host[:port], nothing after) as browsers write it in the Origin
+    header: lower case, no default port, an IPv6 address in its short form ([::1])."""
+    found = ORIGIN.fullmatch(text)
+    port = int(found["port"]) if found and found["port"] else None
+    host = found["host"].lower() if found else ""
+    try:
+        if host.startswith("["):
+            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+    except ValueError:
+        found = None
+    if not found or (port is not None and not 0 < port < 65536):
+        raise ValueError(
+            f"{text[:60]!r} is not an origin like https://www.example.org (a scheme, a host "
+            "or an IPv6 address in [], maybe a port from 1 to 65535; no path or trailing slash)"
+        )
+    scheme = found["scheme"].lower()
+    return f"{scheme}://{host}{'' if port in (None, DEFAULT_PORTS[scheme]) else f':{port}'}"
 
 
 class Settings(BaseSettings):
@@ -94,23 +115,9 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def web_origins(cls, value: str) -> str:
-        """Each an origin as a browser sends it: http(s)://host[:port], nothing after,
-        written as browsers write it (lower case, no default port), as the match is
-        exact: a typo would silently shut the widget out."""
-        origins = []
-        for item in (item.strip() for item in value.split(",")):
-            found = ORIGIN.fullmatch(item)
-            port = int(found["port"]) if found and found["port"] else None
-            if item and (not found or (port is not None and not 0 < port < 65536)):
-                raise ValueError(
-                    f"{item[:60]!r} is not an origin like https://www.example.org (a scheme, "
-                    "a host, maybe a port from 1 to 65535; no path or trailing slash)"
-                )
-            if found:
-                scheme, host = found["scheme"].lower(), found["host"].lower()
-                shown = "" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}"
-                origins.append(f"{scheme}://{host}{shown}")
-        return ",".join(origins)
+        """Each an origin, written as browsers send it: the match is exact, and a typo
+        would silently shut the widget out."""
+        return ",".join(origin(item.strip()) for item in value.split(",") if item.strip())
 
     @model_validator(mode="after")
     def forkable_encoder(self) -> "Settings":
