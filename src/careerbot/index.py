@@ -242,8 +242,9 @@ def clean_up(index_dir: Path) -> list[str]:
             doomed.append(folder)
     doomed += good[: max(0, len(good) - (KEEP_VERSIONS - (current is not None)))]
     # A build killed before it swapped the pointer left its new pointer (.CURRENT-<pid>).
-    pointers = [p for p in index_dir.glob(f".{POINTER}-*") if STALE_POINTER.fullmatch(p.name)]
-    doomed += [p for p in pointers if p.is_file() and left_by_dead_writer(p.name, f".{POINTER}-")]
+    for path in index_dir.iterdir():
+        if STALE_POINTER.fullmatch(path.name) and path.is_file():
+            doomed += [path] if left_by_dead_writer(path.name, f".{POINTER}-") else []
     problems = []
     for folder in doomed:
         try:

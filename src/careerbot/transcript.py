@@ -22,11 +22,9 @@ END_MARKER = "---"
 OUTRO_PARAGRAPHS = 3
 # A transcript is a document people read, not a data dump; refuse one far past that.
 MAX_TRANSCRIPT_BYTES = 10 * 1024 * 1024
-# One to four capitalised words, a colon, then the answer: "Chirag: ..." or "Ada Lovelace: ...".
-# A note in brackets may follow the name: "Chirag (Airbnb): ...".
 # A speaker label: one to four words, each opening with a capital (speaker_label()
 # checks that, in any script: Python's re has no class for capitals), an optional note
-# in brackets, and a colon.
+# in brackets, a colon, then the answer: "Chirag: ...", "Ada Lovelace (Acme): ...".
 LABEL = re.compile(
     r"(?P<label>[^\W\d_][\w.'’-]*(?: [^\W\d_][\w.'’-]*){0,3})(?: \([^()\n]{1,60}\))?:"
     r"(?:\s+(?P<rest>.*)|$)",
@@ -38,7 +36,7 @@ def speaker_label(text: str) -> re.Match[str] | None:
     """The paragraph's speaker label ("Émile Zola (Acme): I ..."), or None."""
     found = LABEL.fullmatch(text)
     words = found["label"].split(" ") if found else []
-    return found if words and all(w[0].isupper() or w[0].istitle() for w in words) else None
+    return found if words and all(w[0].istitle() for w in words) else None
 
 
 # A question may have a short lead-in ("Let's talk hiring. What is the process like?").
