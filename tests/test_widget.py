@@ -446,6 +446,23 @@ def test_a_vote_that_fails_can_be_sent_again_and_the_focus_stays_on_the_votes(
     assert [row for row in logged(api, votes) if row.helpful], "no vote was written"
 
 
+def test_a_vote_a_server_does_not_record_says_so_and_offers_no_retry(
+    page: Page, api: Served
+) -> None:
+    # As with CAREERBOT_QUESTION_LOG=off, or an answer whose record the retention purged.
+    page.goto(api.url + "/")
+    ask(page, "core values interviews at Airbnb")
+    card = page.locator("article.card").first
+    body = '{"detail": "no such ask", "errors": []}'
+    page.route("**/feedback", lambda route: route.fulfill(status=404, body=body))
+    card.get_by_role("button", name="Not helpful").focus()
+    page.keyboard.press("Enter")
+    said = card.get_by_role("status")
+    expect(said).to_have_text("Feedback isn't recorded here.")
+    expect(said).to_be_focused()
+    expect(card.get_by_role("button", name="Not helpful")).to_have_count(0)
+
+
 def test_a_vote_stored_at_once_still_leaves_the_focus_on_the_thanks(
     page: Page, api: Served
 ) -> None:

@@ -211,7 +211,8 @@
     return el("span", { class: "source" }, "From ", link, src.date ? `, ${src.date}` : "", where);
   }
 
-  // "Was this helpful?" with 👍/👎; `vote(helpful)` sends it and resolves true when stored.
+  // "Was this helpful?" with 👍/👎; `vote(helpful)` sends it and resolves to the response's
+  // status (0 when none came).
   function votes(vote) {
     const group = el("div", { class: "votes", role: "group", "aria-label": "Was this answer helpful?" },
       el("span", { "aria-hidden": "true" }, "Helpful?"));
@@ -221,14 +222,17 @@
       button.addEventListener("click", async () => {
         for (const b of group.querySelectorAll("button")) b.disabled = true;
         note.textContent = "";
-        const stored = await vote(helpful);
+        const status = await vote(helpful);
         // A disabled or removed button loses the focus to the page: give it back here,
         // unless the reader has moved it elsewhere meanwhile. The browser may not have
         // moved it off the disabled button yet (a quick answer): that counts as lost too.
         const nowhere = !document.activeElement || document.activeElement === document.body;
         const lost = nowhere || group.contains(group.getRootNode().activeElement);
-        if (stored) {
-          const thanks = el("span", { role: "status", tabindex: "-1" }, "Thanks for your feedback.");
+        if (status >= 200 && status < 300 || status === 404) {
+          // 404: this server keeps no question log (or no longer has this answer's record),
+          // so trying again would not help.
+          const said = status === 404 ? "Feedback isn't recorded here." : "Thanks for your feedback.";
+          const thanks = el("span", { role: "status", tabindex: "-1" }, said);
           group.replaceChildren(thanks);
           if (lost) thanks.focus();
         } else {
@@ -407,12 +411,13 @@
         .catch(() => []);
     }
 
-    // Feedback is a courtesy: its failure never gets in the way of asking.
+    // Feedback is a courtesy: its failure never gets in the way of asking. Resolves to the
+    // response's status, 0 when none came.
     function feedback(body) {
       return request("/feedback", { method: "POST",
         headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
-        .then((response) => response.ok)
-        .catch(() => false);
+        .then((response) => response.status)
+        .catch(() => 0);
     }
 
     // Compact buttons that ask a question; with an ask id, a pick is reported as feedback.
