@@ -710,6 +710,14 @@ LAYOUTS = {
         '[questions]\n# None yet.\n\n[questions."R?"]\nphrasings = ["c"]\n\n# Not covered.\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',
     ),
+    "[questions] split around another section": (
+        '[questions."A?"]\nphrasings = ["a"]\n\n# Topics.\n[uncovered.pay]\nphrasings = ["s"]\n'
+        '\n# More.\n[questions."B?"]\nphrasings = ["b"]\n',
+        None,
+        '[questions."A?"]\nphrasings = ["a"]\n\n[questions."R?"]\nphrasings = ["c"]\n\n'
+        '# Topics.\n[uncovered.pay]\nphrasings = ["s"]\n\n# More.\n[questions."B?"]\n'
+        'phrasings = ["b"]\n',
+    ),
     "an answer's phrasing for a question with a table of its own": (
         '[questions."R?"]\nphrasings = ["a"]\n\n# Not covered.\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomlkit
+from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Comment, InlineTable, Table, Whitespace
 
@@ -161,8 +162,11 @@ def phrasings_of(
             entry = tomlkit.inline_table() if inline else tomlkit.table(is_super_table=not last)
             if last:
                 entry["phrasings"] = tomlkit.array()
-            if ending is None and not inline and isinstance(table, Table) and table.value.body:
-                ending = cut_end(last_within(table))  # before new tables go in after it
+            # A table split around another section reads as one proxy, and tomlkit (as
+            # pinned) adds new tables to its first part: the new one follows that part.
+            part = table._tables[0] if isinstance(table, OutOfOrderTableProxy) else table
+            if ending is None and not inline and isinstance(part, Table) and part.value.body:
+                ending = cut_end(last_within(part))  # before new tables go in after it
             if last and ending and isinstance(entry, Table):
                 entry.value.body.extend(ending)
             table[name] = entry
