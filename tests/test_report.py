@@ -718,6 +718,12 @@ LAYOUTS = {
         '# Topics.\n[uncovered.pay]\nphrasings = ["s"]\n\n# More.\n[questions."B?"]\n'
         'phrasings = ["b"]\n',
     ),
+    "a question's table without phrasings yet": (
+        '[questions."R?"]\n# None yet.\n\n# Topics.\n[uncovered.pay]\nphrasings = ["s"]\n',
+        None,
+        '[questions."R?"]\n# None yet.\nphrasings = ["c"]\n\n# Topics.\n[uncovered.pay]\n'
+        'phrasings = ["s"]\n',
+    ),
     "an answer's phrasing for a question with a table of its own": (
         '[questions."R?"]\nphrasings = ["a"]\n\n# Not covered.\n'
         '[uncovered.pay]\nphrasings = ["s"]\n',

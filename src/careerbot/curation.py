@@ -177,7 +177,12 @@ def phrasings_of(
     if "phrasings" not in table:
         if not create:
             return None
+        # Among the table's own lines, not after the next section's heading comment (which
+        # cut_end takes off and gives back; tomlkit keeps the blank line before it).
+        heading = cut_end(table) if isinstance(table, Table) and not inline else []
         table["phrasings"] = tomlkit.array()
+        if isinstance(table, Table):
+            table.value.body.extend(i for i in heading if not isinstance(i[1], Whitespace))
     phrasings = table["phrasings"]
     if not isinstance(phrasings, list) or not all(isinstance(p, str) for p in phrasings):
         raise CareerbotError(f"{path}: {where(len(keys))}.phrasings must be a list of text")
