@@ -675,6 +675,29 @@ def test_a_phrasing_that_would_take_the_file_over_its_limit_is_refused(
     assert speakers_file.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "key, speaker", [("\ud800", None), ("Why?", "\ud800"), ("", None), ("a\nb", None)]
+)
+def test_a_key_that_is_no_questions_text_is_refused(
+    speakers_file: Path, key: str, speaker: str | None
+) -> None:
+    before = speakers_file.read_text()
+    with pytest.raises(CareerbotError, match="not a question's text"):
+        curation.add_phrasing(speakers_file, "questions", key, "and then", speaker)
+    assert speakers_file.read_text() == before
+
+
+def test_a_file_without_a_last_line_break_keeps_a_blank_line_before_the_new_table(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "qa.speakers.toml"
+    path.write_text('[uncovered.pay]\nphrasings = ["p"]')
+    assert curation.add_phrasing(path, "uncovered", "visas", "visa?")
+    assert path.read_text() == (
+        '[uncovered.pay]\nphrasings = ["p"]\n\n[uncovered.visas]\nphrasings = ["visa?"]\n'
+    )
+
+
 def test_a_read_only_file_is_not_rewritten(speakers_file: Path) -> None:
     before = speakers_file.read_text()
     speakers_file.chmod(0o444)

@@ -254,6 +254,10 @@ def add_phrasing(
             f"a phrasing must be 1 to {MAX_PHRASING_CHARS} characters on one line, without "
             "control characters"
         )
+    names = [key] if speaker is None else [key, speaker]
+    # Text as a transcript's question or label is: printable on one line (tabs aside).
+    if not all(name.strip() and name.replace("\t", " ").isprintable() for name in names):
+        raise CareerbotError(f"cannot add a phrasing under {key[:100]!r}: not a question's text")
     if section == "uncovered":
         topic_name(key)
     # One writer at a time: two reviews of one file must not lose each other's additions.
@@ -266,7 +270,8 @@ def add_phrasing(
         # made read-only is refused even to root, who may write anything.
         if path.exists() and not (path.stat().st_mode & stat.S_IWUSR and os.access(path, os.W_OK)):
             raise CareerbotError(f"{path}: the file is read-only; make it writable to add to it")
-        document = read(path, raw)
+        # A last line without its line break would run into the next header written.
+        document = read(path, raw if not raw or raw.endswith("\n") else raw + "\n")
         before = document.unwrap()
         try:
             phrasings = phrasings_of(path, document, section, key, create=True, speaker=speaker)
