@@ -254,12 +254,12 @@ def add_phrasing(
             f"a phrasing must be 1 to {MAX_PHRASING_CHARS} characters on one line, without "
             "control characters"
         )
-    names = [key] if speaker is None else [key, speaker]
-    # Text as a transcript's question or label is: printable on one line (tabs aside).
-    if not all(name.strip() and name.replace("\t", " ").isprintable() for name in names):
-        raise CareerbotError(f"cannot add a phrasing under {key[:100]!r}: not a question's text")
     if section == "uncovered":
         topic_name(key)
+    # Text as a transcript's question or label is: printable on one line (tabs aside).
+    names = [key] if speaker is None else [key, speaker]
+    if not all(name.strip() and name.replace("\t", " ").isprintable() for name in names):
+        raise CareerbotError(f"cannot add a phrasing under {key[:100]!r}: not a question's text")
     # One writer at a time: two reviews of one file must not lose each other's additions.
     # The lock is on the folder (the file itself is replaced, so it cannot hold one).
     folder = os.open(path.resolve().parent, os.O_RDONLY)
