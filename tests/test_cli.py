@@ -196,6 +196,27 @@ def test_a_bad_setting_is_named_as_it_was_given_with_its_rule(
     assert err[0].startswith("careerbot: error: invalid settings: CAREERBOT_")
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["ask", "hi", "--top-k", "x"],
+            "argument --top-k: invalid int value: 'x' (see: careerbot ask",
+        ),
+        (["serve", "--port", "abc"], "argument --port: invalid int value: 'abc'"),
+        (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_usage_error_is_one_line_too(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        cli.main(args)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"careerbot: error: {message}")
+
+
 def test_cors_origins_are_written_as_browsers_send_them() -> None:
     given = "HTTPS://WWW.Example.org:443, http://example.org:80, http://[0:0:0:0:0:0:0:1]:8000"
     assert Settings(cors_origins=given).cors_origin_list == [

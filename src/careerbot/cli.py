@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -46,11 +46,18 @@ from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
 MAX_CHATTER_LINES = 20
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line as every other error is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"careerbot: error: {message} (see: {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--corpus-dir", type=Path, help="transcripts to index (default: corpus)")
     common.add_argument("--index-dir", type=Path, help="where the index lives (default: index)")
-    main = argparse.ArgumentParser(
+    main = Parser(
         prog="careerbot", description="Career answers in the words of real practitioners."
     )
     main.add_argument("--version", action="version", version=f"careerbot {__version__}")
