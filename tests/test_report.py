@@ -775,9 +775,7 @@ def test_a_new_question_goes_after_the_last_and_before_the_next_sections_comment
     assert path.read_text() == after
 
 
-def test_a_phrasing_in_another_transcripts_file_is_decided_on(
-    tmp_path: Path, engine: sa.Engine
-) -> None:
+def test_a_phrasing_in_another_transcripts_file_is_decided_on(tmp_path: Path) -> None:
     from careerbot.report import Candidate, undecided
 
     for name in ("a", "b"):
@@ -788,7 +786,7 @@ def test_a_phrasing_in_another_transcripts_file_is_decided_on(
     )
     question = "How do I start?"
     candidates = [Candidate(p, question) for p in ("Where to begin", "what does it pay", "new")]
-    pending, gone, _ = undecided(engine, candidates, {}, tmp_path, 10**6)
+    pending, gone, _ = undecided(candidates, set(), {}, tmp_path, 10**6)
     assert [item.candidate.phrasing for item in pending] == ["new"] and gone == []
     assert pending[0].path == tmp_path / "a.speakers.toml"  # written to the first
 

@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TextIO
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -36,6 +36,7 @@ from careerbot.report import (
     propose,
     read_log,
     render,
+    skipped_in_review,
     undecided,
 )
 from careerbot.search import Result, Searcher
@@ -146,11 +147,11 @@ def setting_problem(error: Any, options: Mapping[str, object]) -> str:
 
 
 def build(settings: Settings, embedder: Embedder) -> None:
-    print(terminal(f"Building the index from {settings.corpus_dir} ..."), file=sys.stderr)
+    say(f"Building the index from {settings.corpus_dir} ...", sys.stderr)
     summary = build_index(settings, embedder, progress=True)
     for problem in summary.warnings:
         warn(problem)
-    print(terminal(str(summary)), file=sys.stderr)
+    say(str(summary), sys.stderr)
 
 
 def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, list[str]]:
@@ -162,7 +163,7 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
         index, problems = load_newest(settings.index_dir, embedder)
     except NoIndex:
         index, problems = None, []
-        print(terminal(f"No index at {settings.index_dir} yet."), file=sys.stderr)
+        say(f"No index at {settings.index_dir} yet.", sys.stderr)
     except CareerbotError as error:
         index, problems = None, [str(error)]
     for problem in problems:
@@ -170,9 +171,7 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
     if index is not None and not corpus_changed(settings, index):
         return index, problems
     if index is not None:
-        print(
-            terminal(f"{settings.corpus_dir} changed since the index was built."), file=sys.stderr
-        )
+        say(f"{settings.corpus_dir} changed since the index was built.", sys.stderr)
     try:
         build(settings, embedder)
         return load_index(settings.index_dir, embedder), []
@@ -208,8 +207,9 @@ def terminal(text: str, one_line: bool = False) -> str:
     return text.replace("\n", "\ufffd") if one_line else text
 
 
-def say(text: str = "") -> None:
-    print(terminal(text))
+def say(text: str = "", file: TextIO | None = None) -> None:
+    """Print text made safe (terminal()), to standard output unless `file` is given."""
+    print(terminal(text), file=file)
 
 
 def warn(problem: str) -> None:
@@ -304,7 +304,8 @@ def curate(
             if warning := left_out_warning(logged.left_out, of):
                 warn(warning)
             proposed = propose(logged.picked, logged.judged, answers)
-            pending, gone, claims = undecided(engine, proposed, answers, corpus, max_bytes)
+            skipped = skipped_in_review(engine)
+            pending, gone, claims = undecided(proposed, skipped, answers, corpus, max_bytes)
             for question in gone:
                 warn(gone_warning(question))
             review(pending, engine, claims)
@@ -363,7 +364,10 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
                 }
                 connection.execute(upsert(engine, skips, ["phrasing", "question"]), row)
             continue
-        section = "questions" if decision == "answer" else decision[0]
+        place: tuple[Section, str] = (
+            ("questions", candidate.question) if decision == "answer" else decision
+        )
+        section, key = place
         if problem := claims.conflict(section, candidate.phrasing):
             say(f"  not added: {problem}, and the next build would refuse it")
             continue
@@ -374,13 +378,9 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
             done = add_phrasing(target, "questions", question, candidate.phrasing, label)
         else:
             target = path
-            done = add_phrasing(target, *decision, candidate.phrasing)
+            done = add_phrasing(target, section, key, candidate.phrasing)
         if done:
-            claims.add(
-                section,
-                decision[1] if section == "uncovered" else candidate.question,
-                candidate.phrasing,
-            )
+            claims.add(section, key, candidate.phrasing)
             added += 1
             say(f"  added to {target}")
     if not added:
@@ -439,7 +439,7 @@ def prompt(text: str) -> str:
             warn(f"{line.strip()[:60]!r} ignored: the input ended without a line break")
         raise EOFError
     line = line.rstrip("\r\n")
-    print(terminal(line))
+    say(line)
     return line
 
 
@@ -486,14 +486,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args)
         sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
-    except CareerbotError as error:
-        print(f"careerbot: error: {terminal(str(error), one_line=True)}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `careerbot report | head`: the reader has all it wanted
         # Output still buffered would fail again at exit: send it nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    except OSError as error:  # the file system refused something: say what, not where
+    # An OSError: the file system refused something; say what, not where.
+    except (CareerbotError, OSError) as error:
         print(f"careerbot: error: {terminal(str(error), one_line=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -132,20 +132,16 @@ def read(path: Path, text: str | None = None) -> tomlkit.TOMLDocument:
         raise CareerbotError(f"{path}: {error}") from None
 
 
-def phrasings_of(
-    path: Path,
-    document: MutableMapping[str, Any],
-    section: Section,
-    key: str,
-    create: bool,
-    speaker: str | None = None,
-) -> list[Any] | None:
-    """The phrasings array of [section."key"], or of [questions."key".answers."speaker"]
-    when a speaker is given; made when missing if `create`."""
-    keys = [section, key] if speaker is None else [section, key, "answers", speaker]
+def key_path(section: Section, key: str, speaker: str | None = None) -> list[str]:
+    """The keys of [section."key"], or of [questions."key".answers."speaker"]."""
+    return [section, key] if speaker is None else [section, key, "answers", speaker]
+
+
+def phrasings_of(path: Path, document: MutableMapping[str, Any], keys: list[str]) -> list[Any]:
+    """The phrasings array of the table at `keys` (key_path), made when missing."""
 
     def where(depth: int) -> str:  # as the errors name it: questions.'Q'.'answers'
-        return ".".join([section, *map(repr, keys[1 : depth + 1])])
+        return ".".join([keys[0], *map(repr, keys[1 : depth + 1])])
 
     table: MutableMapping[str, Any] = document
     inline = False  # inside a table written with dotted keys or inline, not a [header]
@@ -153,8 +149,6 @@ def phrasings_of(
     for depth, name in enumerate(keys):
         entry = table.get(name)
         if entry is None:
-            if not create:
-                return None
             last = depth == len(keys) - 1
             # A super table writes no header of its own ([questions]), only its tables'.
             # Within a table of dotted keys or an inline one, a [header] table would be
@@ -175,8 +169,6 @@ def phrasings_of(
         inline = inline or isinstance(entry, InlineTable) or dotted(table, name)
         table = entry
     if "phrasings" not in table:
-        if not create:
-            return None
         # Among the table's own lines, not after the next section's heading comment (which
         # cut_end takes off and gives back; tomlkit keeps the blank line before it).
         heading = cut_end(table) if isinstance(table, Table) and not inline else []
@@ -272,10 +264,9 @@ def add_phrasing(
             raise CareerbotError(f"{path}: the file is read-only; make it writable to add to it")
         # A last line without its line break would run into the next header written.
         document = read(path, raw if not raw or raw.endswith("\n") else raw + "\n")
-        before = document.unwrap()
+        before, keys = document.unwrap(), key_path(section, key, speaker)
         try:
-            phrasings = phrasings_of(path, document, section, key, create=True, speaker=speaker)
-            assert phrasings is not None  # made when missing
+            phrasings = phrasings_of(path, document, keys)
             if plain(phrasing) in {plain(p) for p in phrasings}:
                 return False
             phrasings.append(phrasing)
@@ -285,7 +276,6 @@ def add_phrasing(
             text = BOM + text if raw.startswith(BOM) else text
             # Whatever the file's layout, it must now say what it said, and the phrasing
             # where it belongs: nothing else moved, nothing lost.
-            keys = [section, key] if speaker is None else [section, key, "answers", speaker]
             if tomllib.loads(text.removeprefix(BOM)) != with_phrasing(before, keys, phrasing):
                 raise ValueError("it would be written somewhere else")
         except (ValueError, TOMLKitError) as error:  # e.g. a table inside an inline table

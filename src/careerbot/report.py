@@ -321,19 +321,18 @@ class Pending:
 
 
 def undecided(
-    engine: Engine,
     candidates: Iterable[Candidate],
+    skipped: set[tuple[str, str]],
     answers: Mapping[str, AnswerFacts],
     corpus_dir: Path,
     max_bytes: int,
-    skipped: set[tuple[str, str]] | None = None,
 ) -> tuple[list[Pending], list[str], Claims]:
-    """The candidates a curator has not decided on (neither skipped in a review nor in a
-    metadata file), the interview questions no transcript asks any more (whose
-    candidates are left out), and what the metadata files hold, from one parse."""
+    """The candidates a curator has not decided on (neither `skipped` in a review, as
+    skipped_in_review() reads them, nor in a metadata file), the interview questions no
+    transcript asks any more (whose candidates are left out), and what the metadata files
+    hold, from one parse."""
     transcripts = parse_corpus(corpus_dir, max_bytes)
     files, claims = metadata_files(transcripts, corpus_dir), Claims.of(transcripts)
-    skipped = skipped_in_review(engine) if skipped is None else skipped
     pending: list[Pending] = []
     gone: set[str] = set()
     for candidate in candidates:
@@ -363,7 +362,7 @@ def open_candidates(
     container): then only what review skipped is left out."""
     skipped = skipped_in_review(engine)
     try:
-        pending, gone, _ = undecided(engine, report.candidates, answers, corpus, max_bytes, skipped)
+        pending, gone, _ = undecided(report.candidates, skipped, answers, corpus, max_bytes)
     except CareerbotError as error:
         kept = [c for c in report.candidates if (c.phrasing, c.question) not in skipped]
         warning = f"candidates are not checked against the corpus's metadata files: {error}"
