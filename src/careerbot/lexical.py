@@ -19,7 +19,7 @@ from rapidfuzz.distance import OSA
 from spellchecker import SpellChecker
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, first_problem, read_limited
-from careerbot.metadata import read_toml
+from careerbot.metadata import read_toml, refuse_unknown
 
 SYNONYMS_FILE = "synonyms.toml"
 # Words people add when chatting that say nothing about the topic.
@@ -131,9 +131,7 @@ class Synonyms:
         if not path.exists():
             return cls({})
         data = read_toml(path)
-        if set(data) - {"synonyms"}:  # [synonym], say: its abbreviations would be lost
-            other = sorted(set(data) - {"synonyms"})[0]
-            raise CareerbotError(f"{path}: [{other[:100]}]: unknown table; expected [synonyms]")
+        refuse_unknown(data, ["synonyms"], f"{path}:", "table")  # [synonym], say
         return cls.checked(data.get("synonyms", {}), str(path))
 
     def expand(self, text: str) -> str:

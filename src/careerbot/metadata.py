@@ -21,9 +21,10 @@ cover, each with ways people ask about it.
 import datetime
 import re
 import tomllib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from careerbot import SMALL_FILE_BYTES, CareerbotError, read_limited
@@ -70,6 +71,22 @@ def phrasing_text(text: object) -> bool:
 def plain(text: str) -> str:
     """Text as compared for sameness: case and runs of spaces make no difference."""
     return " ".join(text.casefold().split())
+
+
+def refuse_unknown(
+    keys: Iterable[str], known: Sequence[str], where: str, kind: Literal["field", "table"]
+) -> None:
+    """One line naming the first key of a table that is none of the `known` ones (a typo
+    would otherwise be ignored without a word): `where 'rol': unknown field; expected
+    name, role` or `where [questionz]: unknown table; expected [speakers], ...`."""
+    unknown = sorted(set(keys) - set(known))
+    if unknown and kind == "field":
+        raise CareerbotError(
+            f"{where} {unknown[0][:100]!r}: unknown field; expected {', '.join(known)}"
+        )
+    if unknown:
+        listed = ", ".join(f"[{table}]" for table in known)
+        raise CareerbotError(f"{where} [{unknown[0][:100]}]: unknown table; expected {listed}")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -204,11 +221,7 @@ def interview_from(data: dict[str, Any], path: Path) -> Interview:
     where = f"{path.name}: [interview]"
     if not isinstance(table, dict):
         raise CareerbotError(f"{where} must be a table of {', '.join(INTERVIEW_FIELDS)}")
-    unknown = sorted(set(table) - set(INTERVIEW_FIELDS))
-    if unknown:
-        raise CareerbotError(
-            f"{where} {unknown[0]!r}: unknown field; expected {', '.join(INTERVIEW_FIELDS)}"
-        )
+    refuse_unknown(table, INTERVIEW_FIELDS, where, "field")
     return Interview(
         title=title_of(table.get("title"), f"{where} title"),
         date=date_of(table.get("date"), f"{where} date"),

@@ -15,6 +15,7 @@ from careerbot.metadata import (
     interview_from,
     plain,
     read_toml,
+    refuse_unknown,
 )
 
 END_MARKER = "---"
@@ -129,12 +130,7 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
     file lists no speakers (it may describe only the interview), so labels stand as
     written."""
     data = read_toml(path) if data is None else data
-    unknown = sorted(set(data) - set(METADATA_TABLES))
-    if unknown:
-        raise CareerbotError(
-            f"{path}: [{unknown[0][:100]}]: unknown table; expected "
-            f"{', '.join(f'[{table}]' for table in METADATA_TABLES)}"
-        )
+    refuse_unknown(data, METADATA_TABLES, f"{path}:", "table")
     entries = data.get("speakers")
     if entries is None:
         return None
@@ -146,12 +142,7 @@ def read_speakers(path: Path, data: dict[str, Any] | None = None) -> dict[str, S
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name.strip():
             raise CareerbotError(f"{path}: speaker {label[:100]!r} needs a name")
-        extra = sorted(set(entry) - set(SPEAKER_FIELDS))
-        if extra:
-            raise CareerbotError(
-                f"{path}: speaker {label[:100]!r} {extra[0][:100]!r}: unknown field; expected "
-                f"{', '.join(SPEAKER_FIELDS)}"
-            )
+        refuse_unknown(entry, SPEAKER_FIELDS, f"{path}: speaker {label[:100]!r}", "field")
         fields = {key: entry.get(key, "") for key in ("role", "organization")}
         if not all(isinstance(value, str) for value in fields.values()):
             raise CareerbotError(f"{path}: speaker {label!r}: role and organization are text")
