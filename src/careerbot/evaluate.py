@@ -2,9 +2,10 @@
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from careerbot import CareerbotError
 from careerbot.search import Hit, Searcher
@@ -20,13 +21,14 @@ class Case:
     where: str
 
     def accepts(self, hit: Hit) -> bool:
-        answer = hit.answer
-        asked = answer["question"].casefold()
-        return any(
-            question == asked and speaker in (answer["speaker"]["name"].casefold(),
-                                              answer["speaker"]["id"].casefold())
-            for question, speaker in self.expect
-        )  # fmt: skip
+        return not self.expect.isdisjoint(keys_of(hit.answer))
+
+
+def keys_of(answer: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (interview question, speaker) pairs an expectation may name an answer by: the
+    speaker by name or id, case aside."""
+    speaker = answer["speaker"]
+    return {(answer["question"].casefold(), speaker[who].casefold()) for who in ("name", "id")}
 
 
 def read_cases(path: Path) -> list[Case]:
@@ -170,11 +172,7 @@ def share(flags: Iterable[bool]) -> float:
 
 
 def evaluate(searcher: Searcher, cases: list[Case]) -> Report:
-    held = {
-        (answer["question"].casefold(), answer["speaker"][name].casefold())
-        for answer in searcher.index.answers
-        for name in ("name", "id")
-    }
+    held = set().union(*map(keys_of, searcher.index.answers))
     unknown = dict.fromkeys(
         f"not in the index: {case.where} expects {question!r} by {speaker!r}"
         for case in cases
