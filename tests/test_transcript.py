@@ -593,8 +593,10 @@ def test_two_speakers_never_share_an_id(tmp_path: Path, case: str) -> None:
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_lines_ended_by_cr_alone_are_lines(tmp_path: Path) -> None:
-    (tmp_path / "qa.txt").write_bytes(b"Intro.\r\rWhy?\r\rAda: I do.\rStill me.\r")
+@pytest.mark.parametrize("end", [b"\r", b"\r\n", b"\n"])
+def test_lines_ended_by_cr_alone_are_lines(tmp_path: Path, end: bytes) -> None:
+    # Also when a tool has appended one line end of another kind.
+    (tmp_path / "qa.txt").write_bytes(b"Intro.\r\rWhy?\r\rAda: I do.\rStill me." + end)
     parsed = parse_transcript(tmp_path / "qa.txt")
     assert [(q.text, q.line) for q in parsed.questions] == [("Why?", 3)]
     assert [p.text for p in parsed.turns[0].paragraphs] == ["I do. Still me."]

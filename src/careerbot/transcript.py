@@ -191,9 +191,12 @@ def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
             f"{document}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})"
         ) from None
     # Lines end at "\n" only, as editors and grep count them: splitlines() would also
-    # break at form feeds and Unicode separators and shift every line number after.
-    if "\r" in text and "\n" not in text:  # lines ended by CR alone (classic Mac OS)
-        text = text.replace("\r", "\n")
+    # break at form feeds and Unicode separators and shift every line number after. A
+    # file whose lines mostly end in CR alone (classic Mac OS, perhaps with a "\n" a tool
+    # appended) has its lines ended by CR.
+    lone_crs = text.count("\r") - text.count("\r\n")
+    if lone_crs > text.count("\n"):
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
 
 
