@@ -2,6 +2,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -470,3 +471,20 @@ def test_real_model_answers_over_http(
     )
     assert best["passage"] in best["text"]
     assert 0 < best["score"] <= 1
+
+
+def test_an_app_that_stops_leaves_no_encoder_thread_behind(
+    built: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    def encoders() -> int:
+        return sum(t.name == "careerbot-encoder" for t in threading.enumerate())
+
+    before = encoders()
+    for _ in range(3):
+        with TestClient(create_app(built, fake_embedder)) as started:
+            assert started.post("/ask", json={"question": "hiring"}).status_code == 200
+            assert encoders() == before + 1
+    deadline = time.monotonic() + 5
+    while encoders() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert encoders() == before

@@ -141,3 +141,14 @@ def test_under_load_a_batch_waits_briefly_for_more_but_an_idle_server_does_not()
     straggler = batching.submit("a straggler")
     busy.result(timeout=5), straggler.result(timeout=5)
     assert model.calls[-1] == ["right after", "a straggler"]
+
+
+def test_closing_stops_the_encoder_thread_once_the_queue_is_served() -> None:
+    batching = BatchingEmbedder(FakeEmbedder())
+    queued = batching.submit("a question")
+    batching.close()
+    assert queued.result(timeout=5).shape == (1, FakeEmbedder().dimension)
+    batching.thread.join(timeout=5)
+    assert not batching.thread.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        batching.submit("too late")

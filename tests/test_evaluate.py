@@ -69,11 +69,30 @@ def test_a_set_without_evidence_shows_no_evidence_figure(
     assert "evidence@1 -" in str(report) and not report.unknown
 
 
-def test_a_malformed_line_is_refused_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"question": "no expect"}', "expect: Field required"),
+        ('{"question": 5, "expect": "no_answer"}', "question: Input should be a valid string"),
+        ('{"question": " ", "expect": "no_answer"}', "question: String should match"),
+        ('{"question": "q", "expect": []}', "expect"),
+        ('{"question": "q", "expect": "no_answer", "evidence": 3}', "evidence"),
+        ('{"question": "q", "expect": "no_answer", "evidance": "x"}', "evidance"),
+        ('{"question": "q", "expect": [{"question": "q"}]}', "speaker: Field required"),
+        ("[1, 2]", "line: Input should be"),
+        ("{", "line: Invalid JSON"),
+    ],
+)
+def test_a_malformed_line_is_refused_naming_it_and_its_problem(
+    tmp_path: Path, line: str, problem: str
+) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"question": "ok", "expect": "no_answer"}\n{"question": "no expect"}\n')
-    with pytest.raises(CareerbotError, match=r"bad\.jsonl:2: expected"):
+    path.write_text('{"question": "ok", "expect": "no_answer"}\n' + line + "\n")
+    with pytest.raises(CareerbotError) as error:
         read_cases(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:2: ") and "\n" not in message
+    assert problem in message and message.endswith('"evidence": optional}')
 
 
 def test_chatter_wraps_each_question_the_same_way_every_run(tmp_path: Path) -> None:

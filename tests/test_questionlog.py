@@ -197,6 +197,8 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(
     for n in range(5):
         questions.ask(an_ask(f"{n:032x}", datetime.now(UTC)))
     assert (questions.dropped, questions.queue.qsize()) == (3, 2)
+    # A dropped ask is not remembered either: feedback on it would fail at the database.
+    assert questions.facts(f"{1:032x}") is not None and questions.facts(f"{2:032x}") is None
     questions.start()
     questions.stop()
     assert questions.written == 2 and len(rows(database_url, asks)) == 2

@@ -94,7 +94,8 @@ def lifespan(
         yield
         if watcher:
             watcher.cancel()
-        questions.stop()
+        await asyncio.to_thread(questions.stop)  # may wait on the database: not in the loop
+        model.close()
         if engine is not None:
             engine.dispose()
 

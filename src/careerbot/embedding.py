@@ -395,7 +395,15 @@ class BatchingEmbedder:
         self.lock = threading.Lock()
         # Groups of texts asked for together, each to go in one batch.
         self.waiting: queue.SimpleQueue[list[tuple[Text, Future[Vectors]]]] = queue.SimpleQueue()
-        threading.Thread(target=self.work, name="careerbot-encoder", daemon=True).start()
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self.work, name="careerbot-encoder", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop the encoder thread once it has served what is queued (an app that stops
+        would otherwise leave it waiting, one more with every start)."""
+        self.closed.set()
+        self.waiting.put([])  # wakes the thread
 
     def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         if len(texts) != 1:
@@ -414,6 +422,8 @@ class BatchingEmbedder:
         of the model. Passing texts (a question's sentences, each alone) have an LRU cache
         of their own: in the cache of whole texts a few long questions would push out
         hundreds of short ones."""
+        if self.closed.is_set():
+            raise RuntimeError("the encoder is closed")
         futures: list[Future[Vectors]] = []
         group: list[tuple[Text, Future[Vectors]]] = []
         caches = [self.cache] * len(texts) + [self.passing] * len(passing)
@@ -459,7 +469,7 @@ class BatchingEmbedder:
 
     def work(self) -> None:
         prepare = getattr(self.model, "prepare_thread", None)
-        while True:
+        while not self.closed.is_set() or not self.waiting.empty():
             # A future its caller cancelled is left out (it cannot take a result).
             batch = [(t, f) for t, f in self.gather() if f.set_running_or_notify_cancel()]
             if not batch:

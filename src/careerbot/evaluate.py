@@ -1,11 +1,20 @@
 """Measure answer quality on a labelled question set (JSONL)."""
 
-import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+)
 
 from careerbot import CareerbotError
 from careerbot.search import Hit, Searcher
@@ -31,6 +40,38 @@ def keys_of(answer: Mapping[str, Any]) -> set[tuple[str, str]]:
     return {(answer["question"].casefold(), speaker[who].casefold()) for who in ("name", "id")}
 
 
+# The two forms of "expect", by the tags pydantic puts in the location of an error.
+NONE, PAIRS = "no answer", "answers"
+
+
+class Expected(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    question: str = Field(min_length=1)
+    speaker: str = Field(min_length=1)
+
+
+class Labelled(BaseModel):
+    """One line of a labelled set, as written."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    question: str = Field(pattern=r"\S")
+    expect: Annotated[
+        Annotated[Literal["no_answer"], Tag(NONE)]
+        | Annotated[list[Expected], Field(min_length=1), Tag(PAIRS)],
+        Discriminator(lambda value: NONE if isinstance(value, str) else PAIRS),
+    ]
+    evidence: str | None = Field(default=None, min_length=1)
+
+
+LABELLED = TypeAdapter(Labelled)
+FORM = (
+    'expected {"question": ..., "expect": [{"question": ..., "speaker": ...}] or '
+    '"no_answer", "evidence": optional}'
+)
+
+
 def read_cases(path: Path) -> list[Case]:
     cases = []
     try:
@@ -42,20 +83,14 @@ def read_cases(path: Path) -> list[Case]:
             continue
         where = f"{path}:{number}"
         try:
-            record = json.loads(line)
-            expect = record["expect"]
-            pairs = (
-                []
-                if expect == "no_answer"
-                else [(e["question"].casefold(), e["speaker"].casefold()) for e in expect]
-            )
-            evidence = record.get("evidence")
-            cases.append(Case(record["question"], frozenset(pairs), evidence, where))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise CareerbotError(
-                f'{where}: expected {{"question": ..., "expect": [{{"question": ..., '
-                f'"speaker": ...}}] or "no_answer", "evidence": optional}}'
-            ) from None
+            record = LABELLED.validate_json(line)
+        except ValidationError as error:
+            first = error.errors()[0]
+            at = ".".join(str(part) for part in first["loc"] if part not in (NONE, PAIRS))
+            raise CareerbotError(f"{where}: {at or 'line'}: {first['msg']}; {FORM}") from None
+        expect = [] if record.expect == "no_answer" else record.expect
+        pairs = frozenset((e.question.casefold(), e.speaker.casefold()) for e in expect)
+        cases.append(Case(record.question, pairs, record.evidence, where))
     return cases
 
 

@@ -186,11 +186,12 @@ class QuestionLog:
             return
         if self.mode == "redacted":
             record = dataclasses.replace(record, question=redact(record.question))
+        if not self.offer(record):  # dropped: feedback on it gets 404, as on any unknown ask
+            return
         with self.lock:
             self.recent[record.id] = record
             while len(self.recent) > self.RECENT:
                 self.recent.popitem(last=False)
-        self.offer(record)
 
     def feedback(self, record: Vote | Pick) -> bool:
         """Queue a vote or a pick; False when the queue is full."""
