@@ -101,7 +101,10 @@ def not_returned(field: str, what: str) -> Response:
 
 
 MISSING: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No logged ask has that id."},
+    404: {
+        "model": ErrorResponse,
+        "description": "No logged ask has that id (or the question log is off or unavailable).",
+    },
 }
 
 router = APIRouter()
@@ -111,8 +114,8 @@ router = APIRouter()
 async def feedback(body: FeedbackRequest, request: Request) -> Response:
     """Say whether an answer helped, or which suggested question was picked after no answer."""
     questions: QuestionLog = request.app.state.questions
-    if questions.problem:
-        return busy("the question log is unavailable")
+    if questions.problem:  # not opened at start: no ask of this server was logged
+        return error_response(404, "the question log could not be opened: nothing is logged")
     try:
         asked = await find(questions, body.ask_id)
     except sa.exc.SQLAlchemyError:
