@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import alembic.util
@@ -221,6 +222,9 @@ def taking_turns(engine: Engine) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
+    folder = Path(path).parent
+    if not folder.is_dir():  # say so, rather than that the lock file cannot be made
+        raise FileNotFoundError(f"{folder} is not a folder, so {Path(path).name} cannot be made")
     with open(f"{path}.migrating", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
