@@ -1007,3 +1007,25 @@ def test_a_speakers_file_beside_no_transcript_is_a_warning(
     (settings.corpus_dir / "gone.speakers.toml").write_text('[speakers.A]\nname = "A"\n')
     warning = f"{settings.corpus_dir.name}/gone.speakers.toml: no transcript gone.txt beside it"
     assert f"{warning} reads it" in build_index(settings, fake_embedder).warnings
+
+
+def test_one_speaker_told_differently_in_two_transcripts_is_a_warning(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    corpus = settings.corpus_dir
+    for name, organization in (("a", "Acme"), ("b", "Initech"), ("c", "Acme"), ("d", "Umbrella")):
+        (corpus / f"{name}.txt").write_text("Why?\n\nAda: Because.\n")
+        (corpus / f"{name}.speakers.toml").write_text(
+            '[speakers.Ada]\nname = "Ada Lee"\nrole = "Engineer"\n'
+            f'organization = "{organization}"\n'
+        )
+    warnings = [w for w in build_index(settings, fake_embedder).warnings if "'ada-lee'" in w]
+    folder = corpus.name
+    assert warnings == [
+        f"{folder}/b.txt: speaker 'ada-lee' is 'Ada Lee' (Engineer at Initech) here but "
+        f"'Ada Lee' (Engineer at Acme) in {folder}/a.txt, which /speakers shows; if two "
+        "people, give one a fuller name",
+        f"{folder}/d.txt: speaker 'ada-lee' is 'Ada Lee' (Engineer at Umbrella) here but "
+        f"'Ada Lee' (Engineer at Acme) in {folder}/a.txt, which /speakers shows; if two "
+        "people, give one a fuller name",
+    ]

@@ -646,3 +646,22 @@ def test_a_named_or_filtered_speaker_is_not_lowered_by_the_classifier(
         assert [(h.answer["id"], h.score) for h in with_it] == [
             (h.answer["id"], h.score) for h in without
         ], speaker
+
+
+def test_one_speaker_asked_alike_in_two_interviews_is_one_answer_per_question(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    # The contract: at most one answer per (interview question, speaker), across
+    # transcripts too.
+    for old in settings.corpus_dir.iterdir():
+        old.unlink()
+    for name in ("qa.txt", "again.txt"):
+        (settings.corpus_dir / name).write_text(
+            "What matters most?\n\nAda: Patience matters, and practice.\n\n"
+            "Bob: Practice matters, and patience.\n"
+        )
+    build_index(settings, fake_embedder)
+    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder, 0.0)
+    hits = searcher.ask("what matters, patience or practice", top_k=4).answers
+    pairs = [(hit.answer["question"], hit.answer["speaker"]["id"]) for hit in hits]
+    assert sorted(pairs) == [("What matters most?", "ada"), ("What matters most?", "bob")]

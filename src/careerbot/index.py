@@ -488,6 +488,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         time.perf_counter() - started,
         (
             *(warning for transcript in transcripts for warning in transcript.warnings),
+            *speaker_conflicts(answers),
             *orphans(settings.corpus_dir),
             *partly_phrased,
             *([problem] if problem else []),
@@ -495,6 +496,29 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         ),
         len(passages) - sum(1 for i in missing if i < len(passages)),
     )
+
+
+def speaker_conflicts(answers: list[Answer]) -> list[str]:
+    """Speakers of one id told differently in two transcripts: /speakers and the words that
+    name a speaker take the first, while each answer keeps its own (the same person who
+    moved on, or two people of one name, whom a curator should tell apart)."""
+    first: dict[str, Answer] = {}
+    found: dict[tuple[str, Speaker], str] = {}  # once per way of telling
+    for answer in answers:
+        shown = first.setdefault(answer.speaker.id, answer)
+        if shown.speaker != answer.speaker:
+            found.setdefault(
+                (answer.document, answer.speaker),
+                f"{answer.document}: speaker {answer.speaker.id!r} is "
+                f"{told(answer.speaker)} here but {told(shown.speaker)} in "
+                f"{shown.document}, which /speakers shows; if two people, give one a "
+                "fuller name",
+            )
+    return list(found.values())
+
+
+def told(speaker: Speaker) -> str:
+    return f"{speaker.name!r}" + (f" ({speaker.title})" if speaker.title else "")
 
 
 def orphans(corpus_dir: Path) -> list[str]:

@@ -589,15 +589,16 @@ class Searcher:
         if by_only is not None:
             score[~by_only] = -1.0
         hits: list[Hit] = []
-        seen: set[int] = set()
-        # Best passages first; the first of each answer is its best. Stop at top_k.
+        seen: set[tuple[int, int]] = set()
+        # Best passages first; the first of each answer is its best, and of each interview
+        # question and speaker (one person asked alike in two interviews). Stop at top_k.
         for position in best_first(score):
             if score[position] < max(self.min_score, 0.0) or len(hits) == scoring.top_k:
                 break
-            answer = int(self.index.rows[position, ANSWER])
-            if answer in seen:
+            answer, topic, speaker = self.index.rows[position, [ANSWER, TOPIC, SPEAKER]].tolist()
+            if (topic, speaker) in seen:
                 continue
-            seen.add(answer)
+            seen.add((topic, speaker))
             record = self.index.answers[answer]
             passage = self.shown(int(position), query, scoring.lexical, record["text"])
             hits.append(
