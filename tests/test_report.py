@@ -961,7 +961,7 @@ def test_a_database_that_is_down_gets_503_not_a_traceback(
     def down(*args: Any) -> None:
         raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(admin_module, "build_report", down)
+    monkeypatch.setattr(admin_module, "curated_report", down)
     with TestClient(create_app(admin(logged), fake_embedder)) as client:
         response = client.get("/admin/report", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 503

@@ -16,14 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from careerbot import CareerbotError
 from careerbot.errors import ErrorField, ErrorResponse, error_response, unavailable
-from careerbot.report import (
-    Report,
-    answer_facts,
-    build_report,
-    left_out_warning,
-    open_candidates,
-    parse_since,
-)
+from careerbot.report import Report, answer_facts, curated_report, parse_since
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No admin token, or not the right one."},
@@ -74,21 +67,16 @@ def admin_router(token: str, corpus: Path, max_bytes: int) -> APIRouter:
         # The index being served names the answers; taken once, as a search would.
         index, model = request.app.state.watch.searcher.index, request.app.state.model
 
-        def report() -> Report:  # database reads and embedding: off the event loop
+        def report() -> tuple[Report, list[str]]:  # reads and embedding: off the event loop
             answers = answer_facts(index.answers)
-            made = build_report(engine, model, moment, answers)
-            # What a curator decided on is proposed no more, as in `careerbot report`.
-            made, warnings = open_candidates(engine, made, answers, corpus, max_bytes)
-            for warning in warnings:
-                log.warning("report: %s", warning)
-            return made
+            return curated_report(engine, model, moment, answers, corpus, max_bytes)
 
         try:
-            made = await run_in_threadpool(report)
+            made, warnings = await run_in_threadpool(report)
         except SQLAlchemyError:  # the database is down: not the caller's fault, nor a 500
             return unavailable("the question log cannot be read now; try again", retry_after=10)
-        if warning := left_out_warning(made.left_out, "report"):
-            log.warning("%s", warning)
+        for warning in warnings:
+            log.warning("report: %s", warning)
         # The report holds what people asked: no cache keeps a copy.
         return JSONResponse(made.to_json(), headers={"Cache-Control": "no-store"})
 

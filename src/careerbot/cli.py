@@ -27,11 +27,10 @@ from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
     Pending,
     answer_facts,
-    build_report,
+    curated_report,
     existing_log,
     gone_warning,
     left_out_warning,
-    open_candidates,
     parse_since,
     propose,
     read_log,
@@ -296,12 +295,11 @@ def curate(
         warn(problem)
     answers = answer_facts(index.answers)
     engine = existing_log(settings.database)
-    of = "review" if command == "review" else "report"
     corpus, max_bytes = settings.corpus_dir, settings.max_transcript_bytes
     try:
         if command == "review":
             logged = read_log(engine, since)
-            if warning := left_out_warning(logged.left_out, of):
+            if warning := left_out_warning(logged.left_out, "review"):
                 warn(warning)
             proposed = propose(logged.picked, logged.judged, answers)
             skipped = skipped_in_review(engine)
@@ -310,16 +308,13 @@ def curate(
                 warn(gone_warning(question))
             review(pending, engine, claims)
             return
-        made = build_report(engine, embedder, since, answers)
-        # What a curator has decided on is proposed no more, in the report as in review.
-        made, warnings = open_candidates(engine, made, answers, corpus, max_bytes)
+        made, warnings = curated_report(engine, embedder, since, answers, corpus, max_bytes)
     except sa.exc.SQLAlchemyError as error:  # down, locked past its timeout, or damaged
         raise CareerbotError(f"the question log cannot be read or written{why(error)}") from None
     finally:
         engine.dispose()
-    for warning in [*warnings, left_out_warning(made.left_out, of)]:
-        if warning:
-            warn(warning)
+    for warning in warnings:
+        warn(warning)
     if as_json:
         # JSON escapes C0 controls itself; the rest a terminal acts on, as \u escapes.
         text = json.dumps(made.to_json(), indent=2, ensure_ascii=False)

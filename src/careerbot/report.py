@@ -371,6 +371,22 @@ def open_candidates(
     return dataclasses.replace(report, candidates=candidates), [gone_warning(q) for q in gone]
 
 
+def curated_report(
+    engine: Engine,
+    embedder: Embedder,
+    since: datetime,
+    answers: Mapping[str, AnswerFacts],
+    corpus: Path,
+    max_bytes: int,
+) -> tuple[Report, list[str]]:
+    """The report since `since`, proposing only what a curator has not decided on (as
+    `careerbot report` and GET /admin/report give it), and its warnings."""
+    made = build_report(engine, embedder, since, answers)
+    made, warnings = open_candidates(engine, made, answers, corpus, max_bytes)
+    left_out = left_out_warning(made.left_out, "report")
+    return made, [*warnings, *([left_out] if left_out else [])]
+
+
 def left_out_warning(count: int, of: str) -> str | None:
     """What was left out of the report or review (`of`), in words, when something was."""
     if not count:
