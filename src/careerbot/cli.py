@@ -21,7 +21,6 @@ from careerbot import CareerbotError, __version__
 from careerbot.config import Settings
 from careerbot.curation import Claims, Section, add_phrasing, answer_label, topic_name, valid_topic
 from careerbot.embedding import Embedder, load_embedder
-from careerbot.errors import BOUNDS
 from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
 from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
@@ -38,6 +37,7 @@ from careerbot.report import (
     skipped_in_review,
     undecided,
 )
+from careerbot.rules import BOUNDS
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
 from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
@@ -113,7 +113,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise CareerbotError(f"invalid settings: {problems}") from None
 
 
-# pydantic's words for what a setting's value must be, in the API's (errors.py) words.
+# pydantic's words for what a setting's value must be, in the words of the API (errors.py).
 SETTING_RULES = {
     "float_parsing": "must be a number",
     "float_type": "must be a number",

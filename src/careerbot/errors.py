@@ -2,12 +2,14 @@
 validation errors, text checks, and the body size limit."""
 
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from careerbot.rules import BOUNDS
 
 MAX_BODY_BYTES = 16 * 1024
 # Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
@@ -56,20 +58,6 @@ MESSAGES = {
     "string_unicode": "contains characters that are not valid Unicode text",
     "model_attributes_type": "must be a JSON object: {...} with the route's fields",
     "dict_type": "must be a JSON object: {...} with the route's fields",
-}
-
-# Limits, worded with the bound that pydantic puts in the error's context.
-BOUNDS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "string_too_long": lambda c: f"must be at most {c['max_length']} characters",
-    "string_too_short": lambda c: (
-        "must not be empty"
-        if c["min_length"] == 1
-        else f"must be at least {c['min_length']} characters"
-    ),
-    "less_than_equal": lambda c: f"must be at most {c['le']}",
-    "greater_than_equal": lambda c: f"must be at least {c['ge']}",
-    "greater_than": lambda c: f"must be more than {c['gt']}",
-    "less_than": lambda c: f"must be less than {c['lt']}",
 }
 
 
