@@ -1005,10 +1005,10 @@ def test_candidates_with_redaction_placeholders_or_too_long_are_not_proposed() -
 
 
 def test_a_phrasing_proposed_twice_keeps_the_answer_a_helpful_vote_gave_it() -> None:
-    from careerbot.report import AnswerFacts, Candidate, propose
+    from careerbot.report import AnswerFacts, Candidate, Judged, propose
 
     picked = [Candidate("how do interviews go", "Q")]
-    judged = [("a/1/x", True, "How  do interviews go", {"a/1/x": 0.2})]
+    judged = [Judged("a/1/x", True, "How  do interviews go", {"a/1/x": 0.2})]
     facts = {"a/1/x": AnswerFacts("X", "Q", "corpus/a.txt")}
     assert propose(picked, judged, facts) == (Candidate("how do interviews go", "Q", "a/1/x"),)
 

@@ -339,7 +339,7 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
         say(f"\n[{number}/{len(pending)}] {candidate.phrasing!r}")
         say(f"  proposed as a way to ask: {candidate.question!r}  ({path})")
         if where is not None:
-            say(f"  found helpful in the answer by {where[0].speaker}  ({where[1]})")
+            say(f"  found helpful in the answer by {where.answer.speaker}  ({where.path})")
         if candidate.uncovered:
             say(
                 f"  careerbot took it for the uncovered topic {candidate.uncovered!r}: accepted,"
@@ -368,8 +368,8 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
             continue
         if decision == "answer":
             assert where is not None  # [a] is offered only then
-            (helpful, target), question = where, candidate.question
-            label = answer_label(target, question, helpful.speaker)
+            target, question = where.path, candidate.question
+            label = answer_label(target, question, where.answer.speaker)
             done = add_phrasing(target, "questions", question, candidate.phrasing, label)
         else:
             target = path

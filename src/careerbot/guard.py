@@ -2,7 +2,6 @@
 
 import contextlib
 import ipaddress
-import json
 import math
 import time
 from collections import OrderedDict
@@ -11,26 +10,12 @@ from collections.abc import Iterator
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from careerbot.errors import error_response
+
 DEMO_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-
-
-async def refuse(send: Send, status: int, detail: str, retry_after: int) -> None:
-    body = json.dumps({"detail": detail, "errors": []}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class SecurityHeaders:
@@ -110,7 +95,9 @@ class Throttle:
         asking = scope["type"] == "http" and scope["path"] in LIMITED and scope["method"] == "POST"
         if asking and self.per_minute > 0 and (wait := self.wait_for_token(client_of(scope))) > 0:
             limit = f"too many questions: at most {self.per_minute} a minute; try again shortly"
-            await refuse(send, 429, limit, math.ceil(wait))
+            refused = error_response(429, limit)
+            refused.headers["Retry-After"] = str(math.ceil(wait))
+            await refused(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -392,6 +392,63 @@ def plain_rows(
     return spans, notes
 
 
+def split_all(
+    answers: list[Answer],
+    splits: list[bytes],
+    previous: "Previous",
+    embedder: Embedder,
+    passage_tokens: int,
+    progress: bool,
+) -> list[Passage]:
+    """Every answer's passages: as the previous version split it when it has not changed
+    (`splits` are the answers' keys), else split anew."""
+    passages: list[Passage] = []
+    with tqdm(
+        total=sum(len(answer.text) for answer in answers),
+        desc="Splitting",
+        unit="char",
+        unit_scale=True,
+        disable=not progress,
+    ) as bar:
+        for answer, split in zip(answers, splits, strict=True):
+            passages += previous.passages(answer, split) or split_passages(
+                answer, embedder.count_tokens, embedder.window, passage_tokens
+            )
+            bar.update(len(answer.text))
+    return passages
+
+
+def answer_phrasings(answers: list[Answer], unphrased: set[str]) -> list[AnswerPhrasings]:
+    """The answers with phrasings of their own, by row; `whole` when every answer of the
+    transcript has some (`unphrased`: the transcripts where some answer has none)."""
+    return [
+        AnswerPhrasings(
+            answer=answer.id,
+            row=row,
+            phrasings=list(answer.phrasings),
+            whole=answer.document not in unphrased,
+        )
+        for row, answer in enumerate(answers)
+        if answer.phrasings
+    ]
+
+
+def embed_reusing(
+    texts: list[str], keys: list[bytes], previous: "Previous", embedder: Embedder, progress: bool
+) -> tuple[Vectors, list[int]]:
+    """The texts' vectors, those the previous version holds (by key) taken from it; and
+    the positions of the texts embedded anew."""
+    known = previous.vectors(keys)
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    every = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    if missing:
+        every[missing] = embedder.embed([texts[i] for i in missing], progress)
+    for i, key in enumerate(keys):
+        if key in known:
+            every[i] = known[key]
+    return every, missing
+
+
 def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
     """Parse, chunk and embed the whole corpus into settings.index_dir, reusing what the
     version being served already holds for answers and texts that have not changed."""
@@ -410,32 +467,11 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
     previous, problem = Previous.load(settings.index_dir, embedder, chunking)
     records = [answer_record(a) for a in answers]
     splits = [split_key(record) for record in records]
-    passages: list[Passage] = []
-    with tqdm(
-        total=sum(len(answer.text) for answer in answers),
-        desc="Splitting",
-        unit="char",
-        unit_scale=True,
-        disable=not progress,
-    ) as bar:
-        for answer, split in zip(answers, splits, strict=True):
-            passages += previous.passages(answer, split) or split_passages(
-                answer, embedder.count_tokens, embedder.window, settings.passage_tokens
-            )
-            bar.update(len(answer.text))
+    passages = split_all(answers, splits, previous, embedder, settings.passage_tokens, progress)
     # The transcripts some answer of which has no phrasings of its own.
     unphrased = {answer.document for answer in answers if not answer.phrasings}
-    phrased = [
-        AnswerPhrasings(
-            answer=answer.id,
-            row=row,
-            phrasings=list(answer.phrasings),
-            whole=answer.document not in unphrased,
-        )
-        for row, answer in enumerate(answers)
-        if answer.phrasings
-    ]
-    plain, partly_phrased = plain_rows(per_transcript, phrasings, unphrased)
+    phrased = answer_phrasings(answers, unphrased)
+    plain_spans, partly_phrased = plain_rows(per_transcript, phrasings, unphrased)
     views = view_texts(
         list(dict.fromkeys(a.question for a in answers)), phrasings, phrased, uncovered, synonyms
     )
@@ -457,21 +493,14 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "phrasings": phrasings,
         "uncovered": uncovered,
         "answer_phrasings": [a.model_dump() for a in phrased],
-        "plain": [span.model_dump() for span in plain],
+        "plain": [span.model_dump() for span in plain_spans],
         "careerbot_version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     check_manifest_size(facts)  # before any embedding
     texts = [embedding_text(p.answer, p.text) for p in passages] + views.texts
     keys = [passage_key(embedder.fingerprint, text) for text in texts]
-    known = previous.vectors(keys)
-    missing = [i for i, key in enumerate(keys) if key not in known]
-    every = np.empty((len(texts), embedder.dimension), dtype=np.float32)
-    if missing:
-        every[missing] = embedder.embed([texts[i] for i in missing], progress)
-    for i, key in enumerate(keys):
-        if key in known:
-            every[i] = known[key]
+    every, missing = embed_reusing(texts, keys, previous, embedder, progress)
     # FAISS builds its index without Python's lock, alongside the work below (an HNSW
     # graph of 100,000 passages takes about 12 s, the rest about 5 s).
     with ThreadPoolExecutor(max_workers=1) as pool:

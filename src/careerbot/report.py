@@ -168,9 +168,24 @@ def answer_facts(records: Iterable[Mapping[str, Any]]) -> dict[str, AnswerFacts]
     }
 
 
-# A vote as the report reads it: answer id, helpful, the question asked, and the scores
-# that ask gave its answers.
-Judged = tuple[str, bool, str, dict[str, float]]
+@dataclass(frozen=True)
+class Asked:
+    """An ask as the report reads it."""
+
+    question: str
+    answered: bool
+    answer_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A vote as the report reads it, with the question asked and the scores that ask gave
+    its answers."""
+
+    answer_id: str
+    helpful: bool
+    question: str
+    scores: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -178,7 +193,7 @@ class Logged:
     """The records of recent asks, and the votes and picks on them, as careerbot wrote
     them; `left_out` counts the records that are not (edited by hand)."""
 
-    asked: tuple[tuple[str, bool, tuple[str, ...]], ...]  # question, answered, answer ids
+    asked: tuple[Asked, ...]
     judged: tuple[Judged, ...]
     picked: tuple[Candidate, ...]
     left_out: int
@@ -205,7 +220,7 @@ def read_log(engine: Engine, since: datetime) -> Logged:
 
 def recent_asks(
     connection: Connection, recent: sa.ColumnElement[bool]
-) -> tuple[tuple[tuple[str, bool, tuple[str, ...]], ...], int]:
+) -> tuple[tuple[Asked, ...], int]:
     """Each recent ask as Logged.asked holds it, and how many are damaged."""
     asked, damaged = [], 0
     for row in connection.execute(sa.select(*ASK_CHECKED).where(recent)):
@@ -213,7 +228,8 @@ def recent_asks(
         if found is None:
             damaged += 1
         else:
-            asked.append((row.question, found.answered, tuple(i for i, _ in found.answers)))
+            ids = tuple(answer_id for answer_id, _ in found.answers)
+            asked.append(Asked(row.question, found.answered, ids))
     return tuple(asked), damaged
 
 
@@ -238,7 +254,7 @@ def feedback_rows(
         if helpful is None or not texts(row.answer_id) or row.answer_id not in scores:
             damaged += 1
         else:
-            judged.append((row.answer_id, helpful, row.question, scores))
+            judged.append(Judged(row.answer_id, helpful, row.question, scores))
     return tuple(judged), damaged
 
 
@@ -271,11 +287,11 @@ def build_report(
 ) -> Report:
     """The report on asks since `since` and the feedback on them."""
     logged = read_log(engine, since)
-    shown = Counter(answer_id for _, _, ids in logged.asked for answer_id in ids)
-    unanswered = Counter(question for question, answered, _ in logged.asked if not answered)
+    shown = Counter(answer_id for ask in logged.asked for answer_id in ask.answer_ids)
+    unanswered = Counter(ask.question for ask in logged.asked if not ask.answered)
     judged = logged.judged
-    helpful = Counter(answer_id for answer_id, is_helpful, _, _ in judged if is_helpful)
-    unhelpful = Counter(answer_id for answer_id, is_helpful, _, _ in judged if not is_helpful)
+    helpful = Counter(vote.answer_id for vote in judged if vote.helpful)
+    unhelpful = Counter(vote.answer_id for vote in judged if not vote.helpful)
     figures = tuple(
         AnswerFigures(
             id=answer_id,
@@ -290,13 +306,11 @@ def build_report(
     return Report(
         since=since.astimezone(UTC),
         questions=len(logged.asked),
-        answered=sum(answered for _, answered, _ in logged.asked),
+        answered=sum(ask.answered for ask in logged.asked),
         answers=figures,
         unanswered=group(unanswered, embedder),
         unhelpful=tuple(
-            Unhelpful(question, answer_id)
-            for answer_id, is_helpful, question, _ in judged
-            if not is_helpful
+            Unhelpful(vote.question, vote.answer_id) for vote in judged if not vote.helpful
         ),
         candidates=propose(logged.picked, judged, answers),
         left_out=logged.left_out,
@@ -311,13 +325,21 @@ def skipped_in_review(engine: Engine) -> set[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class Helpful:
+    """The answer a proposed phrasing was voted helpful on, and its transcript's speakers
+    file (where review's [a] writes the phrasing)."""
+
+    answer: AnswerFacts
+    path: Path
+
+
+@dataclass(frozen=True)
 class Pending:
     """A proposed phrasing not decided on yet, and where accepting it would write it."""
 
     candidate: Candidate
     path: Path  # the speakers file of the first transcript that asks its question
-    # The answer voted helpful, and the speakers file of its transcript, if any.
-    helpful: tuple[AnswerFacts, Path] | None
+    helpful: Helpful | None
 
 
 def undecided(
@@ -344,7 +366,9 @@ def undecided(
         ):
             facts = answers.get(candidate.answer_id or "")
             helpful = (
-                (facts, speakers_file(corpus_dir / Path(facts.document).name)) if facts else None
+                Helpful(facts, speakers_file(corpus_dir / Path(facts.document).name))
+                if facts
+                else None
             )
             pending.append(Pending(candidate, path, helpful))
     return pending, sorted(gone), claims
@@ -446,10 +470,11 @@ def propose(
     suggestion picked after it, and for the interview question of an answer found
     helpful though it scored low. A phrasing that is the question itself is no news."""
     found: list[Candidate] = list(picked)
-    for answer_id, is_helpful, question, scores in judged:
-        low = scores.get(answer_id, 1.0) < LOW_SCORE
-        if is_helpful and low and answer_id in answers:
-            found.append(Candidate(question, answers[answer_id].question, answer_id))
+    for vote in judged:
+        low = vote.scores.get(vote.answer_id, 1.0) < LOW_SCORE
+        if vote.helpful and low and vote.answer_id in answers:
+            question = answers[vote.answer_id].question
+            found.append(Candidate(vote.question, question, vote.answer_id))
     # A phrasing is one line: a question pasted in paragraphs, or with tabs or no-break
     # spaces, is proposed with single spaces.
     found = [dataclasses.replace(c, phrasing=" ".join(c.phrasing.split())) for c in found]

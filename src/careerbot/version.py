@@ -523,6 +523,23 @@ def load_version(version_dir: Path, embedder: Embedder) -> LoadedIndex:
 def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
     """A verified version, its large files mapped rather than read: several processes
     serving it share their pages, and nothing the size of the corpus is worked through."""
+    vectors, rows, starts, listed, views, bm25 = mapped(version_dir, manifest)
+    check_tables(version_dir, manifest, vectors, rows, starts, listed)
+    check_curation(version_dir, manifest, rows)
+    expected = expected_views(version_dir, manifest, listed, views)
+    line_starts = np.ascontiguousarray(rows[:, LINE])
+    passages = Lines(version_dir / "passages.jsonl", line_starts, PASSAGE_RECORD)
+    answers = Lines(version_dir / "answers.jsonl", starts, ANSWER_RECORD)
+    return LoadedIndex(
+        version_dir.name, manifest, vectors, passages, answers, rows, listed, bm25, views, expected
+    )
+
+
+def mapped(
+    version_dir: Path, manifest: Manifest
+) -> tuple[faiss.Index, NDArray[np.int64], NDArray[np.int64], Catalog, Vectors, bm25s.BM25]:
+    """The version's FAISS index, passage table, answer starts, catalog, views and word
+    model, the large ones mapped; anything unreadable is one line."""
     try:
         vectors = faiss.read_index(str(version_dir / "faiss.index"), faiss.IO_FLAG_MMAP_IFC)
         rows = np.load(version_dir / "passages.npy", mmap_mode="r", allow_pickle=False)
@@ -547,6 +564,19 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
         OSError,
     ) as error:
         raise CareerbotError(f"{version_dir} cannot be read ({error}); {REBUILD}") from None
+    return vectors, rows, starts, listed, views, bm25
+
+
+def check_tables(
+    version_dir: Path,
+    manifest: Manifest,
+    vectors: faiss.Index,
+    rows: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    listed: Catalog,
+) -> None:
+    """The files agree with the manifest and each other: counts, shapes, and rows that name
+    answers, interview questions and speakers there are."""
     if len(listed.speakers) != manifest.speakers:
         raise CareerbotError(
             f"{version_dir}/catalog.json lists {len(listed.speakers)} speakers, the manifest "
@@ -572,10 +602,11 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
         for column, limit in zip((ANSWER, TOPIC, SPEAKER), limits, strict=True)
     ):
         raise CareerbotError(f"{version_dir}: a passage names an unknown answer; {REBUILD}")
-    line_starts = np.ascontiguousarray(rows[:, LINE])
-    passages = Lines(version_dir / "passages.jsonl", line_starts, PASSAGE_RECORD)
-    answers = Lines(version_dir / "answers.jsonl", starts, ANSWER_RECORD)
-    # The passages' answer rows are in range (above): a row they name is one.
+
+
+def check_curation(version_dir: Path, manifest: Manifest, rows: NDArray[np.int64]) -> None:
+    """The manifest's answers with phrasings, and its spans of plain answers, fit the rows."""
+    # The passages' answer rows are in range (check_tables): a row they name is one.
     phrased_rows = [phrased.row for phrased in manifest.answer_phrasings]
     if (
         len(set(phrased_rows)) < len(phrased_rows)
@@ -601,6 +632,10 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
             f"{version_dir}/manifest.json gives rows of answers for the plain weights that "
             f"are empty, out of order, past the answers or phrased whole; {REBUILD}"
         )
+
+
+def expected_views(version_dir: Path, manifest: Manifest, listed: Catalog, views: Vectors) -> Views:
+    """The views the manifest and catalog call for, which views.npy must hold."""
     expected = view_texts(
         [topic.question for topic in listed.topics],
         manifest.phrasings,
@@ -617,9 +652,7 @@ def open_version(version_dir: Path, manifest: Manifest) -> LoadedIndex:
             f"{version_dir}/views.npy holds {views.dtype} {views.shape}, not the "
             f"{len(expected.texts)} views of the manifest as finite float32 numbers; {REBUILD}"
         )
-    return LoadedIndex(
-        version_dir.name, manifest, vectors, passages, answers, rows, listed, bm25, views, expected
-    )
+    return expected
 
 
 def search_vectors(index: faiss.Index, query: Vectors, k: int) -> tuple[np.ndarray, np.ndarray]:
