@@ -63,11 +63,15 @@ class Synonyms:
             for key, forms in self.table.items()
             if f"{key}s" not in self.table
         }
-        keys = sorted(self.table, key=len, reverse=True)
-        plurals = sorted(self.plurals, key=len, reverse=True)
-        either = [rf"(?i:\b{re.escape(key)}\b)" for key in keys]
-        either += [rf"\b{re.escape(key.upper())}s\b" for key in plurals]
-        self.pattern = re.compile("|".join(either)) if keys else None
+        # Longest first: of two keys that match at one place ("ML" and "ML ops"), the
+        # longer wins. One alternation per kind rather than one per key finds the same,
+        # about five times faster (every answer shown has its words matched).
+        keys = "|".join(map(re.escape, sorted(self.table, key=len, reverse=True)))
+        plurals = "|".join(
+            re.escape(key.upper()) for key in sorted(self.plurals, key=len, reverse=True)
+        )
+        either = rf"(?i:\b(?:{keys})\b)" + (rf"|\b(?:{plurals})s\b" if plurals else "")
+        self.pattern = re.compile(either) if keys else None
 
     def forms(self, abbreviation: str) -> list[str] | None:
         """The long forms of an abbreviation as the pattern matched it. Matched in any
@@ -260,6 +264,8 @@ class Lexicon:
         # A request repairs its question twice (for the model, then for word matching),
         # and people repeat questions: remember recent repairs.
         self.repair = functools.lru_cache(maxsize=1024)(self.repair_words)
+        # The stems of the passages shown lately: a passage is shown to many questions.
+        self.stems_of = functools.lru_cache(maxsize=2048)(self.stems_in)
 
     def idf(self, stem: str) -> float | None:
         """A stem's inverse document frequency, as BM25 (Lucene) has it; None for a stem
@@ -339,5 +345,8 @@ class Lexicon:
 
     def matched(self, terms: dict[str, str], document: str) -> list[str]:
         """The question's words that a passage's text contains (after stemming)."""
-        stems = set(self.stemmer.stemWords(words(self.synonyms.expand(document))))
+        stems = self.stems_of(document)
         return [word for stem, word in terms.items() if stem in stems]
+
+    def stems_in(self, document: str) -> frozenset[str]:
+        return frozenset(self.stemmer.stemWords(words(self.synonyms.expand(document))))
