@@ -139,3 +139,9 @@ def test_a_body_and_pipelined_requests_do_not_count_as_header_bytes(server: str)
         sock.sendall(one * 2 + health * 40 + last)  # 3.7 KiB in one write, limit 1 KiB
         replies = reply_of(sock)
     assert replies.count(b"HTTP/1.1 200 ") == 43 and b" 431 " not in replies
+
+
+@pytest.mark.parametrize("wanted", [False, True])
+def test_the_access_log_is_off_unless_asked_for(wanted: bool) -> None:
+    settings = Settings(access_log=wanted) if wanted else Settings()
+    assert server_config(object(), settings).access_log is wanted

@@ -139,6 +139,7 @@ def test_sigint_or_sigquit_to_the_master_stops_the_workers_at_once_with_their_lo
     encoder_dir: Path,
     real_embedder: OnnxEmbedder,
     stop: signal.Signals,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     # gunicorn's quick shutdown sends the workers SIGQUIT; they used to ignore it, answer
     # on for graceful_timeout (30 s) and be killed, their queued question logs lost.
@@ -160,6 +161,7 @@ def test_sigint_or_sigquit_to_the_master_stops_the_workers_at_once_with_their_lo
     assert time.monotonic() - started < 10, err
     assert server.returncode == 0, err
     assert "SIGKILL" not in err and "Traceback" not in err, err
+    assert "POST /ask" not in err + capfd.readouterr().out  # no access log unless asked
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     with sqlite3.connect(settings.index_dir / "questions.sqlite") as log:
         logged = {row[0] for row in log.execute("SELECT id FROM asks")}
@@ -196,3 +198,24 @@ def test_a_replacement_worker_serves_the_version_built_while_it_was_down(
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=60)
     assert server.returncode == 0, err
+
+
+@pytest.mark.model
+def test_workers_write_an_access_log_only_when_asked(
+    settings: Settings,
+    encoder_dir: Path,
+    real_embedder: OnnxEmbedder,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    shutil.copytree(encoder_dir, settings.index_dir / "encoders")
+    build_index(settings, real_embedder)
+    port = free_port()
+    server = serve_workers(settings, port, CAREERBOT_ACCESS_LOG="true")
+    try:
+        httpx.post(f"http://127.0.0.1:{port}/ask", json={"question": "cv tips"})
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    finally:
+        server.kill()
+    # On stdout, as a single uvicorn process writes it.
+    assert '"POST /ask HTTP/1.1" 200' in capfd.readouterr().out, err

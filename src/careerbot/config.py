@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # byte; slower ones get 408. Header bytes beyond max_header_bytes get 431.
     request_seconds: float = Field(default=10.0, gt=0, le=3600)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # A line per request on stdout, with the client's address (uvicorn's access log). Off:
+    # what the question log promises not to keep should not go to the server's log either
+    # (a proxy in front may log requests itself).
+    access_log: bool = False
     # Addresses or networks of proxies whose X-Forwarded-For is believed, comma-separated;
     # none by default, so a client is the address of its socket.
     trusted_proxies: str = ""

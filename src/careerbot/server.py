@@ -141,6 +141,7 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
         port=settings.port,
         http=limited_http(settings),
         proxy_headers=False,
+        access_log=settings.access_log,
         **options,
     )
 
@@ -184,6 +185,7 @@ def run(app: Any, settings: Settings) -> None:
             "loop": "auto",
             "http": limited_http(settings),
             "proxy_headers": False,
+            "access_log": settings.access_log,
         }
 
         async def _serve(self) -> None:
@@ -227,6 +229,8 @@ def run(app: Any, settings: Settings) -> None:
         "graceful_timeout": 30,
         "keepalive": 5,
         "loglevel": "info",
+        # gunicorn's access log, which uvicorn's logger writes to in a worker
+        "accesslog": "-" if settings.access_log else None,
         "control_socket_disable": True,  # no gunicornc: nothing to write in $HOME
     }
 

@@ -542,8 +542,10 @@ def mapped(
     model, the large ones mapped; anything unreadable is one line."""
     try:
         vectors = faiss.read_index(str(version_dir / "faiss.index"), faiss.IO_FLAG_MMAP_IFC)
-        rows = np.load(version_dir / "passages.npy", mmap_mode="r", allow_pickle=False)
-        starts = np.load(version_dir / "answers.npy", mmap_mode="r", allow_pickle=False)
+        # Mapped, but as plain arrays: indexing a numpy memmap makes a memmap of every
+        # piece, which /ask does several times an answer.
+        rows = np.asarray(np.load(version_dir / "passages.npy", mmap_mode="r", allow_pickle=False))
+        starts = np.asarray(np.load(version_dir / "answers.npy", mmap_mode="r", allow_pickle=False))
         listed = Catalog.model_validate_json((version_dir / "catalog.json").read_bytes())
         views = np.load(version_dir / "views.npy", allow_pickle=False)
         bm25 = load_word_model(version_dir / BM25_DIR, manifest.passages)
