@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,11 +64,15 @@ from careerbot.version import (
     START,
     VERSIONS,
     AnswerPhrasings,
+    AnswerRecord,
     AnswerRows,
     Catalog,
     CatalogSpeaker,
     Named,
+    PassageRecord,
     Record,
+    SourceRecord,
+    SpeakerRecord,
     Topic,
     current_version,
     lexicon_text,
@@ -113,7 +118,7 @@ class BuildSummary:
         )
 
 
-def catalog(answers: list[Record], vocabulary: list[str]) -> Catalog:
+def catalog(answers: list[AnswerRecord], vocabulary: list[str]) -> Catalog:
     speakers: dict[str, Record] = {}
     topics: dict[str, list[Named]] = {}
     for answer in answers:
@@ -150,7 +155,7 @@ def corpus_sha256(corpus_dir: Path, max_bytes: int) -> str:
     return digest.hexdigest()
 
 
-def speaker_record(speaker: Speaker) -> Record:
+def speaker_record(speaker: Speaker) -> SpeakerRecord:
     return {
         "id": speaker.id,
         "name": speaker.name,
@@ -159,7 +164,7 @@ def speaker_record(speaker: Speaker) -> Record:
     }
 
 
-def source_record(answer: Answer, lines: tuple[int, int]) -> Record:
+def source_record(answer: Answer, lines: tuple[int, int]) -> SourceRecord:
     """Where a text comes from: its file and lines, and the interview's title, date and
     url from the metadata file (None where it gives none)."""
     interview = answer.interview
@@ -172,7 +177,7 @@ def source_record(answer: Answer, lines: tuple[int, int]) -> Record:
     }
 
 
-def answer_record(answer: Answer) -> Record:
+def answer_record(answer: Answer) -> AnswerRecord:
     return {
         "id": answer.id,
         "speaker": speaker_record(answer.speaker),
@@ -182,7 +187,7 @@ def answer_record(answer: Answer) -> Record:
     }
 
 
-def passage_record(passage: Passage) -> Record:
+def passage_record(passage: Passage) -> PassageRecord:
     answer = passage.answer
     return {
         "id": passage.id,
@@ -209,7 +214,7 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def jsonl(records: list[Record]) -> tuple[bytes, NDArray[np.int64]]:
+def jsonl(records: Sequence[Mapping[str, object]]) -> tuple[bytes, NDArray[np.int64]]:
     """JSON lines, and where each line starts."""
     lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode() for r in records]
     starts = np.cumsum([0, *map(len, lines)], dtype=np.int64)[:-1]
@@ -565,7 +570,7 @@ def orphans(corpus_dir: Path) -> list[str]:
 
 def version_files(
     passages: list[Passage],
-    records: list[Record],
+    records: list[AnswerRecord],
     splits: list[bytes],
     every: Vectors,
     keys: list[bytes],
@@ -616,7 +621,7 @@ def key_rows(keys: list[bytes]) -> NDArray[np.uint8]:
     return np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
 
 
-def split_key(record: Record) -> bytes:
+def split_key(record: AnswerRecord) -> bytes:
     """What an answer's split depends on, besides the settings and the tokenizer: its
     text, and its question and speaker, which are embedded with each passage."""
     content = json.dumps([record["text"], record["question"], record["speaker"]])

@@ -20,8 +20,11 @@ from careerbot.version import (
     SPEAKER,
     START,
     TOPIC,
+    AnswerRecord,
     LoadedIndex,
+    PassageRecord,
     Record,
+    SourceRecord,
     lexicon_text,
     search_vectors,
 )
@@ -132,8 +135,8 @@ class Hit:
     """One answer picked for a question, with the passage that carried the match (grown
     as Searcher.shown grows it)."""
 
-    answer: Record
-    passage: Record
+    answer: AnswerRecord
+    passage: PassageRecord
     score: float
     semantic: float
     lexical: float
@@ -617,7 +620,7 @@ class Searcher:
 
     def shown(
         self, position: int, query: Vectors, lexical: NDArray[np.float64], text: str
-    ) -> Record:
+    ) -> PassageRecord:
         """The passage at `position` as shown: grown (see `grown`) into the windows beside
         it that match the query nearly as well. A window of a few sentences often stops
         short of the thought that matched, and its neighbours carry the rest. `lexical`:
@@ -657,7 +660,7 @@ class Searcher:
             self.index.passages[int(order[first])]["source"]["lines"][0],
             self.index.passages[int(order[last])]["source"]["lines"][1],
         ]
-        source = {**passage["source"], "lines": lines}
+        source: SourceRecord = {**passage["source"], "lines": lines}
         return {**passage, "text": text[start:end], "span": [start, end], "source": source}
 
     def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import bm25s
 import faiss
@@ -274,20 +274,24 @@ class PassageRecord(AnswerRecord):
     span: list[int]
 
 
-PASSAGE_RECORD: TypeAdapter[Any] = TypeAdapter(PassageRecord)
+PASSAGE_RECORD: TypeAdapter[PassageRecord] = TypeAdapter(PassageRecord)
 
 
-ANSWER_RECORD: TypeAdapter[Any] = TypeAdapter(AnswerRecord)
+ANSWER_RECORD: TypeAdapter[AnswerRecord] = TypeAdapter(AnswerRecord)
 
 
-class Lines:
+R = TypeVar("R", PassageRecord, AnswerRecord)
+
+
+class Lines(Generic[R]):
     """The records of a JSON-lines file, each parsed when asked for: a server reads only
     the passages and answers it returns. Parsing every record at load would cost time the
     size of the corpus, so each is checked against `kind` as it is parsed: one that is
     not what the build wrote is DamagedIndex, one line, never a KeyError mid-request."""
 
-    def __init__(self, path: Path, starts: NDArray[np.int64], kind: TypeAdapter[Any]) -> None:
-        self.path, self.kind = path, kind
+    def __init__(self, path: Path, starts: NDArray[np.int64], kind: TypeAdapter[R]) -> None:
+        self.path = path
+        self.kind: TypeAdapter[R] = kind
         with path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
             self.data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -310,19 +314,18 @@ class Lines:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, row: int) -> Record:
+    def __getitem__(self, row: int) -> R:
         if not 0 <= row < len(self.starts):
             raise IndexError(row)
         try:
-            record: Record = self.kind.validate_json(self.data[self.starts[row] : self.ends[row]])
-            return record
+            return self.kind.validate_json(self.data[self.starts[row] : self.ends[row]])
         except ValidationError as error:
             raise DamagedIndex(
                 f"{self.path}: line {row + 1} is not what careerbot build writes "
                 f"({first_problem(error, 'record')}); {REBUILD}"
             ) from None
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[R]:
         return (self[row] for row in range(len(self)))
 
 
@@ -331,8 +334,8 @@ class LoadedIndex:
     version: str
     manifest: Manifest
     vectors: faiss.Index
-    passages: Lines
-    answers: Lines
+    passages: Lines[PassageRecord]
+    answers: Lines[AnswerRecord]
     rows: NDArray[np.int64]  # per passage: LINE, ANSWER, TOPIC, SPEAKER, START, END
     catalog: Catalog
     bm25: bm25s.BM25
