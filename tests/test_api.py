@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from careerbot import CareerbotError
 from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Vectors
@@ -484,6 +485,15 @@ def test_an_app_that_stops_leaves_no_encoder_thread_behind(
         with TestClient(create_app(built, fake_embedder)) as started:
             assert started.post("/ask", json={"question": "hiring"}).status_code == 200
             assert encoders() == before + 1
+    # Nor one whose start fails (no index), and a request after shutdown is a 503.
+    empty = built.model_copy(update={"index_dir": built.index_dir.parent / "none"})
+    with pytest.raises(CareerbotError), TestClient(create_app(empty, fake_embedder)):
+        pass
+    stopped = TestClient(create_app(built, fake_embedder), raise_server_exceptions=False)
+    with stopped:
+        pass
+    late = stopped.post("/ask", json={"question": "hiring"})
+    assert late.status_code == 503 and "shutting down" in late.json()["detail"]
     deadline = time.monotonic() + 5
     while encoders() > before and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from careerbot.embedding import BatchingEmbedder, Text, Vectors, Within
+from careerbot.embedding import BatchingEmbedder, EncoderClosed, Text, Vectors, Within
 from tests.conftest import FakeEmbedder
 
 
@@ -150,5 +150,5 @@ def test_closing_stops_the_encoder_thread_once_the_queue_is_served() -> None:
     assert queued.result(timeout=5).shape == (1, FakeEmbedder().dimension)
     batching.thread.join(timeout=5)
     assert not batching.thread.is_alive()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(EncoderClosed, match="closed"):
         batching.submit("too late")

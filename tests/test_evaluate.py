@@ -77,7 +77,10 @@ def test_a_set_without_evidence_shows_no_evidence_figure(
         ('{"question": " ", "expect": "no_answer"}', "question: String should match"),
         ('{"question": "q", "expect": []}', "expect"),
         ('{"question": "q", "expect": "no_answer", "evidence": 3}', "evidence"),
-        ('{"question": "q", "expect": "no_answer", "evidance": "x"}', "evidance"),
+        ('{"question": "q", "expect": "no_answer", "evidance": "x"}', "'evidance': Extra inputs"),
+        ('{"question": "q", "expect": "no_answer", "a\\nb\\u001b[31m": 1}', "'a\\nb\\x1b[31m'"),
+        ('{"question": "q", "expect": [{"question": "q", "speaker": " "}]}', "expect.0.speaker"),
+        ('{"question": "q", "expect": "no_answer", "evidence": "\\t"}', "evidence: String"),
         ('{"question": "q", "expect": [{"question": "q"}]}', "speaker: Field required"),
         ("[1, 2]", "line: Input should be"),
         ("{", "line: Invalid JSON"),
@@ -128,3 +131,12 @@ def test_a_chatter_file_without_lines_is_refused(tmp_path: Path) -> None:
         read_chatter(tmp_path / "missing.txt")
     (tmp_path / "some.txt").write_text("Hi all.\n\n  Thanks!  \nHi all.\n")
     assert read_chatter(tmp_path / "some.txt") == ["Hi all.", "Thanks!"]  # each once
+
+
+def test_a_label_file_may_start_with_a_bom_and_hold_line_separators_in_strings(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "set.jsonl"
+    line = json.dumps({"question": "why\u2028now?", "expect": "no_answer"}, ensure_ascii=False)
+    path.write_text("\ufeff" + line + "\r\n" + line + "\n", encoding="utf-8")
+    assert [case.question for case in read_cases(path)] == ["why\u2028now?"] * 2

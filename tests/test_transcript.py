@@ -651,3 +651,12 @@ def test_a_name_typed_two_ways_is_one_name(tmp_path: Path) -> None:
     )
     parsed = parse_transcript(tmp_path / "qa.txt")
     assert [s.name for s in parsed.speakers] == ["Jos\u00e9 M"]
+
+
+def test_a_byte_that_is_not_utf8_is_placed_on_its_line_whatever_ends_the_lines(
+    tmp_path: Path,
+) -> None:
+    for end in (b"\n", b"\r\n", b"\r"):
+        (tmp_path / "qa.txt").write_bytes(end.join([b"Why?", b"", b"Ada: I \xff do."]) + end)
+        with pytest.raises(CareerbotError, match=r"qa\.txt:3: not UTF-8 text \(byte 0xff\)"):
+            parse_transcript(tmp_path / "qa.txt")

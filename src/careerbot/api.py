@@ -62,6 +62,15 @@ def lifespan(
     @asynccontextmanager
     async def serving(app: FastAPI) -> AsyncIterator[None]:
         model = BatchingEmbedder(embedder or load_embedder(settings))
+        try:
+            async with running(app, model):
+                yield
+        finally:  # also when start-up fails: its thread would wait for ever
+            model.close()
+
+    @asynccontextmanager
+    async def running(app: FastAPI, model: BatchingEmbedder) -> AsyncIterator[None]:
+        """The index, its watcher and the question log, for as long as the app runs."""
         app.state.model = model
         served, problems = (index, []) if index else load_newest(settings.index_dir, model)
         for problem in problems:
@@ -95,7 +104,6 @@ def lifespan(
         if watcher:
             watcher.cancel()
         await asyncio.to_thread(questions.stop)  # may wait on the database: not in the loop
-        model.close()
         if engine is not None:
             engine.dispose()
 

@@ -368,6 +368,10 @@ def like_lengths(lengths: Sequence[int], size: int = 32) -> list[tuple[int, int]
     return runs
 
 
+class EncoderClosed(RuntimeError):
+    """A text came for an encoder that was closed (its app has stopped)."""
+
+
 class BatchingEmbedder:
     """Serves single questions from many threads with one model, batching and caching.
 
@@ -423,7 +427,7 @@ class BatchingEmbedder:
         of their own: in the cache of whole texts a few long questions would push out
         hundreds of short ones."""
         if self.closed.is_set():
-            raise RuntimeError("the encoder is closed")
+            raise EncoderClosed("the encoder is closed")
         futures: list[Future[Vectors]] = []
         group: list[tuple[Text, Future[Vectors]]] = []
         caches = [self.cache] * len(texts) + [self.passing] * len(passing)

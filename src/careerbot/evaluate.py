@@ -47,8 +47,8 @@ NONE, PAIRS = "no answer", "answers"
 class Expected(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    question: str = Field(min_length=1)
-    speaker: str = Field(min_length=1)
+    question: str = Field(pattern=r"\S")
+    speaker: str = Field(pattern=r"\S")
 
 
 class Labelled(BaseModel):
@@ -62,7 +62,7 @@ class Labelled(BaseModel):
         | Annotated[list[Expected], Field(min_length=1), Tag(PAIRS)],
         Discriminator(lambda value: NONE if isinstance(value, str) else PAIRS),
     ]
-    evidence: str | None = Field(default=None, min_length=1)
+    evidence: str | None = Field(default=None, pattern=r"\S")
 
 
 LABELLED = TypeAdapter(Labelled)
@@ -72,10 +72,18 @@ FORM = (
 )
 
 
+def field(part: int | str) -> str:
+    """A part of where a problem is, as said in one line: a field the file may have by
+    its name, anything else (an unknown field, which may hold anything) quoted and cut."""
+    known = {*Labelled.model_fields, *Expected.model_fields}
+    return str(part) if isinstance(part, int) or part in known else repr(part[:40])
+
+
 def read_cases(path: Path) -> list[Case]:
     cases = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # JSON lines end at "\n" alone: a string may hold U+2028 and its kin.
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as error:
         raise CareerbotError(f"cannot read {path}: {error}") from None
     for number, line in enumerate(lines, start=1):
@@ -86,7 +94,7 @@ def read_cases(path: Path) -> list[Case]:
             record = LABELLED.validate_json(line)
         except ValidationError as error:
             first = error.errors()[0]
-            at = ".".join(str(part) for part in first["loc"] if part not in (NONE, PAIRS))
+            at = ".".join(field(part) for part in first["loc"] if part not in (NONE, PAIRS))
             raise CareerbotError(f"{where}: {at or 'line'}: {first['msg']}; {FORM}") from None
         expect = [] if record.expect == "no_answer" else record.expect
         pairs = frozenset((e.question.casefold(), e.speaker.casefold()) for e in expect)

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from careerbot.answers import AskRequest
+from careerbot.embedding import EncoderClosed
 from careerbot.errors import ErrorField, describe, error_response, unavailable
 from careerbot.feedback import FEEDBACK_SHAPES
 from careerbot.guard import Busy
@@ -32,8 +33,8 @@ UNREADABLE = {
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Turn invalid requests, Starlette's own refusals, an unknown speaker, a full house
-    and a damaged index into careerbot's error responses."""
+    """Turn invalid requests, Starlette's own refusals, an unknown speaker, a full house,
+    a damaged index and a request after shutdown into careerbot's error responses."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
@@ -66,6 +67,10 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Busy)
     async def busy(request: Request, error: Busy) -> Response:
         return unavailable("careerbot is busy; try again in a moment")
+
+    @app.exception_handler(EncoderClosed)
+    async def stopping(request: Request, error: EncoderClosed) -> Response:
+        return unavailable("careerbot is shutting down; try again in a moment")
 
     said: set[str] = set()
 

@@ -186,12 +186,15 @@ class QuestionLog:
             return
         if self.mode == "redacted":
             record = dataclasses.replace(record, question=redact(record.question))
-        if not self.offer(record):  # dropped: feedback on it gets 404, as on any unknown ask
-            return
+        # Remembered before it is queued, so that a write failing at once can forget it,
+        # and forgotten when dropped: feedback on it gets 404, as on any unknown ask.
         with self.lock:
             self.recent[record.id] = record
             while len(self.recent) > self.RECENT:
                 self.recent.popitem(last=False)
+        if not self.offer(record):
+            with self.lock:
+                self.recent.pop(record.id, None)
 
     def feedback(self, record: Vote | Pick) -> bool:
         """Queue a vote or a pick; False when the queue is full."""

@@ -183,6 +183,12 @@ def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
     """The file's lines, refusing before reading it a file too large to be a transcript."""
     advice = " for one transcript; split it, or raise CAREERBOT_MAX_TRANSCRIPT_MB"
     raw = read_limited(path, max_bytes, document, advice)
+    # Lines end at "\n" only, as editors and grep count them: splitlines() would also
+    # break at form feeds and Unicode separators and shift every line number after. A
+    # file whose lines mostly end in CR alone (classic Mac OS, perhaps with a "\n" a tool
+    # appended) has its lines ended by CR.
+    if raw.count(b"\r") - raw.count(b"\r\n") > raw.count(b"\n"):
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -190,13 +196,6 @@ def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
         raise CareerbotError(
             f"{document}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})"
         ) from None
-    # Lines end at "\n" only, as editors and grep count them: splitlines() would also
-    # break at form feeds and Unicode separators and shift every line number after. A
-    # file whose lines mostly end in CR alone (classic Mac OS, perhaps with a "\n" a tool
-    # appended) has its lines ended by CR.
-    lone_crs = text.count("\r") - text.count("\r\n")
-    if lone_crs > text.count("\n"):
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
 
 
