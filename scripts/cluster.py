@@ -313,6 +313,8 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, object]:
             **os.environ,
             "CAREERBOT_DATABASE_URL": database,
             "CAREERBOT_TRUSTED_PROXIES": "127.0.0.1",  # nginx's address towards the replicas
+            # Each replica's access log says which client it took a request for.
+            "CAREERBOT_ACCESS_LOG": "true",
             # Raised so that the load is not refused with 429: each client asks as fast
             # as it is answered, far beyond the default 120 a minute.
             "CAREERBOT_RATE_LIMIT_PER_MINUTE": "1000000",
