@@ -140,3 +140,10 @@ def test_a_label_file_may_start_with_a_bom_and_hold_line_separators_in_strings(
     line = json.dumps({"question": "why\u2028now?", "expect": "no_answer"}, ensure_ascii=False)
     path.write_text("\ufeff" + line + "\r\n" + line + "\n", encoding="utf-8")
     assert [case.question for case in read_cases(path)] == ["why\u2028now?"] * 2
+
+
+def test_a_label_file_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_bytes(b'{"question": "q", "expect": "no_answer"}\n{"question": "\xff"}\n')
+    with pytest.raises(CareerbotError, match=r"set\.jsonl:2: not UTF-8 text \(byte 0xff\)$"):
+        read_cases(path)

@@ -71,6 +71,10 @@ def test_other_origins_get_no_cors_headers_at_all(client: TestClient, origin: st
         client.post("/ask", json={"question": "hiring"}, headers={"Origin": origin}),
     ):
         assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+    # The refused preflight is an error like any other: JSON, in the one shape.
+    refused = client.options("/ask", headers={"Origin": origin, **PREFLIGHT})
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "Disallowed CORS origin", "errors": []}
 
 
 def ask_from(

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from careerbot import CareerbotError
 from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.index import build_index
@@ -378,3 +379,14 @@ def test_any_text_an_ask_carries_is_stored_and_read_back_as_it_was(
         )
         assert row.answers == [{"id": ask.question, "score": 0.25}]
         assert row.suggestions == [ask.question, "\\N"]
+
+
+def test_a_relative_log_path_in_a_missing_folder_is_named_in_full(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CareerbotError) as error:
+        connect("sqlite:///missing/log.sqlite")
+    assert f"({tmp_path / 'missing'} is not a folder, so log.sqlite cannot be made)" in str(
+        error.value
+    )

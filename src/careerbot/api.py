@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.engine import Engine
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -21,7 +20,7 @@ from careerbot.config import Settings
 from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder
 from careerbot.errors import MAX_BODY_BYTES, BodyLimit
 from careerbot.feedback import router as feedback_router
-from careerbot.guard import SecurityHeaders, Slots, Throttle
+from careerbot.guard import Cors, SecurityHeaders, Slots, Throttle
 from careerbot.handlers import add_error_handlers
 from careerbot.health import health_router
 from careerbot.pages import router as pages_router
@@ -159,7 +158,7 @@ def create_app(
         Throttle, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )
     app.add_middleware(
-        CORSMiddleware,
+        Cors,
         allow_origins=settings.cors_origin_list,
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type"],

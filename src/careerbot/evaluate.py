@@ -82,10 +82,17 @@ def field(part: int | str) -> str:
 def read_cases(path: Path) -> list[Case]:
     cases = []
     try:
-        # JSON lines end at "\n" alone: a string may hold U+2028 and its kin.
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
-    except (OSError, UnicodeDecodeError) as error:
+        raw = path.read_bytes()
+    except OSError as error:
         raise CareerbotError(f"cannot read {path}: {error}") from None
+    try:
+        # JSON lines end at "\n" alone: a string may hold U+2028 and its kin.
+        lines = raw.decode("utf-8-sig").split("\n")
+    except UnicodeDecodeError as error:
+        row = raw[: error.start].count(b"\n") + 1
+        raise CareerbotError(
+            f"{path}:{row}: not UTF-8 text (byte {raw[error.start]:#04x})"
+        ) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

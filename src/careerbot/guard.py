@@ -8,6 +8,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careerbot.errors import error_response
@@ -16,6 +18,20 @@ DEMO_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, but a preflight it refuses (an origin, method or header not
+    allowed) gets the JSON error every other refusal gets, not plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = error_response(400, bytes(response.body).decode())
+        if "vary" in response.headers:  # the answer depends on the Origin: caches must know
+            refused.headers["vary"] = response.headers["vary"]
+        return refused
 
 
 class SecurityHeaders:

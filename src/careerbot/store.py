@@ -222,7 +222,7 @@ def taking_turns(engine: Engine) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    folder = Path(path).parent
+    folder = Path(path).absolute().parent  # a relative path is the server's folder's
     if not folder.is_dir():  # say so, rather than that the lock file cannot be made
         raise FileNotFoundError(f"{folder} is not a folder, so {Path(path).name} cannot be made")
     with open(f"{path}.migrating", "a") as lock:
