@@ -45,6 +45,17 @@ def alive(pid: int) -> bool:
 SMALL_FILE_BYTES = 4 * 1024 * 1024
 
 
+def utf8_text(raw: bytes, name: str) -> str:
+    """Bytes as UTF-8 text; else one line naming the line of the first byte that is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise CareerbotError(
+            f"{name}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})"
+        ) from None
+
+
 def read_limited(path: Path, max_bytes: int, name: str = "", advice: str = "") -> bytes:
     """A regular file's bytes, refused with one line, before any is read, when it is
     something else (a FIFO would block, a device never ends) or larger than max_bytes;

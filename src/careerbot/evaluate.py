@@ -16,7 +16,7 @@ from pydantic import (
     ValidationError,
 )
 
-from careerbot import CareerbotError
+from careerbot import CareerbotError, utf8_text
 from careerbot.search import Hit, Searcher
 
 
@@ -85,14 +85,8 @@ def read_cases(path: Path) -> list[Case]:
         raw = path.read_bytes()
     except OSError as error:
         raise CareerbotError(f"cannot read {path}: {error}") from None
-    try:
-        # JSON lines end at "\n" alone: a string may hold U+2028 and its kin.
-        lines = raw.decode("utf-8-sig").split("\n")
-    except UnicodeDecodeError as error:
-        row = raw[: error.start].count(b"\n") + 1
-        raise CareerbotError(
-            f"{path}:{row}: not UTF-8 text (byte {raw[error.start]:#04x})"
-        ) from None
+    # JSON lines end at "\n" alone: a string may hold U+2028 and its kin.
+    lines = utf8_text(raw, str(path)).removeprefix("\ufeff").split("\n")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from careerbot import CareerbotError, read_limited
+from careerbot import CareerbotError, read_limited, utf8_text
 from careerbot.metadata import (
     Curation,
     Interview,
@@ -189,14 +189,8 @@ def read_lines(path: Path, document: str, max_bytes: int) -> list[str]:
     # appended) has its lines ended by CR.
     if raw.count(b"\r") - raw.count(b"\r\n") > raw.count(b"\n"):
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise CareerbotError(
-            f"{document}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})"
-        ) from None
-    return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
+    text = utf8_text(raw, document).removeprefix("\ufeff")
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def interview_paragraphs(text_lines: list[str]) -> tuple[list[Paragraph], list[Paragraph], int]:
