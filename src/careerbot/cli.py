@@ -37,7 +37,7 @@ from careerbot.report import (
     skipped_in_review,
     undecided,
 )
-from careerbot.rules import BOUNDS
+from careerbot.rules import rule
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
 from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
@@ -133,16 +133,9 @@ def setting_problem(error: Any, options: Mapping[str, object]) -> str:
         name = f"--{field.replace('_', '-')}"
     else:
         name = f"CAREERBOT_{field.upper()}" if field else "settings"
-    kind, context = error["type"], error.get("ctx", {})
-    if kind == "value_error":
-        rule = str(context["error"])
-    elif kind == "literal_error":
-        rule = f"must be {context['expected']}"
-    elif kind in BOUNDS:
-        rule = BOUNDS[kind](context)
-    else:
-        rule = SETTING_RULES.get(kind, str(error["msg"]))
-    return f"{name}: {rule}"
+    if error["type"] == "literal_error":
+        return f"{name}: must be {error['ctx']['expected']}"
+    return f"{name}: {rule(error, SETTING_RULES)}"
 
 
 def build(settings: Settings, embedder: Embedder) -> None:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from careerbot.rules import BOUNDS
+from careerbot.rules import rule
 
 MAX_BODY_BYTES = 16 * 1024
 # Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
@@ -72,14 +72,10 @@ def describe(error: dict[str, Any], fields: Iterable[str]) -> ErrorField:
     elif kind == "json_invalid":
         reason = error.get("ctx", {}).get("error", "decode error")
         message = f"is not valid JSON ({reason} at character {path[0] if path else 0})"
-    elif kind == "value_error":
-        message = str(error["ctx"]["error"])
     elif kind in ("model_attributes_type", "dict_type") and isinstance(error.get("input"), bytes):
         message = "must be JSON sent with Content-Type: application/json"  # not parsed
-    elif kind in BOUNDS:
-        message = BOUNDS[kind](error["ctx"])
     else:
-        message = MESSAGES.get(kind, str(error["msg"]))
+        message = rule(error, MESSAGES)
     # Lone surrogates cannot be encoded in a response: replace them.
     safe = message[:200].encode("utf-8", "replace").decode()
     return ErrorField(field=field[:100].encode("utf-8", "replace").decode(), message=safe)
