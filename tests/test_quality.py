@@ -56,6 +56,13 @@ FLOORS = {
     "longform-posts-heldout": {"top1": 0.77, "evidence1": 0.70, "false_rejection": 0.10},
     "longform-posts-uncovered-tune": {"offtopic_rejected": 0.90},
     "longform-posts-uncovered-heldout": {"offtopic_rejected": 0.90},
+    # More posts, written blind on 2026-11-29 by three more authors (uncovered ones as near
+    # the interviews' subjects as they could make them) and measured once as they were.
+    "longform-posts-uncovered-tune-b": {"offtopic_rejected": 0.83},
+    "longform-posts-heldout-2": {"top1": 0.90, "evidence1": 0.83, "false_rejection": 0.05},
+    "longform-posts-uncovered-heldout-2": {"offtopic_rejected": 0.50},
+    "longform-posts-heldout-3": {"top1": 0.90, "evidence1": 0.75, "false_rejection": 0.05},
+    "longform-posts-uncovered-heldout-3": {"offtopic_rejected": 0.80},
     # Posts of 800 to 2000 characters in paragraphs, about half over the model's window
     # and most over the 1000 characters /ask takes (read whole here, as `careerbot eval`
     # reads them), with posts the interviews do not answer (written blind on 2026-11-27).
@@ -156,6 +163,11 @@ def test_quality_on_the_tuning_and_held_out_sets(
         "longform-posts-heldout",
         "longform-posts-uncovered-tune",
         "longform-posts-uncovered-heldout",
+        "longform-posts-uncovered-tune-b",
+        "longform-posts-heldout-2",
+        "longform-posts-uncovered-heldout-2",
+        "longform-posts-heldout-3",
+        "longform-posts-uncovered-heldout-3",
         "longform-walls-tune",
         "longform-walls-heldout",
     ):
