@@ -35,7 +35,7 @@ FLOORS = {
     "second": {"top1": 0.90, "evidence1": 0.90, "offtopic_rejected": 0.75, "false_rejection": 0.05},
     # Career questions the interviews do not cover, and long questions as people post them.
     "uncovered-tune": {"offtopic_rejected": 0.90},
-    "uncovered-heldout": {"offtopic_rejected": 0.85},
+    "uncovered-heldout": {"offtopic_rejected": 0.90},
     "longform-tune": {"top1": 0.95, "false_rejection": 0.10},
     "longform-tune-b": {"top1": 0.92, "evidence1": 0.78, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.90, "false_rejection": 0.10},
@@ -58,24 +58,24 @@ FLOORS = {
     "longform-posts-uncovered-heldout": {"offtopic_rejected": 0.90},
     # More posts, written blind on 2026-11-29 by three more authors (uncovered ones as near
     # the interviews' subjects as they could make them) and measured once as they were.
-    "longform-posts-uncovered-tune-b": {"offtopic_rejected": 0.83},
+    "longform-posts-uncovered-tune-b": {"offtopic_rejected": 0.87},
     "longform-posts-heldout-2": {"top1": 0.90, "evidence1": 0.83, "false_rejection": 0.05},
-    "longform-posts-uncovered-heldout-2": {"offtopic_rejected": 0.50},
+    "longform-posts-uncovered-heldout-2": {"offtopic_rejected": 0.70},
     "longform-posts-heldout-3": {"top1": 0.90, "evidence1": 0.75, "false_rejection": 0.05},
-    "longform-posts-uncovered-heldout-3": {"offtopic_rejected": 0.80},
+    "longform-posts-uncovered-heldout-3": {"offtopic_rejected": 0.85},
     # Posts of 800 to 2000 characters in paragraphs, about half over the model's window
     # and most over the 1000 characters /ask takes (read whole here, as `careerbot eval`
     # reads them), with posts the interviews do not answer (written blind on 2026-11-27).
     "longform-walls-tune": {
-        "top1": 0.87,
-        "evidence1": 0.73,
+        "top1": 0.93,
+        "evidence1": 0.80,
         "offtopic_rejected": 0.90,
         "false_rejection": 0.05,
     },
     "longform-walls-heldout": {
         "top1": 0.90,
         "evidence1": 0.83,
-        "offtopic_rejected": 0.75,
+        "offtopic_rejected": 0.85,
         "false_rejection": 0.04,
     },
     # The long held-out sets, each question wrapped in two lines of eval/chatter-heldout.txt.
