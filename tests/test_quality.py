@@ -59,6 +59,8 @@ FLOORS = {
     # More posts, written blind on 2026-11-29 by three more authors (uncovered ones as near
     # the interviews' subjects as they could make them) and measured once as they were.
     "longform-posts-uncovered-tune-b": {"offtopic_rejected": 0.87},
+    # Posts the interviews answer, told amid what they do not (a visa, a layoff, pay).
+    "longform-posts-tune-b": {"top1": 0.87, "evidence1": 0.78, "false_rejection": 0.07},
     "longform-posts-heldout-2": {"top1": 0.90, "evidence1": 0.83, "false_rejection": 0.05},
     "longform-posts-uncovered-heldout-2": {"offtopic_rejected": 0.70},
     "longform-posts-heldout-3": {"top1": 0.90, "evidence1": 0.75, "false_rejection": 0.05},
@@ -164,6 +166,7 @@ def test_quality_on_the_tuning_and_held_out_sets(
         "longform-posts-uncovered-tune",
         "longform-posts-uncovered-heldout",
         "longform-posts-uncovered-tune-b",
+        "longform-posts-tune-b",
         "longform-posts-heldout-2",
         "longform-posts-uncovered-heldout-2",
         "longform-posts-heldout-3",
