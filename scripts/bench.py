@@ -8,8 +8,8 @@ question, in this process. careerbot: `/ask` over HTTP on loopback against a
 the ratios to the baseline, the server's peak RSS, cold start (process start to a healthy
 /health, index already built) and index build time; then the same at 1 client for the long
 questions of eval/longform-tune-b.jsonl and -c (several sentences each, most with asking
-sentences: see README, Scoring). Every question is asked once, so no cache helps either
-side.
+sentences: see docs/quality.md, Scoring). Every question is asked once, so no cache helps
+either side.
 
     python scripts/bench.py --log-modes [--postgres-url postgresql+psycopg://...]
 

@@ -1,8 +1,8 @@
 """Answer quality with the real model on the labelled sets in eval/: it must not regress.
 
-The floors sit a little under the figures measured when they were set (README, "Answer
-quality"), some of them above the figures without the classifier of answers, which they
-guard; raise them when quality improves.
+The floors sit a little under the figures measured when they were set (docs/quality.md,
+"Answer quality"), some of them above the figures without the classifier of answers,
+which they guard; raise them when quality improves.
 """
 
 import shutil
