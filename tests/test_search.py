@@ -665,31 +665,3 @@ def test_one_speaker_asked_alike_in_two_interviews_is_one_answer_per_question(
     hits = searcher.ask("what matters, patience or practice", top_k=4).answers
     pairs = [(hit.answer["question"], hit.answer["speaker"]["id"]) for hit in hits]
     assert sorted(pairs) == [("What matters most?", "ada"), ("What matters most?", "bob")]
-
-
-def test_a_question_a_passage_is_nearer_than_an_uncovered_topic_is_not_uncovered(
-    settings: Settings, fake_embedder: FakeEmbedder
-) -> None:
-    """An uncovered topic of one transcript does not refuse what another, uncurated one
-    answers: its interview question's few words may be farther from a post than a long
-    phrasing of the topic is, but then its answer's passage is nearer still."""
-    two_answers(settings.corpus_dir, None)
-    with metadata_file(settings.corpus_dir).open("a") as toml:
-        toml.write('\n[uncovered.management]\nphrasings = ["can I take a manager role"]\n')
-    (settings.corpus_dir / "pm.txt").write_text(
-        "How did you move into product?\n\n"
-        "Dee: I asked to shadow our product manager first, then I could take the role.\n"
-    )
-    build_index(settings, fake_embedder)
-    searcher = Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder, 0.0)
-    question = "shadow our product manager first, then take a manager role"
-    query = fake_embedder.embed([question])
-    covered = searcher.covered(searcher.topical(query), searcher.answer_near(query))
-    assert searcher.uncovered_vectors is not None
-    near = float((searcher.uncovered_vectors @ query[0]).max())
-    assert near >= max(0.3, float(covered.max()) + Weights().uncovered_margin)
-    result = searcher.ask(question)
-    assert result.uncovered is None
-    assert result.answers[0].answer["speaker"]["id"] == "dee"
-    # Without the passage nearer, the topic is what the question looks like.
-    assert searcher.ask("can I take a manager role").uncovered == "management"

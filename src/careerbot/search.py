@@ -665,21 +665,15 @@ class Searcher:
 
     def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:
         """The uncovered topic a question is nearer to than to anything covered (`covered`,
-        for the same query, and every passage), if any. The passages count because a
-        transcript without phrasings has only its interview questions' words to show what
-        it covers, against the uncovered topics' phrasings of another transcript, some of
-        them as long as a post."""
+        for the same query), if any."""
         if self.uncovered_vectors is None:
             return None
         near = self.uncovered_vectors @ query[0]
         best = int(np.argmax(near))
         margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
-        if near[best] < max(floor, float(covered.max()) + margin):
-            return None
-        nearest, _ = search_vectors(self.index.vectors, query, 1)
-        if len(nearest) and nearest[0] > near[best]:
-            return None
-        return self.uncovered_names[best]
+        if near[best] >= max(floor, float(covered.max()) + margin):
+            return self.uncovered_names[best]
+        return None
 
     def suggest(self, covered: Vectors, count: int = 3) -> list[str]:
         """The interview questions closest to the question, for a person to pick from."""
