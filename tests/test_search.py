@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from careerbot import search
+from careerbot.asking import JUDGED_SENTENCES, asking_spans
 from careerbot.chunking import sentence_spans
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Text, Vectors
@@ -17,7 +18,6 @@ from careerbot.search import (
     Searcher,
     UnknownSpeaker,
     Weights,
-    asking_spans,
     best_first,
     grown,
 )
@@ -308,13 +308,13 @@ def test_a_long_question_is_lifted_by_its_words_and_stays_within_0_and_1(
 
 def test_a_question_of_very_many_sentences_is_judged_in_runs_of_them(searcher: Searcher) -> None:
     about, far = "Machine learning engineer interviews at Airbnb.", "Juggle pelican igloo."
-    fewer = f"{about} " + " ".join([far] * (search.JUDGED_SENTENCES - 1))
-    assert searcher.sentences(fewer) == [about] + [far] * (search.JUDGED_SENTENCES - 1)
+    fewer = f"{about} " + " ".join([far] * (JUDGED_SENTENCES - 1))
+    assert searcher.sentences(fewer) == [about] + [far] * (JUDGED_SENTENCES - 1)
     # 41 sentences: 20 runs of two or three, in order, covering the whole question.
     many = [far] * 40
     question = " ".join([about, *many])
     runs = searcher.sentences(question)
-    assert len(runs) == search.JUDGED_SENTENCES and " ".join(runs) == question
+    assert len(runs) == JUDGED_SENTENCES and " ".join(runs) == question
     assert all(2 <= len(list(sentence_spans(run))) <= 3 for run in runs)
     assert runs[0].startswith(about) and len(runs[0]) <= len(f"{about} {far} {far}")
     assert searcher.relevant_part(question) == runs[0]

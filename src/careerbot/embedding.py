@@ -460,7 +460,7 @@ class BatchingEmbedder:
         """The next batch: the first group of texts to come, and those queued by then or,
         under load, arriving within max_wait. A group is never split, so a batch may pass
         batch_size by up to one group (a question's texts: three, and its sentences when it
-        has several, up to JUDGED_SENTENCES of search.py, or as many runs of them)."""
+        has several, up to JUDGED_SENTENCES of asking.py, or as many runs of them)."""
         batch = self.waiting.get()
         busy = time.monotonic() - self.finished < self.max_wait
         deadline = time.monotonic() + (self.max_wait if busy else 0.0)
