@@ -390,3 +390,13 @@ def test_a_relative_log_path_in_a_missing_folder_is_named_in_full(
     assert f"({tmp_path / 'missing'} is not a folder, so log.sqlite cannot be made)" in str(
         error.value
     )
+
+
+def test_a_log_path_that_is_a_folder_says_so_and_which_file_to_name(tmp_path: Any) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    with pytest.raises(CareerbotError) as error:
+        connect(f"sqlite:///{folder}")
+    assert f"({folder} is a folder; name a file in it, such as {folder / 'questions.sqlite'})" in (
+        str(error.value)
+    )

@@ -225,6 +225,11 @@ def taking_turns(engine: Engine) -> Iterator[None]:
     folder = Path(path).absolute().parent  # a relative path is the server's folder's
     if not folder.is_dir():  # say so, rather than that the lock file cannot be made
         raise FileNotFoundError(f"{folder} is not a folder, so {Path(path).name} cannot be made")
+    if Path(path).is_dir():  # SQLite would say only that it cannot open it
+        raise IsADirectoryError(
+            f"{Path(path).absolute()} is a folder; name a file in it, such as "
+            f"{Path(path).absolute() / 'questions.sqlite'}"
+        )
     with open(f"{path}.migrating", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
