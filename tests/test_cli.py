@@ -297,6 +297,18 @@ def test_a_damaged_index_is_refused_by_the_command_without_a_traceback(
     ]
 
 
+def test_a_damaged_version_is_named_once_when_ask_rebuilds_it(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.main(["build", *dirs(settings)])
+    (served_version(settings.index_dir) / "passages.jsonl").write_bytes(b"garbage")
+    capsys.readouterr()
+    assert cli.main(["ask", "hiring", *dirs(settings)]) == 0
+    said = capsys.readouterr().err
+    assert said.count("does not match its checksum") == 1, said
+    assert "Indexed documents: 1" in said and "(0 reused, " in said
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -138,11 +138,14 @@ def setting_problem(error: Any, options: Mapping[str, object]) -> str:
     return f"{name}: {rule(error, SETTING_RULES)}"
 
 
-def build(settings: Settings, embedder: Embedder) -> None:
+def build(settings: Settings, embedder: Embedder, said: Sequence[str] = ()) -> None:
+    """Build the index, saying its warnings but those that repeat a problem `said`
+    already (a damaged version, found on loading, is not reused either)."""
     say(f"Building the index from {settings.corpus_dir} ...", sys.stderr)
     summary = build_index(settings, embedder, progress=True)
     for problem in summary.warnings:
-        warn(problem)
+        if not any(known in problem for known in said):
+            warn(problem)
     say(str(summary), sys.stderr)
 
 
@@ -165,7 +168,7 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
     if index is not None:
         say(f"{settings.corpus_dir} changed since the index was built.", sys.stderr)
     try:
-        build(settings, embedder)
+        build(settings, embedder, said=problems)
         return load_index(settings.index_dir, embedder), []
     except CareerbotError as error:
         if index is None:
