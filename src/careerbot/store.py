@@ -222,13 +222,12 @@ def taking_turns(engine: Engine) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    folder = Path(path).absolute().parent  # a relative path is the server's folder's
-    if not folder.is_dir():  # say so, rather than that the lock file cannot be made
-        raise FileNotFoundError(f"{folder} is not a folder, so {Path(path).name} cannot be made")
-    if Path(path).is_dir():  # SQLite would say only that it cannot open it
+    file = Path(path).absolute()  # a relative path is in the server's folder
+    if not file.parent.is_dir():  # say so, rather than that the lock file cannot be made
+        raise FileNotFoundError(f"{file.parent} is not a folder, so {file.name} cannot be made")
+    if file.is_dir():  # SQLite would say only that it cannot open it
         raise IsADirectoryError(
-            f"{Path(path).absolute()} is a folder; name a file in it, such as "
-            f"{Path(path).absolute() / 'questions.sqlite'}"
+            f"{file} is a folder; name a file in it, such as {file / 'questions.sqlite'}"
         )
     with open(f"{path}.migrating", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
