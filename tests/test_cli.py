@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import runpy
 import shlex
 import shutil
@@ -307,6 +308,25 @@ def test_a_damaged_version_is_named_once_when_ask_rebuilds_it(
     said = capsys.readouterr().err
     assert said.count("does not match its checksum") == 1, said
     assert "Indexed documents: 1" in said and "(0 reused, " in said
+
+
+def test_ask_rebuilds_from_the_version_that_loaded_when_the_current_one_is_damaged(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.main(["build", *dirs(settings)])
+    older = served_version(settings.index_dir).name
+    shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
+    cli.main(["build", *dirs(settings)])
+    (served_version(settings.index_dir) / "passages.jsonl").write_bytes(b"garbage")
+    shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)  # changed again
+    capsys.readouterr()
+    assert cli.main(["ask", "hiring", *dirs(settings)]) == 0
+    said = capsys.readouterr().err
+    assert f"serving {older}, the newest version that verifies" in said
+    assert said.count("does not match its checksum") == 1, said
+    # The passages of the transcripts the older version holds are reused: not none.
+    reused = re.search(r"passages: \d+ \((\d+) reused, ", said)
+    assert reused and int(reused[1]) > 0, said
 
 
 def free_port() -> int:

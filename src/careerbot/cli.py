@@ -40,7 +40,7 @@ from careerbot.report import (
 from careerbot.rules import rule
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
-from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
+from careerbot.version import VERSIONS, LoadedIndex, NoIndex, load_index, load_newest
 
 # A question wrapped in more lines would be no question anyone posts (eval --chatter).
 MAX_CHATTER_LINES = 20
@@ -138,11 +138,18 @@ def setting_problem(error: Any, options: Mapping[str, object]) -> str:
     return f"{name}: {rule(error, SETTING_RULES)}"
 
 
-def build(settings: Settings, embedder: Embedder, said: Sequence[str] = ()) -> None:
-    """Build the index, saying its warnings but those that repeat a problem `said`
-    already (a damaged version, found on loading, is not reused either)."""
+def build(
+    settings: Settings,
+    embedder: Embedder,
+    said: Sequence[str] = (),
+    reuse: LoadedIndex | None = None,
+) -> None:
+    """Build the index, reusing what `reuse` (or else CURRENT's version) holds, and saying
+    its warnings but those that repeat a problem `said` already (a damaged version, found
+    on loading, is not reused either)."""
     say(f"Building the index from {settings.corpus_dir} ...", sys.stderr)
-    summary = build_index(settings, embedder, progress=True)
+    folder = settings.index_dir / VERSIONS / reuse.version if reuse else None
+    summary = build_index(settings, embedder, progress=True, reuse=folder)
     for problem in summary.warnings:
         if not any(known in problem for known in said):
             warn(problem)
@@ -168,7 +175,8 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
     if index is not None:
         say(f"{settings.corpus_dir} changed since the index was built.", sys.stderr)
     try:
-        build(settings, embedder, said=problems)
+        # The version that loaded, which may be older than a damaged one CURRENT names.
+        build(settings, embedder, said=problems, reuse=index)
         return load_index(settings.index_dir, embedder), []
     except CareerbotError as error:
         if index is None:

@@ -449,9 +449,12 @@ def embed_reusing(
     return every, missing
 
 
-def build_index(settings: Settings, embedder: Embedder, progress: bool = False) -> BuildSummary:
+def build_index(
+    settings: Settings, embedder: Embedder, progress: bool = False, reuse: Path | None = None
+) -> BuildSummary:
     """Parse, chunk and embed the whole corpus into settings.index_dir, reusing what the
-    version being served already holds for answers and texts that have not changed."""
+    version being served (`reuse`, a version folder, or else the one CURRENT names)
+    already holds for answers and texts that have not changed."""
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
@@ -464,7 +467,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False) 
         "window": embedder.window,
         "splitter": SPLITTER,
     }
-    previous, problem = Previous.load(settings.index_dir, embedder, chunking)
+    previous, problem = Previous.load(settings.index_dir, embedder, chunking, reuse)
     records = [answer_record(a) for a in answers]
     splits = [split_key(record) for record in records]
     passages = split_all(answers, splits, previous, embedder, settings.passage_tokens, progress)

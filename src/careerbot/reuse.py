@@ -52,16 +52,20 @@ class Previous:
 
     @classmethod
     def load(
-        cls, index_dir: Path, embedder: Embedder, chunking: dict[str, int]
+        cls,
+        index_dir: Path,
+        embedder: Embedder,
+        chunking: dict[str, int],
+        version_dir: Path | None = None,
     ) -> tuple["Previous", str | None]:
-        """The version CURRENT names, verified; nothing to reuse when there is none or it
-        was made by another model. A version that does not verify, or whose keys do not
-        fit its vectors, is not trusted: nothing of it is used, and the second value
-        says why."""
+        """The version `version_dir`, or else the one CURRENT names, verified; nothing to
+        reuse when there is none or it was made by another model. A version that does
+        not verify, or whose keys do not fit its vectors, is not trusted: nothing of it
+        is used, and the second value says why."""
         nothing = cls({}, {}, empty(embedder.dimension))
         where = str(index_dir / POINTER)
         try:
-            version_dir = current_version(index_dir)
+            version_dir = version_dir or current_version(index_dir)
             if version_dir is None:
                 return nothing, None
             where = str(version_dir)

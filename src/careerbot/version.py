@@ -486,11 +486,17 @@ def load_newest(index_dir: Path, embedder: Embedder) -> tuple[LoadedIndex, list[
         return load_index(index_dir, embedder), []
     except CareerbotError as error:
         refusal, problems = error, [str(error)]
+    try:
+        refused = current_version(index_dir)
+    except CareerbotError:
+        refused = None
     versions = index_dir / VERSIONS
     folders = sorted(versions.iterdir(), reverse=True) if versions.is_dir() else []
     for folder in folders:
         if not VERSION_NAME.fullmatch(folder.name) or folder.is_symlink():
             continue
+        if refused is not None and folder.name == refused.name:
+            continue  # refused above, and said
         try:
             index = load_version(folder, embedder)
         except CareerbotError as error:
