@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from careerbot import cli
+from careerbot import CareerbotError, cli, version
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.version import current_version
@@ -327,6 +327,60 @@ def test_ask_rebuilds_from_the_version_that_loaded_when_the_current_one_is_damag
     # The passages of the transcripts the older version holds are reused: not none.
     reused = re.search(r"passages: \d+ \((\d+) reused, ", said)
     assert reused and int(reused[1]) > 0, said
+
+
+def test_build_reuses_the_newest_version_that_verifies_when_the_current_one_is_damaged(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.main(["build", *dirs(settings)])
+    older = served_version(settings.index_dir).name
+    shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
+    cli.main(["build", *dirs(settings)])
+    (served_version(settings.index_dir) / "passages.jsonl").write_bytes(b"garbage")
+    shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
+    capsys.readouterr()
+    assert cli.main(["build", *dirs(settings)]) == 0
+    said = capsys.readouterr().err
+    assert said.count("does not match its checksum") == 1, said
+    assert f"; reusing {older}, the newest that verifies" in said
+    reused = re.search(r"passages: \d+ \((\d+) reused, ", said)
+    assert reused and int(reused[1]) > 0, said
+
+
+def test_a_version_that_a_build_makes_current_while_the_refused_one_is_read_serves(
+    settings: Settings,
+    use_fake: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CURRENT is read once: a build that makes its new version current meanwhile does not
+    make the newest good version look refused."""
+    cli.main(["build", *dirs(settings)])
+    shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
+    cli.main(["build", *dirs(settings)])
+    made = served_version(settings.index_dir)
+    # A damaged version newer than both, which CURRENT names.
+    damaged = made.with_name("29991231T000000000000Z-" + made.name.split("-")[1])
+    shutil.copytree(made, damaged)
+    (damaged / "passages.jsonl").write_bytes(b"garbage")
+    pointer = settings.index_dir / "CURRENT"
+    pointer.write_text(damaged.name + "\n")
+    real = version.load_version
+
+    def swapping(folder: Path, embedder: FakeEmbedder) -> version.LoadedIndex:
+        try:
+            return real(folder, embedder)
+        except CareerbotError:
+            pointer.write_text(made.name + "\n")  # the build's swap
+            raise
+
+    monkeypatch.setattr(version, "load_version", swapping)
+    capsys.readouterr()
+    assert cli.main(["ask", "hiring", *dirs(settings)]) == 0
+    said = capsys.readouterr().err
+    assert said.count("does not match its checksum") == 1, said
+    assert f"serving {made.name}, the newest version that verifies" in said
+    assert "changed since" not in said  # the version served is of this corpus
 
 
 def free_port() -> int:

@@ -144,7 +144,7 @@ def build(
     said: Sequence[str] = (),
     reuse: LoadedIndex | None = None,
 ) -> None:
-    """Build the index, reusing what `reuse` (or else CURRENT's version) holds, and saying
+    """Build the index, reusing what `reuse` (or else the version served) holds, and saying
     its warnings but those that repeat a problem `said` already (a damaged version, found
     on loading, is not reused either)."""
     say(f"Building the index from {settings.corpus_dir} ...", sys.stderr)

@@ -453,7 +453,7 @@ def build_index(
     settings: Settings, embedder: Embedder, progress: bool = False, reuse: Path | None = None
 ) -> BuildSummary:
     """Parse, chunk and embed the whole corpus into settings.index_dir, reusing what the
-    version being served (`reuse`, a version folder, or else the one CURRENT names)
+    version being served (`reuse`, a version folder, or else as Previous.load finds it)
     already holds for answers and texts that have not changed."""
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)

@@ -22,7 +22,11 @@ from careerbot.version import (
     current_version,
     open_version,
     read_version,
+    version_folders,
 )
+
+# What makes a version untrustworthy to reuse: it does not verify, or its files do not fit.
+UNTRUSTED = (CareerbotError, OSError, RuntimeError, ValueError, EOFError, KeyError, TypeError)
 
 
 def passage_key(fingerprint: str, text: str) -> bytes:
@@ -58,55 +62,65 @@ class Previous:
         chunking: dict[str, int],
         version_dir: Path | None = None,
     ) -> tuple["Previous", str | None]:
-        """The version `version_dir`, or else the one CURRENT names, verified; nothing to
-        reuse when there is none or it was made by another model. A version that does
-        not verify, or whose keys do not fit its vectors, is not trusted: nothing of it
-        is used, and the second value says why."""
+        """What the version being served holds: `version_dir`, or else the one CURRENT
+        names, or when that one is refused the newest that verifies, as a server would
+        serve. Nothing to reuse when there is none or it was made by another model. A
+        version that does not verify, or whose keys do not fit its vectors, is not
+        trusted: nothing of it is used, and the second value says why."""
         nothing = cls({}, {}, empty(embedder.dimension))
-        where = str(index_dir / POINTER)
+        first = version_dir
         try:
-            version_dir = version_dir or current_version(index_dir)
-            if version_dir is None:
+            first = first or current_version(index_dir)
+            if first is None:
                 return nothing, None
-            where = str(version_dir)
-            if not version_dir.is_dir():
-                raise CareerbotError("it names a version that is missing")
-            manifest = read_version(version_dir)
-            if manifest.fingerprint != embedder.fingerprint:
-                return nothing, None
-            index = open_version(version_dir, manifest)
-            keys = np.load(version_dir / "keys.npy", allow_pickle=False)
-            splits = np.load(version_dir / "answer-keys.npy", allow_pickle=False)
-            views, size = index.views, index.vectors.ntotal + len(index.views)
-            if keys.dtype != np.uint8 or keys.shape != (size, KEY_BYTES):
-                raise CareerbotError("keys.npy does not fit its vectors")
-            if splits.dtype != np.uint8 or splits.shape != (manifest.answers, KEY_BYTES):
-                raise CareerbotError("answer-keys.npy does not fit its answers")
-            if index.vectors.d != embedder.dimension or views.shape[1:] != (embedder.dimension,):
-                raise CareerbotError("it holds vectors of another dimension")
-            stored = np.concatenate([index.vectors.reconstruct_n(0, index.vectors.ntotal), views])
-            if not np.isfinite(stored).all():
-                raise CareerbotError("it holds vectors that are not finite float32 numbers")
-            spans: dict[bytes, list[tuple[int, int]]] = {}
-            if manifest.chunking.model_dump() == chunking:
-                by_answer: dict[int, list[tuple[int, int]]] = {}
-                for answer, start, end in index.rows[:, [ANSWER, START, END]].tolist():
-                    by_answer.setdefault(answer, []).append((start, end))
-                # An answer told twice (in two transcripts, say) has one split: the first.
-                for answer, its in by_answer.items():
-                    spans.setdefault(bytes(splits[answer]), its)
-            rows = {bytes(key): row for row, key in enumerate(keys)}
-            return cls(spans, rows, stored), None
-        except (
-            CareerbotError,
-            OSError,
-            RuntimeError,
-            ValueError,
-            EOFError,
-            KeyError,
-            TypeError,
-        ) as error:
-            return nothing, f"{where} is not reused ({error}); all is made anew"
+            return cls.read(first, embedder, chunking) or nothing, None
+        except UNTRUSTED as error:
+            problem = f"{first or index_dir / POINTER} is not reused ({error})"
+        if version_dir is None:
+            for folder in version_folders(index_dir):
+                if first is not None and folder.name == first.name:
+                    continue  # refused above
+                try:
+                    found = cls.read(folder, embedder, chunking)
+                except UNTRUSTED:
+                    continue
+                if found is not None:
+                    return found, f"{problem}; reusing {folder.name}, the newest that verifies"
+        return nothing, f"{problem}; all is made anew"
+
+    @classmethod
+    def read(
+        cls, version_dir: Path, embedder: Embedder, chunking: dict[str, int]
+    ) -> "Previous | None":
+        """What one version holds, verified; None when another model made it."""
+        if not version_dir.is_dir():
+            raise CareerbotError("it is missing")
+        manifest = read_version(version_dir)
+        if manifest.fingerprint != embedder.fingerprint:
+            return None
+        index = open_version(version_dir, manifest)
+        keys = np.load(version_dir / "keys.npy", allow_pickle=False)
+        splits = np.load(version_dir / "answer-keys.npy", allow_pickle=False)
+        views, size = index.views, index.vectors.ntotal + len(index.views)
+        if keys.dtype != np.uint8 or keys.shape != (size, KEY_BYTES):
+            raise CareerbotError("keys.npy does not fit its vectors")
+        if splits.dtype != np.uint8 or splits.shape != (manifest.answers, KEY_BYTES):
+            raise CareerbotError("answer-keys.npy does not fit its answers")
+        if index.vectors.d != embedder.dimension or views.shape[1:] != (embedder.dimension,):
+            raise CareerbotError("it holds vectors of another dimension")
+        stored = np.concatenate([index.vectors.reconstruct_n(0, index.vectors.ntotal), views])
+        if not np.isfinite(stored).all():
+            raise CareerbotError("it holds vectors that are not finite float32 numbers")
+        spans: dict[bytes, list[tuple[int, int]]] = {}
+        if manifest.chunking.model_dump() == chunking:
+            by_answer: dict[int, list[tuple[int, int]]] = {}
+            for answer, start, end in index.rows[:, [ANSWER, START, END]].tolist():
+                by_answer.setdefault(answer, []).append((start, end))
+            # An answer told twice (in two transcripts, say) has one split: the first.
+            for answer, its in by_answer.items():
+                spans.setdefault(bytes(splits[answer]), its)
+        rows = {bytes(key): row for row, key in enumerate(keys)}
+        return cls(spans, rows, stored)
 
     def passages(self, answer: Answer, split: bytes) -> list[Passage]:
         """The answer's passages as last split, when an answer of the same text, question

@@ -471,7 +471,11 @@ def read_version(version_dir: Path) -> Manifest:
 def load_index(index_dir: Path, embedder: Embedder) -> LoadedIndex:
     """Load the version CURRENT names, refusing it with one line that says what is wrong
     unless all agrees."""
-    version_dir = current_version(index_dir)
+    return load_named(index_dir, current_version(index_dir), embedder)
+
+
+def load_named(index_dir: Path, version_dir: Path | None, embedder: Embedder) -> LoadedIndex:
+    """load_index, for the version CURRENT was found to name."""
     if version_dir is None:
         raise NoIndex(f"no index at {index_dir} (run: careerbot build)")
     if not version_dir.is_dir():
@@ -479,23 +483,25 @@ def load_index(index_dir: Path, embedder: Embedder) -> LoadedIndex:
     return load_version(version_dir, embedder)
 
 
+def version_folders(index_dir: Path) -> list[Path]:
+    """The folders of index_dir's versions, newest first."""
+    versions = index_dir / VERSIONS
+    folders = sorted(versions.iterdir(), reverse=True) if versions.is_dir() else []
+    return [f for f in folders if VERSION_NAME.fullmatch(f.name) and not f.is_symlink()]
+
+
 def load_newest(index_dir: Path, embedder: Embedder) -> tuple[LoadedIndex, list[str]]:
     """The version CURRENT names, or when that one is refused, the newest that verifies;
     with a line for each version refused on the way. Raises when none loads."""
+    # CURRENT is read once: a build may change it meanwhile.
+    named: Path | None = None
     try:
-        return load_index(index_dir, embedder), []
+        named = current_version(index_dir)
+        return load_named(index_dir, named, embedder), []
     except CareerbotError as error:
         refusal, problems = error, [str(error)]
-    try:
-        refused = current_version(index_dir)
-    except CareerbotError:
-        refused = None
-    versions = index_dir / VERSIONS
-    folders = sorted(versions.iterdir(), reverse=True) if versions.is_dir() else []
-    for folder in folders:
-        if not VERSION_NAME.fullmatch(folder.name) or folder.is_symlink():
-            continue
-        if refused is not None and folder.name == refused.name:
+    for folder in version_folders(index_dir):
+        if named is not None and folder.name == named.name:
             continue  # refused above, and said
         try:
             index = load_version(folder, embedder)
