@@ -310,8 +310,19 @@ def test_a_damaged_version_is_named_once_when_ask_rebuilds_it(
     assert "Indexed documents: 1" in said and "(0 reused, " in said
 
 
-def test_ask_rebuilds_from_the_version_that_loaded_when_the_current_one_is_damaged(
-    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "command, fallback",
+    [
+        (["ask", "hiring"], "serving {older}, the newest version that verifies"),
+        (["build"], "; reusing {older}, the newest that verifies"),
+    ],
+)
+def test_a_rebuild_reuses_the_newest_version_that_verifies_when_the_current_one_is_damaged(
+    settings: Settings,
+    use_fake: FakeEmbedder,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    fallback: str,
 ) -> None:
     cli.main(["build", *dirs(settings)])
     older = served_version(settings.index_dir).name
@@ -320,29 +331,11 @@ def test_ask_rebuilds_from_the_version_that_loaded_when_the_current_one_is_damag
     (served_version(settings.index_dir) / "passages.jsonl").write_bytes(b"garbage")
     shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)  # changed again
     capsys.readouterr()
-    assert cli.main(["ask", "hiring", *dirs(settings)]) == 0
+    assert cli.main([*command, *dirs(settings)]) == 0
     said = capsys.readouterr().err
-    assert f"serving {older}, the newest version that verifies" in said
+    assert fallback.format(older=older) in said
     assert said.count("does not match its checksum") == 1, said
     # The passages of the transcripts the older version holds are reused: not none.
-    reused = re.search(r"passages: \d+ \((\d+) reused, ", said)
-    assert reused and int(reused[1]) > 0, said
-
-
-def test_build_reuses_the_newest_version_that_verifies_when_the_current_one_is_damaged(
-    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
-) -> None:
-    cli.main(["build", *dirs(settings)])
-    older = served_version(settings.index_dir).name
-    shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
-    cli.main(["build", *dirs(settings)])
-    (served_version(settings.index_dir) / "passages.jsonl").write_bytes(b"garbage")
-    shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
-    capsys.readouterr()
-    assert cli.main(["build", *dirs(settings)]) == 0
-    said = capsys.readouterr().err
-    assert said.count("does not match its checksum") == 1, said
-    assert f"; reusing {older}, the newest that verifies" in said
     reused = re.search(r"passages: \d+ \((\d+) reused, ", said)
     assert reused and int(reused[1]) > 0, said
 
