@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from careerbot.embedding import (
     lowered,
     model_path,
 )
-from careerbot.export import onnx_file, writing
+from careerbot.export import onnx_file, quietly, writing
 from careerbot.index import build_index
 from careerbot.search import Searcher
 from careerbot.version import load_index
@@ -308,3 +309,14 @@ def test_texts_of_like_length_batch_together_and_no_more_than_32() -> None:
     assert like_lengths(lengths) == [(0, 4), (4, 5), (5, 7), (7, 8)]
     runs = like_lengths(sorted(np.random.default_rng(1).integers(1, 1000, 500).tolist()))
     assert [start for start, _ in runs[1:]] == [end for _, end in runs[:-1]] and runs[-1][1] == 500
+
+
+def test_an_export_step_leaves_the_logging_as_it_was() -> None:
+    """ONNX Runtime's quantizer gives the root logger a handler: a build would then print
+    the debug records of the word index (bm25s) on the terminal."""
+    root = logging.getLogger()
+    before = (root.level, root.handlers[:])
+    with quietly():
+        root.addHandler(logging.StreamHandler())
+        root.setLevel(logging.DEBUG)
+    assert (root.level, root.handlers) == before

@@ -207,7 +207,11 @@ def writing(target: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def quietly() -> Iterator[None]:
-    """Keep the exporter's progress lines, warnings and log records off the terminal."""
+    """Keep the exporter's progress lines, warnings and log records off the terminal, and
+    the logging set up as it was (ONNX Runtime's quantizer gives the root logger a handler
+    on import, which would print the debug records of libraries loaded later)."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
@@ -215,6 +219,8 @@ def quietly() -> Iterator[None]:
             yield
         finally:
             logging.disable(logging.NOTSET)
+            root.setLevel(level)
+            root.handlers[:] = handlers
 
 
 def export_apart(path: Path, target: Path) -> None:
@@ -273,10 +279,10 @@ def export_onnx(path: Path, target: Path) -> None:
 
 def quantize_onnx(source: Path, target: Path) -> None:
     """Quantize an ONNX export's weights to int8 (dynamic, per channel)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     print(f"Quantizing it to {target} (once) ...", file=sys.stderr)
     with quietly(), writing(target) as staging:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
         quantize_dynamic(source, staging, weight_type=QuantType.QInt8, per_channel=True)
 
 
