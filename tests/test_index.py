@@ -2,7 +2,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -644,6 +644,32 @@ def test_vectors_of_another_model_are_not_reused(built: Path, settings: Settings
     index = load_index(settings.index_dir, other)
     assert summary.reused == 0
     assert len(other.calls[0]) == summary.passages + len(index.views)
+
+
+def test_a_build_reuses_the_newest_version_of_its_model_when_another_model_made_the_current(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    build_index(settings, FakeEmbedder(model_id="another-model"))
+    summary = build_index(settings, fake_embedder)
+    assert summary.reused == summary.passages and not summary.warnings
+
+
+def test_versions_that_cannot_be_listed_leave_nothing_to_reuse(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (built / "faiss.index").write_bytes(b"\0" * 64)
+    listing = Path.iterdir
+
+    def refused(folder: Path) -> Iterator[Path]:
+        if folder.name == "versions":
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listing(folder)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    summary = build_index(settings, fake_embedder)
+    assert summary.reused == 0
+    assert any(w.startswith(f"{built} is not reused (") for w in summary.warnings)
+    assert any(w.endswith("; all is made anew") for w in summary.warnings)
 
 
 def test_a_previous_version_that_does_not_verify_is_not_trusted(

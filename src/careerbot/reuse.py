@@ -62,31 +62,35 @@ class Previous:
         chunking: dict[str, int],
         version_dir: Path | None = None,
     ) -> tuple["Previous", str | None]:
-        """What the version being served holds: `version_dir`, or else the one CURRENT
-        names, or when that one is refused the newest that verifies, as a server would
-        serve. Nothing to reuse when there is none or it was made by another model. A
-        version that does not verify, or whose keys do not fit its vectors, is not
-        trusted: nothing of it is used, and the second value says why."""
+        """What the version being served holds: `version_dir` (nothing when another model
+        made it), or else the one CURRENT names, or when that one is refused or made by
+        another model the newest that verifies and this model made, as a server would
+        serve. A version that does not verify, or whose keys do not fit its vectors, is
+        not trusted: nothing of it is used, and the second value says why."""
         nothing = cls({}, {}, empty(embedder.dimension))
-        first = version_dir
+        first, problem = version_dir, None
         try:
             first = first or current_version(index_dir)
             if first is None:
                 return nothing, None
-            return cls.read(first, embedder, chunking) or nothing, None
+            found = cls.read(first, embedder, chunking)
+            if found is not None or version_dir is not None:
+                return found or nothing, None
         except UNTRUSTED as error:
             problem = f"{first or index_dir / POINTER} is not reused ({error})"
+        # CURRENT's was refused, or made by another model (no problem): the newest other.
         if version_dir is None:
             for folder in version_folders(index_dir):
                 if first is not None and folder.name == first.name:
-                    continue  # refused above
+                    continue  # read above
                 try:
                     found = cls.read(folder, embedder, chunking)
                 except UNTRUSTED:
                     continue
                 if found is not None:
-                    return found, f"{problem}; reusing {folder.name}, the newest that verifies"
-        return nothing, f"{problem}; all is made anew"
+                    reusing = f"reusing {folder.name}, the newest that verifies"
+                    return found, f"{problem}; {reusing}" if problem else None
+        return nothing, f"{problem}; all is made anew" if problem else None
 
     @classmethod
     def read(

@@ -484,9 +484,13 @@ def load_named(index_dir: Path, version_dir: Path | None, embedder: Embedder) ->
 
 
 def version_folders(index_dir: Path) -> list[Path]:
-    """The folders of index_dir's versions, newest first."""
+    """The folders of index_dir's versions, newest first; none when they cannot be
+    listed."""
     versions = index_dir / VERSIONS
-    folders = sorted(versions.iterdir(), reverse=True) if versions.is_dir() else []
+    try:
+        folders = sorted(versions.iterdir(), reverse=True) if versions.is_dir() else []
+    except OSError:
+        return []
     return [f for f in folders if VERSION_NAME.fullmatch(f.name) and not f.is_symlink()]
 
 
