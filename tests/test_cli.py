@@ -310,6 +310,22 @@ def test_a_damaged_version_is_named_once_when_ask_rebuilds_it(
     assert "Indexed documents: 1" in said and "(0 reused, " in said
 
 
+def test_a_missing_version_is_named_once_when_ask_rebuilds(
+    settings: Settings, use_fake: FakeEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.main(["build", *dirs(settings)])
+    missing = served_version(settings.index_dir)
+    shutil.rmtree(missing)
+    capsys.readouterr()
+    assert cli.main(["ask", "hiring", *dirs(settings)]) == 0
+    said = capsys.readouterr().err
+    warned = [line for line in said.splitlines() if line.startswith("careerbot: warning:")]
+    assert [line for line in warned if missing.name in line] == [
+        f"careerbot: warning: {settings.index_dir}/CURRENT names {missing}, which is missing"
+    ]
+    assert "Indexed documents: 1" in said and "(0 reused, " in said
+
+
 @pytest.mark.parametrize(
     "command, fallback",
     [

@@ -1,5 +1,4 @@
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from careerbot.embedding import (
     lowered,
     model_path,
 )
-from careerbot.export import onnx_file, quietly, writing
+from careerbot.export import onnx_file, writing
 from careerbot.index import build_index
 from careerbot.search import Searcher
 from careerbot.version import load_index
@@ -311,12 +310,42 @@ def test_texts_of_like_length_batch_together_and_no_more_than_32() -> None:
     assert [start for start, _ in runs[1:]] == [end for _, end in runs[:-1]] and runs[-1][1] == 500
 
 
-def test_an_export_step_leaves_the_logging_as_it_was() -> None:
-    """ONNX Runtime's quantizer gives the root logger a handler: a build would then print
-    the debug records of the word index (bm25s) on the terminal."""
-    root = logging.getLogger()
-    before = (root.level, root.handlers[:])
-    with quietly():
-        root.addHandler(logging.StreamHandler())
-        root.setLevel(logging.DEBUG)
-    assert (root.level, root.handlers) == before
+QUANTIZE_A_TINY_MODEL = """
+import logging, sys
+from pathlib import Path
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper, save
+from careerbot.export import quantize_onnx
+weights = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+graph = helper.make_graph(
+    [helper.make_node("MatMul", ["x", "w"], ["y"])],
+    "tiny",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    [weights],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+save(model, sys.argv[1])
+quantize_onnx(Path(sys.argv[1]), Path(sys.argv[2]))
+root = logging.getLogger()
+print(logging.getLevelName(root.level), len(root.handlers), Path(sys.argv[2]).is_file())
+"""
+
+
+def test_quantizing_leaves_the_logging_as_it_was(tmp_path: Path) -> None:
+    """ONNX Runtime's quantizer gives the root logger a handler when it loads: a build
+    with the int8 encoder then printed the word index's debug records (bm25s)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            QUANTIZE_A_TINY_MODEL,
+            tmp_path / "m.onnx",
+            tmp_path / "m.int8.onnx",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["WARNING", "0", "True"]

@@ -654,9 +654,21 @@ def test_a_build_reuses_the_newest_version_of_its_model_when_another_model_made_
     assert summary.reused == summary.passages and not summary.warnings
 
 
+def test_a_build_without_current_reuses_the_newest_version_that_verifies(
+    built: Path, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    (settings.index_dir / "CURRENT").unlink()
+    summary = build_index(settings, fake_embedder)
+    assert summary.reused == summary.passages and not summary.warnings
+
+
 def test_versions_that_cannot_be_listed_leave_nothing_to_reuse(
     built: Path, settings: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # An older version that verifies, which a listing would find.
+    shutil.copytree(TEST_DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
+    build_index(settings, fake_embedder)
+    built = served_version(settings.index_dir)
     (built / "faiss.index").write_bytes(b"\0" * 64)
     listing = Path.iterdir
 
@@ -800,7 +812,9 @@ def test_a_pointer_to_a_missing_version_is_said_and_all_is_made_anew(
     shutil.rmtree(built)
     summary = build_index(settings, fake_embedder)
     assert summary.reused == 0
-    assert f"{built} is not reused (it is missing); all is made anew" in summary.warnings
+    pointer = settings.index_dir / "CURRENT"
+    missing = f"{built} is not reused ({pointer} names {built}, which is missing)"
+    assert f"{missing}; all is made anew" in summary.warnings
 
 
 ROWS = {

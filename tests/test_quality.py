@@ -18,7 +18,7 @@ from careerbot.search import Searcher
 from careerbot.version import load_index
 from tests.conftest import DATA, ROOT, script
 
-# The floors of each file in eval/, measured alone on the default corpus, by its name.
+# The floors of each file in eval/ measured alone on the default corpus, by its name.
 BY_FILE = {
     "heldout": {
         "top1": 0.93,

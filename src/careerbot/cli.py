@@ -40,7 +40,7 @@ from careerbot.report import (
 from careerbot.rules import rule
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
-from careerbot.version import VERSIONS, LoadedIndex, NoIndex, load_index, load_newest
+from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
 
 # A question wrapped in more lines would be no question anyone posts (eval --chatter).
 MAX_CHATTER_LINES = 20
@@ -142,14 +142,14 @@ def build(
     settings: Settings,
     embedder: Embedder,
     said: Sequence[str] = (),
-    reuse: LoadedIndex | None = None,
+    served: LoadedIndex | None = None,
 ) -> None:
-    """Build the index, reusing what `reuse` (or else the version served) holds, and saying
-    its warnings but those that repeat a problem `said` already (a damaged version, found
-    on loading, is not reused either)."""
+    """Build the index, reusing what `served` (or else the version being served) holds,
+    and saying its warnings but those that repeat a problem `said` already (when no
+    version loaded, the build refuses to reuse the ones loading refused, for the same
+    reason)."""
     say(f"Building the index from {settings.corpus_dir} ...", sys.stderr)
-    folder = settings.index_dir / VERSIONS / reuse.version if reuse else None
-    summary = build_index(settings, embedder, progress=True, reuse=folder)
+    summary = build_index(settings, embedder, progress=True, served=served)
     for problem in summary.warnings:
         if not any(known in problem for known in said):
             warn(problem)
@@ -176,7 +176,7 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
         say(f"{settings.corpus_dir} changed since the index was built.", sys.stderr)
     try:
         # The version that loaded, which may be older than a damaged one CURRENT names.
-        build(settings, embedder, said=problems, reuse=index)
+        build(settings, embedder, said=problems, served=index)
         return load_index(settings.index_dir, embedder), []
     except CareerbotError as error:
         if index is None:

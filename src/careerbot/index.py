@@ -65,6 +65,7 @@ from careerbot.version import (
     AnswerRows,
     Catalog,
     CatalogSpeaker,
+    LoadedIndex,
     Named,
     PassageRecord,
     Record,
@@ -450,10 +451,13 @@ def embed_reusing(
 
 
 def build_index(
-    settings: Settings, embedder: Embedder, progress: bool = False, reuse: Path | None = None
+    settings: Settings,
+    embedder: Embedder,
+    progress: bool = False,
+    served: LoadedIndex | None = None,
 ) -> BuildSummary:
     """Parse, chunk and embed the whole corpus into settings.index_dir, reusing what the
-    version being served (`reuse`, a version folder, or else as Previous.load finds it)
+    version being served (`served`, loaded already, or else as Previous.load finds it)
     already holds for answers and texts that have not changed."""
     started = time.perf_counter()
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
@@ -467,7 +471,7 @@ def build_index(
         "window": embedder.window,
         "splitter": SPLITTER,
     }
-    previous, problem = Previous.load(settings.index_dir, embedder, chunking, reuse)
+    previous, problem = Previous.load(settings.index_dir, embedder, chunking, served)
     records = [answer_record(a) for a in answers]
     splits = [split_key(record) for record in records]
     passages = split_all(answers, splits, previous, embedder, settings.passage_tokens, progress)

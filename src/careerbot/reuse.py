@@ -18,7 +18,10 @@ from careerbot.version import (
     KEY_BYTES,
     POINTER,
     START,
+    VERSIONS,
     AnswerRecord,
+    LoadedIndex,
+    check_named,
     current_version,
     open_version,
     read_version,
@@ -60,36 +63,40 @@ class Previous:
         index_dir: Path,
         embedder: Embedder,
         chunking: dict[str, int],
-        version_dir: Path | None = None,
+        served: LoadedIndex | None = None,
     ) -> tuple["Previous", str | None]:
-        """What the version being served holds: `version_dir` (nothing when another model
-        made it), or else the one CURRENT names, or when that one is refused or made by
-        another model the newest that verifies and this model made, as a server would
-        serve. A version that does not verify, or whose keys do not fit its vectors, is
-        not trusted: nothing of it is used, and the second value says why."""
+        """What the version being served holds: `served`, loaded already, or else the one
+        CURRENT names, or when that one is missing, refused or made by another model the
+        newest that verifies and this model made, as a server would serve. A version
+        that does not verify, or whose keys do not fit its vectors, is not trusted:
+        nothing of it is used, and the second value says why."""
         nothing = cls({}, {}, empty(embedder.dimension))
-        first, problem = version_dir, None
+        if served is not None:
+            folder = index_dir / VERSIONS / served.version
+            try:
+                return cls.of(served, folder, embedder, chunking) or nothing, None
+            except UNTRUSTED as error:
+                return nothing, f"{folder} is not reused ({error}); all is made anew"
+        named, problem = None, None
         try:
-            first = first or current_version(index_dir)
-            if first is None:
-                return nothing, None
-            found = cls.read(first, embedder, chunking)
-            if found is not None or version_dir is not None:
-                return found or nothing, None
-        except UNTRUSTED as error:
-            problem = f"{first or index_dir / POINTER} is not reused ({error})"
-        # CURRENT's was refused, or made by another model (no problem): the newest other.
-        if version_dir is None:
-            for folder in version_folders(index_dir):
-                if first is not None and folder.name == first.name:
-                    continue  # read above
-                try:
-                    found = cls.read(folder, embedder, chunking)
-                except UNTRUSTED:
-                    continue
+            named = current_version(index_dir)
+            if named is not None:
+                check_named(index_dir, named)
+                found = cls.read(named, embedder, chunking)
                 if found is not None:
-                    reusing = f"reusing {folder.name}, the newest that verifies"
-                    return found, f"{problem}; {reusing}" if problem else None
+                    return found, None
+        except UNTRUSTED as error:
+            problem = f"{named or index_dir / POINTER} is not reused ({error})"
+        for folder in version_folders(index_dir):
+            if named is not None and folder.name == named.name:
+                continue  # read above
+            try:
+                found = cls.read(folder, embedder, chunking)
+            except UNTRUSTED:
+                continue
+            if found is not None:
+                reusing = f"reusing {folder.name}, the newest that verifies"
+                return found, f"{problem}; {reusing}" if problem else None
         return nothing, f"{problem}; all is made anew" if problem else None
 
     @classmethod
@@ -97,12 +104,20 @@ class Previous:
         cls, version_dir: Path, embedder: Embedder, chunking: dict[str, int]
     ) -> "Previous | None":
         """What one version holds, verified; None when another model made it."""
-        if not version_dir.is_dir():
-            raise CareerbotError("it is missing")
         manifest = read_version(version_dir)
         if manifest.fingerprint != embedder.fingerprint:
             return None
-        index = open_version(version_dir, manifest)
+        return cls.of(open_version(version_dir, manifest), version_dir, embedder, chunking)
+
+    @classmethod
+    def of(
+        cls, index: LoadedIndex, version_dir: Path, embedder: Embedder, chunking: dict[str, int]
+    ) -> "Previous | None":
+        """What a version that verified (`index`, from `version_dir`) holds; None when
+        another model made it."""
+        manifest = index.manifest
+        if manifest.fingerprint != embedder.fingerprint:
+            return None
         keys = np.load(version_dir / "keys.npy", allow_pickle=False)
         splits = np.load(version_dir / "answer-keys.npy", allow_pickle=False)
         views, size = index.views, index.vectors.ntotal + len(index.views)

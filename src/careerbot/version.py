@@ -478,9 +478,14 @@ def load_named(index_dir: Path, version_dir: Path | None, embedder: Embedder) ->
     """load_index, for the version CURRENT was found to name."""
     if version_dir is None:
         raise NoIndex(f"no index at {index_dir} (run: careerbot build)")
+    check_named(index_dir, version_dir)
+    return load_version(version_dir, embedder)
+
+
+def check_named(index_dir: Path, version_dir: Path) -> None:
+    """Refuse the version folder CURRENT names when it is missing."""
     if not version_dir.is_dir():
         raise CareerbotError(f"{index_dir}/{POINTER} names {version_dir}, which is missing")
-    return load_version(version_dir, embedder)
 
 
 def version_folders(index_dir: Path) -> list[Path]:
