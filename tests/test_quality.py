@@ -64,6 +64,10 @@ BY_FILE = {
     "longform-posts-uncovered-heldout-2": {"offtopic_rejected": 0.70},
     "longform-posts-heldout-3": {"top1": 0.90, "evidence1": 0.75, "false_rejection": 0.05},
     "longform-posts-uncovered-heldout-3": {"offtopic_rejected": 0.85},
+    # Posts written blind later on 2026-11-29, the unanswered ones on career topics of
+    # the author's choosing (a noncompete, parental leave, ...), measured once as they were.
+    "longform-posts-heldout-4": {"top1": 0.90, "evidence1": 0.85, "false_rejection": 0.05},
+    "longform-posts-uncovered-heldout-4": {"offtopic_rejected": 0.90},
     # Posts of 800 to 2000 characters in paragraphs, about half over the model's window
     # and most over the 1000 characters /ask takes (read whole here, as `careerbot eval`
     # reads them), with posts the interviews do not answer (written blind on 2026-11-27).
