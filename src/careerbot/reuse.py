@@ -74,7 +74,7 @@ class Previous:
         if served is not None:
             folder = index_dir / VERSIONS / served.version
             try:
-                return cls.of(served, folder, embedder, chunking) or nothing, None
+                return cls.of(served, folder, embedder, chunking), None
             except UNTRUSTED as error:
                 return nothing, f"{folder} is not reused ({error}); all is made anew"
         named, problem = None, None
@@ -112,12 +112,10 @@ class Previous:
     @classmethod
     def of(
         cls, index: LoadedIndex, version_dir: Path, embedder: Embedder, chunking: dict[str, int]
-    ) -> "Previous | None":
-        """What a version that verified (`index`, from `version_dir`) holds; None when
-        another model made it."""
+    ) -> "Previous":
+        """What a version that verified and this model made (`index`, from `version_dir`:
+        loading refuses another model's) holds."""
         manifest = index.manifest
-        if manifest.fingerprint != embedder.fingerprint:
-            return None
         keys = np.load(version_dir / "keys.npy", allow_pickle=False)
         splits = np.load(version_dir / "answer-keys.npy", allow_pickle=False)
         views, size = index.views, index.vectors.ntotal + len(index.views)
