@@ -569,10 +569,16 @@ def test_a_damaged_current_version_falls_back_to_the_newest_that_verifies(
     second = build_index(settings, fake_embedder).index_dir
     third = build_index(settings, fake_embedder).index_dir
     (third / "faiss.index").write_bytes(b"damaged")
-    index, problems = load_newest(settings.index_dir, fake_embedder)
-    assert index.version == second.name
-    assert "faiss.index does not match its checksum" in problems[0]
-    assert problems[-1] == f"serving {second.name}, the newest version that verifies"
+    newest = load_newest(settings.index_dir, fake_embedder)
+    assert newest.index.version == second.name
+    assert "faiss.index does not match its checksum" in newest.problems[0]
+    assert newest.problems[-1] == f"serving {second.name}, the newest version that verifies"
+    assert newest.refused == third.name  # the version CURRENT named, as it was read
+    (settings.index_dir / "CURRENT").write_text("not-a-version")
+    assert load_newest(settings.index_dir, fake_embedder).refused == "CURRENT"
+    (settings.index_dir / "CURRENT").write_text(second.name)
+    loaded = load_newest(settings.index_dir, fake_embedder)
+    assert (loaded.index.version, loaded.problems, loaded.refused) == (second.name, [], None)
 
 
 def test_with_no_version_that_verifies_loading_says_why_the_current_one_failed(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from careerbot import CareerbotError, cli
+from careerbot import CareerbotError, api, cli
 from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.index import build_index
@@ -277,6 +277,26 @@ def test_serve_rebuilds_a_damaged_index_when_no_version_verifies(
     assert code == 0
     assert "does not match its checksum" in capsys.readouterr().err
     assert len(started) == 1 and served_version(settings.index_dir) != damaged
+
+
+def test_the_refused_version_is_the_one_current_named_when_the_app_loaded(
+    settings: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = build_index(settings, fake_embedder).index_dir
+    damaged = build_index(settings, fake_embedder).index_dir
+    (damaged / "faiss.index").write_bytes(b"damaged")
+    loading = api.load_newest
+
+    def then_a_build_publishes(index_dir: Path, embedder: Any) -> Any:
+        newest = loading(index_dir, embedder)
+        build_index(settings, fake_embedder)  # CURRENT moves on before the app looks
+        return newest
+
+    monkeypatch.setattr(api, "load_newest", then_a_build_publishes)
+    never = settings.model_copy(update={"reload_seconds": 0})
+    with TestClient(create_app(never, fake_embedder)) as client:
+        health = client.get("/health").json()
+    assert (health["index_version"], health["refused_version"]) == (good.name, damaged.name)
 
 
 def test_serve_falls_back_to_the_newest_version_that_verifies(

@@ -28,7 +28,7 @@ from careerbot.questionlog import QuestionLog
 from careerbot.reload import IndexWatch, Refusal
 from careerbot.search import Searcher
 from careerbot.store import connect
-from careerbot.version import LoadedIndex, current_version, load_newest
+from careerbot.version import LoadedIndex, Newest, current_version, load_newest
 
 log = logging.getLogger("careerbot")
 
@@ -71,8 +71,9 @@ def lifespan(
     async def running(app: FastAPI, model: BatchingEmbedder) -> AsyncIterator[None]:
         """The index, its watcher and the question log, for as long as the app runs."""
         app.state.model = model
-        served, problems = (index, []) if index else load_newest(settings.index_dir, model)
-        for problem in problems:
+        newest = Newest(index, []) if index else load_newest(settings.index_dir, model)
+        served = newest.index
+        for problem in newest.problems:
             log.warning("%s", problem)
         watch = IndexWatch(
             Searcher(served, model, settings.min_score),
@@ -80,11 +81,10 @@ def lifespan(
             model,
             settings.min_score,
         )
-        pointed = current_version_name(settings.index_dir)
-        if problems and pointed != served.version:
+        if newest.refused is not None:
             # CURRENT's version was refused: say so (the watcher retries it later)
-            watch.refused = Refusal(pointed or "CURRENT", problems[0])
-        elif index is not None and pointed != served.version:
+            watch.refused = Refusal(newest.refused, newest.problems[0])
+        elif index is not None and current_version_name(settings.index_dir) != served.version:
             # Loaded before the app started: CURRENT was refused then, or (in a worker
             # forked later to replace one) has moved on since. Look now, not in a while.
             await watch.check()

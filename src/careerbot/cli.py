@@ -162,7 +162,8 @@ def ensure_index(settings: Settings, embedder: Embedder) -> tuple[LoadedIndex, l
     version is damaged the newest version that verifies serves, and when a rebuild fails
     the index that loaded keeps serving."""
     try:
-        index, problems = load_newest(settings.index_dir, embedder)
+        newest = load_newest(settings.index_dir, embedder)
+        index, problems = newest.index, newest.problems
     except NoIndex:
         index, problems = None, []
         say(f"No index at {settings.index_dir} yet.", sys.stderr)
@@ -294,8 +295,9 @@ def curate(
     command: str, settings: Settings, embedder: Embedder, since: datetime, as_json: bool
 ) -> None:
     """`report` or `review`, on the question log and the answers of the index on disk."""
-    index, problems = load_newest(settings.index_dir, embedder)  # never built here
-    for problem in problems:
+    newest = load_newest(settings.index_dir, embedder)  # never built here
+    index = newest.index
+    for problem in newest.problems:
         warn(problem)
     answers = answer_facts(index.answers)
     engine = existing_log(settings.database)

@@ -499,14 +499,24 @@ def version_folders(index_dir: Path) -> list[Path]:
     return [f for f in folders if VERSION_NAME.fullmatch(f.name) and not f.is_symlink()]
 
 
-def load_newest(index_dir: Path, embedder: Embedder) -> tuple[LoadedIndex, list[str]]:
+@dataclass(frozen=True)
+class Newest:
+    """What load_newest loaded, the lines said on the way, and the version CURRENT named
+    when that one was refused ("CURRENT" when it named none that could be read)."""
+
+    index: LoadedIndex
+    problems: list[str]
+    refused: str | None = None
+
+
+def load_newest(index_dir: Path, embedder: Embedder) -> Newest:
     """The version CURRENT names, or when that one is refused, the newest that verifies;
     with a line for each version refused on the way. Raises when none loads."""
     # CURRENT is read once: a build may change it meanwhile.
     named: Path | None = None
     try:
         named = current_version(index_dir)
-        return load_named(index_dir, named, embedder), []
+        return Newest(load_named(index_dir, named, embedder), [])
     except CareerbotError as error:
         refusal, problems = error, [str(error)]
     for folder in version_folders(index_dir):
@@ -518,7 +528,7 @@ def load_newest(index_dir: Path, embedder: Embedder) -> tuple[LoadedIndex, list[
             problems.append(str(error))
             continue
         problems.append(f"serving {folder.name}, the newest version that verifies")
-        return index, problems
+        return Newest(index, problems, named.name if named else "CURRENT")
     raise refusal
 
 
