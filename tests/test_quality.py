@@ -34,26 +34,26 @@ BY_FILE = {
     },
     # Career questions the interviews do not cover, and long questions as people post them.
     "uncovered-tune": {"offtopic_rejected": 0.90},
-    "uncovered-heldout": {"offtopic_rejected": 0.90},
+    "uncovered-heldout": {"offtopic_rejected": 0.95},
     "longform-tune": {"top1": 0.95, "false_rejection": 0.10},
     "longform-tune-b": {"top1": 0.92, "evidence1": 0.78, "false_rejection": 0.10},
     "longform-heldout": {"top1": 0.90, "false_rejection": 0.10},
     "longform-heldout-2": {"top1": 0.75, "evidence1": 0.55, "false_rejection": 0.15},
     "longform-tune-c": {"top1": 0.90, "evidence1": 0.88, "false_rejection": 0.08},
-    "longform-uncovered-tune": {"offtopic_rejected": 0.90},
-    "longform-uncovered-tune-b": {"offtopic_rejected": 0.85},
-    "longform-uncovered-heldout": {"offtopic_rejected": 0.90},
+    "longform-uncovered-tune": {"offtopic_rejected": 0.95},
+    "longform-uncovered-tune-b": {"offtopic_rejected": 0.95},
+    "longform-uncovered-heldout": {"offtopic_rejected": 0.95},
     # Long questions that ask without a question mark ("Looking for advice on ...").
     "longform-statement-tune": {"top1": 0.85, "evidence1": 0.70, "false_rejection": 0.10},
     "longform-statement-heldout": {"top1": 0.92, "evidence1": 0.70, "false_rejection": 0.10},
-    "longform-statement-uncovered": {"offtopic_rejected": 0.90},
+    "longform-statement-uncovered": {"offtopic_rejected": 0.95},
     # Written blind after the classifier of answers, on 2026-11-27.
     "longform-heldout-3": {"top1": 0.94, "evidence1": 0.90, "false_rejection": 0.05},
     "longform-uncovered-heldout-2": {"offtopic_rejected": 0.90},
     # Posts as people write them online, life around the question and all (2026-11-27).
     "longform-posts-tune": {"top1": 0.90, "evidence1": 0.78, "false_rejection": 0.05},
     "longform-posts-heldout": {"top1": 0.77, "evidence1": 0.70, "false_rejection": 0.10},
-    "longform-posts-uncovered-tune": {"offtopic_rejected": 0.90},
+    "longform-posts-uncovered-tune": {"offtopic_rejected": 0.95},
     "longform-posts-uncovered-heldout": {"offtopic_rejected": 0.90},
     # More posts, written blind on 2026-11-29 by three more authors (uncovered ones as near
     # the interviews' subjects as they could make them) and measured once as they were.
@@ -61,7 +61,7 @@ BY_FILE = {
     # Posts the interviews answer, told amid what they do not (a visa, a layoff, pay).
     "longform-posts-tune-b": {"top1": 0.87, "evidence1": 0.78, "false_rejection": 0.07},
     "longform-posts-heldout-2": {"top1": 0.90, "evidence1": 0.83, "false_rejection": 0.05},
-    "longform-posts-uncovered-heldout-2": {"offtopic_rejected": 0.70},
+    "longform-posts-uncovered-heldout-2": {"offtopic_rejected": 0.80},
     "longform-posts-heldout-3": {"top1": 0.90, "evidence1": 0.75, "false_rejection": 0.05},
     "longform-posts-uncovered-heldout-3": {"offtopic_rejected": 0.85},
     # Posts written blind later on 2026-11-29, the unanswered ones on career topics of
@@ -91,7 +91,7 @@ FLOORS = {
     "tune": {"top1": 0.97, "evidence1": 0.90, "offtopic_rejected": 0.95, "false_rejection": 0.05},
     # The long held-out sets, each question wrapped in two lines of eval/chatter-heldout.txt.
     "chatter-heldout": {"top1": 0.86, "false_rejection": 0.05},
-    "chatter-uncovered": {"offtopic_rejected": 0.88},
+    "chatter-uncovered": {"offtopic_rejected": 0.93},
     "second": {"top1": 0.90, "evidence1": 0.90, "offtopic_rejected": 0.75, "false_rejection": 0.05},
     # Long questions on the second transcript, beside the default one and alone: alone,
     # its small vocabulary leaves more of a long question's words unknown (coverage).

@@ -596,6 +596,68 @@ def test_a_classifier_the_phrasings_teach_lowers_the_less_likely_answers(
     assert sorted(short[[rows[a] for a in after]])[:2] == [0.0, 0.0]  # likelier, and Cy
 
 
+def classifier_judges(index: LoadedIndex, embedder: FakeEmbedder, share: float) -> Searcher:
+    """A searcher whose nearest-phrasing rule never calls a question uncovered (its margin
+    is out of reach): only the classifier of answers does, at this share."""
+    return Searcher(index, embedder, 0.0, Weights(uncovered_margin=1.0, uncovered_share=share))
+
+
+def with_pay_and_visas(settings: Settings, embedder: FakeEmbedder) -> LoadedIndex:
+    """every_answer_phrased, with two uncovered topics."""
+    two_answers(settings.corpus_dir, "which matters, practice", ada="is patience key")
+    with metadata_file(settings.corpus_dir).open("a") as toml:
+        toml.write(
+            '\n[uncovered.pay]\nphrasings = ["what is the salary"]\n'
+            '\n[uncovered.visas]\nphrasings = ["do I need a visa"]\n'
+        )
+    build_index(settings, embedder)
+    return load_index(settings.index_dir, embedder)
+
+
+def test_a_question_the_classifier_finds_likely_enough_uncovered_is_refused(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """Uncovered when the classifier finds the uncovered topics together at least
+    Weights.uncovered_share likely, named by the likeliest of them (here not the first),
+    and only at the floor of the nearest-phrasing rule."""
+    index = with_pay_and_visas(settings, fake_embedder)
+    question = "do chess players need a visa"
+    intents = Searcher(index, fake_embedder).intents
+    assert intents is not None
+    share, likeliest = intents.uncovered(fake_embedder.embed([question]))
+    assert (likeliest, 0.1 < share < 0.9) == (1, True)
+    refused = classifier_judges(index, fake_embedder, share).ask(question)
+    assert (refused.uncovered, refused.answers) == ("visas", [])
+    answered = classifier_judges(index, fake_embedder, share + 0.01).ask(question)
+    assert answered.uncovered is None and answered.answers
+    # Under Weights.uncovered_floor (0.3) of every uncovered phrasing: never.
+    below = "salary matters most"
+    phrasings = Searcher(index, fake_embedder).uncovered_vectors
+    assert phrasings is not None
+    assert float((phrasings @ fake_embedder.embed([below])[0]).max()) < Weights().uncovered_floor
+    assert classifier_judges(index, fake_embedder, 0.0).ask(below).uncovered is None
+
+
+def test_the_classifier_does_not_judge_a_question_nearest_an_answer_it_was_not_taught(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """A transcript without phrasings teaches the classifier nothing: a question nearest
+    one of its passages is not taken for the nearest uncovered topic it knows."""
+    with_pay_and_visas(settings, fake_embedder)
+    (settings.corpus_dir / "other.txt").write_text(
+        "How do chess coaches work abroad?\n\n"
+        "Dee: A chess coach abroad needs a visa, and the salary is by the hour.\n"
+    )
+    build_index(settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder)
+    question = "do chess players need a visa"
+    assert classifier_judges(index, fake_embedder, 0.0).ask(question).uncovered is None
+    (settings.corpus_dir / "other.txt").unlink()
+    build_index(settings, fake_embedder)
+    index = load_index(settings.index_dir, fake_embedder)
+    assert classifier_judges(index, fake_embedder, 0.0).ask(question).uncovered == "visas"
+
+
 def test_no_classifier_without_two_answers_to_one_question_each_with_phrasings(
     settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:

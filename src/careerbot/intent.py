@@ -59,13 +59,27 @@ class Intents:
             weights, bias = np.vstack([np.zeros_like(weights), weights]), np.r_[0.0, bias]
         return cls(weights.astype(np.float32), bias.astype(np.float32), model.classes_)
 
+    def likelihoods(self, query: Vectors) -> NDArray[np.float32]:
+        """Per class, how likely the classifier finds it for the query (summing to 1)."""
+        logits = self.weights @ query[0] + self.bias
+        likely = np.exp(logits - logits.max())
+        return likely / likely.sum()  # type: ignore[no-any-return]
+
+    def uncovered(self, query: Vectors) -> tuple[float, int]:
+        """How likely the classifier finds the uncovered topics together for the query,
+        and the number k of the likeliest (its class is -1 - k); (0, 0) without them."""
+        likely = self.likelihoods(query)
+        topics = self.classes < 0
+        if not topics.any():
+            return 0.0, 0
+        likeliest = int(self.classes[topics][np.argmax(likely[topics])])
+        return float(likely[topics].sum()), -1 - likeliest
+
     def shortfall(self, query: Vectors, groups: NDArray[np.int64]) -> NDArray[np.float32]:
         """Per answer row, how much less likely the classifier finds it for the query than
         the likeliest answer of its group (`groups`: per answer row, its interview
         question): 0 for that one, and for an answer that is no class."""
-        logits = self.weights @ query[0] + self.bias
-        likely = np.exp(logits - logits.max())
-        likely /= likely.sum()
+        likely = self.likelihoods(query)
         answers = self.classes >= 0
         rows = self.classes[answers]
         per_answer = np.zeros(len(groups), dtype=np.float32)

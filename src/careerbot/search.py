@@ -74,6 +74,10 @@ class Weights:
     # interview question or phrasing by this margin, and at least this near.
     uncovered_margin: float = 0.02
     uncovered_floor: float = 0.3
+    # It is also about one, at that floor, when the classifier of answers (Intents) finds
+    # the uncovered topics together at least this likely, and the passage nearest the
+    # question is one of the answers it was taught (it knows nothing of the others).
+    uncovered_share: float = 0.5
     # A question that tells of the asker's situation as well as asking is ranked by its
     # embedding blended with that of its asking sentences, which weigh this much.
     asking_share: float = 0.5
@@ -252,7 +256,8 @@ class Searcher:
         self.view_topic = np.array([topic_of[question] for question, _ in views.topics])
         self.view_vectors = index.views[: len(views.topics)]
         after_answers = len(views.topics) + len(views.answers)
-        self.uncovered_names = [name for name, _ in views.uncovered]
+        self.uncovered_names = [name for name, _ in views.uncovered]  # per phrasing
+        self.uncovered_topics = list(dict.fromkeys(self.uncovered_names))
         self.uncovered_vectors = index.views[after_answers:] if views.uncovered else None
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = index.rows[:, TOPIC]
@@ -312,7 +317,7 @@ class Searcher:
                 vectors.append(vector)
                 labels.append(row)
         if self.uncovered_vectors is not None:
-            number = {name: k for k, name in enumerate(dict.fromkeys(self.uncovered_names))}
+            number = {name: k for k, name in enumerate(self.uncovered_topics)}
             for vector, name in zip(self.uncovered_vectors, self.uncovered_names, strict=True):
                 vectors.append(vector)
                 labels.append(-1 - number[name])
@@ -616,8 +621,10 @@ class Searcher:
         return {**passage, "text": text[start:end], "span": [start, end], "source": source}
 
     def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:
-        """The uncovered topic a question is nearer to than to anything covered (`covered`,
-        for the same query), if any."""
+        """The uncovered topic a question is about, if any: the one it is nearer to than
+        to anything covered (`covered`, for the same query); else, at the same floor, the
+        one the classifier of answers finds likeliest, when it finds the uncovered topics
+        together at least Weights.uncovered_share likely."""
         if self.uncovered_vectors is None:
             return None
         near = self.uncovered_vectors @ query[0]
@@ -625,7 +632,20 @@ class Searcher:
         margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
         if near[best] >= max(floor, float(covered.max()) + margin):
             return self.uncovered_names[best]
-        return None
+        if self.intents is None or near[best] < floor:
+            return None
+        share, likeliest = self.intents.uncovered(query)
+        if share < self.weights.uncovered_share or not self.taught_nearest(query):
+            return None
+        return self.uncovered_topics[likeliest]
+
+    def taught_nearest(self, query: Vectors) -> bool:
+        """Whether the passage nearest the query is of an answer the classifier of answers
+        was taught: of the others (a transcript without whole curation) it knows nothing,
+        and would take a question about them for the nearest of what it knows."""
+        assert self.intents is not None
+        _, ids = search_vectors(self.index.vectors, query, 1)
+        return bool(np.isin(self.index.rows[ids, ANSWER], self.intents.classes).all())
 
     def suggest(self, covered: Vectors, count: int = 3) -> list[str]:
         """The interview questions closest to the question, for a person to pick from."""
