@@ -496,3 +496,30 @@ def test_the_cli_loads_no_web_framework_until_it_serves() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "False"
+
+
+def test_what_fails_whatever_the_model_does_is_said_before_it_loads(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its first load exports the model (20 s, 90 MB): not for a report on an index that
+    is not there, nor a build of an empty corpus."""
+
+    def no_model(settings: Settings) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(cli, "load_embedder", no_model)
+    nowhere = tmp_path / "nowhere"
+    for command in ("report", "review"):
+        assert cli.main([command, "--index-dir", str(nowhere)]) == 2
+        assert capsys.readouterr().err == (
+            f"careerbot: error: no index at {nowhere} (run: careerbot build)\n"
+        )
+    assert not nowhere.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["build", "--corpus-dir", str(empty), "--index-dir", str(nowhere)]) == 2
+    assert capsys.readouterr().err == f"careerbot: error: no transcripts (*.txt) in {empty}\n"
+    assert not nowhere.exists()

@@ -40,7 +40,8 @@ from careerbot.report import (
 from careerbot.rules import rule
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
-from careerbot.version import LoadedIndex, NoIndex, load_index, load_newest
+from careerbot.transcript import transcript_paths
+from careerbot.version import LoadedIndex, NoIndex, index_present, load_index, load_newest
 
 # A question wrapped in more lines would be no question anyone posts (eval --chatter).
 MAX_CHATTER_LINES = 20
@@ -254,6 +255,12 @@ def run(args: argparse.Namespace) -> None:
         from careerbot.server import check_address
 
         check_address(settings)  # a port in use is said before anything loads
+    # What makes the command fail whatever the model does is said before it loads (its
+    # first load exports it: 20 s and 90 MB).
+    if args.command == "build":
+        transcript_paths(settings.corpus_dir)
+    if since is not None and not index_present(settings.index_dir):
+        raise NoIndex(f"no index at {settings.index_dir} (run: careerbot build)")
     embedder = load_embedder(settings)
     if args.command == "build":
         build(settings, embedder)

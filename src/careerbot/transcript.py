@@ -434,13 +434,19 @@ def parse_transcript(
     )
 
 
-def parse_corpus(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> list[Transcript]:
-    """Parse every *.txt transcript in the corpus directory, in name order."""
+def transcript_paths(corpus_dir: Path) -> list[Path]:
+    """The *.txt transcripts in the corpus directory, in name order; refused when none."""
     if not corpus_dir.is_dir():
         raise CareerbotError(f"corpus directory {corpus_dir} does not exist")
     paths = sorted(corpus_dir.glob("*.txt"))
     if not paths:
         raise CareerbotError(f"no transcripts (*.txt) in {corpus_dir}")
+    return paths
+
+
+def parse_corpus(corpus_dir: Path, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> list[Transcript]:
+    """Parse every *.txt transcript in the corpus directory, in name order."""
+    paths = transcript_paths(corpus_dir)
     return [parse_transcript(path, document_name(corpus_dir, path), max_bytes) for path in paths]
 
 

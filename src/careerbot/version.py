@@ -509,6 +509,16 @@ class Newest:
     refused: str | None = None
 
 
+def index_present(index_dir: Path) -> bool:
+    """Whether there is anything in index_dir that load_newest could load: a pointer
+    (even one it would refuse) or a version folder."""
+    try:
+        named = current_version(index_dir)
+    except CareerbotError:
+        return True
+    return named is not None or bool(version_folders(index_dir))
+
+
 def load_newest(index_dir: Path, embedder: Embedder) -> Newest:
     """The version CURRENT names, or when that one is refused, the newest that verifies;
     with a line for each version refused on the way. Raises when none loads."""
