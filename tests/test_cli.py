@@ -180,6 +180,8 @@ def test_bad_input_is_one_error_line_and_exit_2(
         ("CORS_ORIGINS", "https://a.example:0", "a port from 1 to 65535"),
         ("MIN_SCORE", "nan", "CAREERBOT_MIN_SCORE: must be a number"),
         ("MAX_TRANSCRIPT_MB", "0", "CAREERBOT_MAX_TRANSCRIPT_MB: must be more than 0"),
+        ("DATABASE_URL", "mysql://x", "CAREERBOT_DATABASE_URL: must be sqlite:///PATH or"),
+        ("DATABASE_URL", "/var/log.sqlite", "or postgresql+psycopg://..."),
     ],
 )
 def test_a_bad_setting_is_named_as_it_was_given_with_its_rule(

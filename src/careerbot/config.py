@@ -116,6 +116,14 @@ class Settings(BaseSettings):
                 networks.append(str(network.network_address) if single else str(network))
         return ", ".join(networks)
 
+    @field_validator("database_url")
+    @classmethod
+    def known_database(cls, value: str) -> str:
+        """SQLite or PostgreSQL through psycopg, the two the question log is tested on."""
+        if value and not value.startswith(("sqlite:///", "postgresql+psycopg://")):
+            raise ValueError("must be sqlite:///PATH or postgresql+psycopg://...")
+        return value
+
     @field_validator("cors_origins")
     @classmethod
     def web_origins(cls, value: str) -> str:

@@ -25,9 +25,10 @@ class Case:
     """A labelled question: the acceptable (interview question, speaker) pairs, or none."""
 
     question: str
-    expect: frozenset[tuple[str, str]]  # empty: the corpus should not answer it
+    expect: frozenset[tuple[str, str]]  # casefolded; empty: the corpus should not answer it
     evidence: str | None
     where: str
+    labels: tuple[tuple[str, str], ...] = ()  # the pairs as the file writes them
 
     def accepts(self, hit: Hit) -> bool:
         return not self.expect.isdisjoint(keys_of(hit.answer))
@@ -98,8 +99,9 @@ def read_cases(path: Path) -> list[Case]:
             at = ".".join(field(part) for part in first["loc"] if part not in (NONE, PAIRS))
             raise CareerbotError(f"{where}: {at or 'line'}: {first['msg']}; {FORM}") from None
         expect = [] if record.expect == "no_answer" else record.expect
-        pairs = frozenset((e.question.casefold(), e.speaker.casefold()) for e in expect)
-        cases.append(Case(record.question, pairs, record.evidence, where))
+        labels = tuple((e.question, e.speaker) for e in expect)
+        pairs = frozenset((question.casefold(), speaker.casefold()) for question, speaker in labels)
+        cases.append(Case(record.question, pairs, record.evidence, where, labels))
     return cases
 
 
@@ -189,7 +191,8 @@ class Report:
             elif o.case.expect and not o.hits:
                 lines.append(f"falsely rejected: {o.case.question!r}")
             elif o.case.expect and o.rank != 1:
-                lines.append(f"wrong top-1 (rank {o.rank}): {o.case.question!r} -> {got}")
+                rank = f"rank {o.rank}" if o.rank else f"not in the {len(o.hits)} given"
+                lines.append(f"wrong top-1 ({rank}): {o.case.question!r} -> {got}")
             elif o.case.expect and not o.evidence_ok:
                 lines.append(f"evidence missing: {o.case.question!r} wants {o.case.evidence!r}")
         return lines
@@ -220,8 +223,8 @@ def evaluate(searcher: Searcher, cases: list[Case]) -> Report:
     unknown = dict.fromkeys(
         f"not in the index: {case.where} expects {question!r} by {speaker!r}"
         for case in cases
-        for question, speaker in sorted(case.expect)
-        if (question, speaker) not in held
+        for question, speaker in case.labels
+        if (question.casefold(), speaker.casefold()) not in held
     )
     outcomes = [Outcome(case, searcher.ask(case.question, 3).answers) for case in cases]
     return Report(outcomes, tuple(unknown))
