@@ -10,19 +10,19 @@ questions that got an answer count as wrong.
 import sys
 from pathlib import Path
 
+from careerbot.cli import ensure_index
 from careerbot.config import Settings
-from careerbot.embedding import OnnxEmbedder
+from careerbot.embedding import load_embedder
 from careerbot.evaluate import evaluate, read_cases
-from careerbot.index import build_index
 from careerbot.search import Searcher
-from careerbot.version import load_index
 
 
 def main() -> None:
     settings = Settings()
-    embedder = OnnxEmbedder()
-    build_index(settings, embedder)
-    searcher = Searcher(load_index(settings.index_dir, embedder), embedder, settings.min_score)
+    embedder = load_embedder(settings)
+    # The index served, built only when missing or older than the corpus, as `careerbot
+    # eval` does (a build of its own would publish a version and move CURRENT).
+    searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
     firsts = []  # (score, lead over the next, right)
     for name in sys.argv[1:]:
         for outcome in evaluate(searcher, read_cases(Path(name))).outcomes:
