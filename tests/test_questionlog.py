@@ -90,7 +90,9 @@ def test_questions_are_redacted_by_default_kept_in_full_or_not_at_all(
     with TestClient(create_app(off, fake_embedder)) as client:
         body = client.post("/ask", json={"question": question}).json()
         vote = {"ask_id": body["id"], "answer_id": body["answers"][0]["id"], "helpful": True}
-        assert client.post("/feedback", json=vote).status_code == 404
+        refused = client.post("/feedback", json=vote)
+        assert refused.status_code == 404
+        assert refused.json()["detail"] == "the question log is off: nothing is logged"
         assert client.get("/health").json()["question_log"]["mode"] == "off"
     assert len(rows(logged.database, asks)) == before
 

@@ -268,7 +268,14 @@ def test_the_text_report_cuts_a_long_question_at_a_word() -> None:
 
 
 @pytest.mark.parametrize(
-    "text, back", [("7d", timedelta(days=7)), ("12h", timedelta(hours=12)), (" 1d", timedelta(1))]
+    "text, back",
+    [
+        ("7d", timedelta(days=7)),
+        ("12h", timedelta(hours=12)),
+        (" 1d", timedelta(1)),
+        ("24H", timedelta(1)),
+        ("99999D", timedelta(99999)),
+    ],
 )
 def test_since_is_days_or_hours_back(text: str, back: timedelta) -> None:
     assert parse_since(text, NOW) == NOW - back
@@ -276,7 +283,7 @@ def test_since_is_days_or_hours_back(text: str, back: timedelta) -> None:
 
 @pytest.mark.parametrize("text", ["7", "0d", "7w", "-1d", "1.5d", "100000d", "", "d"])
 def test_since_that_is_not_days_or_hours_is_refused(text: str) -> None:
-    with pytest.raises(CareerbotError, match="is not a number of days or hours such as 7d"):
+    with pytest.raises(CareerbotError, match="is not 1 to 99999 days or hours, such as 7d"):
         parse_since(text)
 
 
@@ -342,7 +349,7 @@ def test_a_bad_since_is_one_error_line_and_exit_2(
     assert cli.main([command_name, "--since", "3w", *dirs(command)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "careerbot: error: since: '3w' is not a number of days or hours such as 7d or 12h"
+        "careerbot: error: since: '3w' is not 1 to 99999 days or hours, such as 7d or 12h"
     ]
 
 
@@ -932,7 +939,7 @@ def test_a_bad_since_gets_422_naming_the_field(
         )
     assert response.status_code == 422
     assert response.json()["errors"] == [
-        {"field": "since", "message": "'7w' is not a number of days or hours such as 7d or 12h"}
+        {"field": "since", "message": "'7w' is not 1 to 99999 days or hours, such as 7d or 12h"}
     ]
 
 

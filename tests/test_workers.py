@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from careerbot import cli
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder
 from careerbot.index import build_index
@@ -104,9 +105,18 @@ def test_two_workers_serve_one_port_and_each_swaps_to_a_new_version(
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
 
 
-def test_several_workers_with_the_torch_encoder_are_refused() -> None:
-    with pytest.raises(ValueError, match="several workers need an ONNX encoder"):
+def test_several_workers_with_the_torch_encoder_are_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="CAREERBOT_ENCODER=torch serves one worker"):
         Settings(workers=2, encoder="torch")
+    monkeypatch.setenv("CAREERBOT_ENCODER", "torch")
+    assert cli.main(["serve", "--workers", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "careerbot: error: invalid settings: CAREERBOT_ENCODER=torch serves one worker "
+        "(--workers or CAREERBOT_WORKERS over 1 need onnx or onnx-int8: torch's threads do "
+        "not survive a fork)\n"
+    )
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

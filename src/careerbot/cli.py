@@ -130,10 +130,9 @@ SETTING_RULES = {
 def setting_problem(error: Any, options: Mapping[str, object]) -> str:
     """A setting's problem, naming it as it was given (--top-k, or CAREERBOT_TOP_K)."""
     field = str(error["loc"][0]) if error["loc"] else ""
-    if field in options:
-        name = f"--{field.replace('_', '-')}"
-    else:
-        name = f"CAREERBOT_{field.upper()}" if field else "settings"
+    if not field:  # a rule between settings, which its message names
+        return rule(error, SETTING_RULES)
+    name = f"--{field.replace('_', '-')}" if field in options else f"CAREERBOT_{field.upper()}"
     if error["type"] == "literal_error":
         return f"{name}: must be {error['ctx']['expected']}"
     return f"{name}: {rule(error, SETTING_RULES)}"

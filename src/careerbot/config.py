@@ -135,7 +135,8 @@ class Settings(BaseSettings):
     def forkable_encoder(self) -> "Settings":
         if self.workers > 1 and self.encoder == "torch":
             raise ValueError(
-                "several workers need an ONNX encoder (torch's threads do not survive a fork)"
+                "CAREERBOT_ENCODER=torch serves one worker (--workers or CAREERBOT_WORKERS "
+                "over 1 need onnx or onnx-int8: torch's threads do not survive a fork)"
             )
         return self
 

@@ -116,6 +116,8 @@ async def feedback(body: FeedbackRequest, request: Request) -> Response:
     questions: QuestionLog = request.app.state.questions
     if questions.problem:  # not opened at start: no ask of this server was logged
         return error_response(404, "the question log could not be opened: nothing is logged")
+    if questions.mode == "off":
+        return error_response(404, "the question log is off: nothing is logged")
     try:
         asked = await find(questions, body.ask_id)
     except sa.exc.SQLAlchemyError:

@@ -51,7 +51,7 @@ LOW_SCORE = 0.5
 # The text report cuts questions longer than this (a forum post) at a word.
 SHOWN_CHARS = 160
 # `since` is a number of days or hours back: "7d", "36h". Five digits keep it in range.
-SINCE = re.compile(r"([1-9][0-9]{0,4})([dh])")
+SINCE = re.compile(r"([1-9][0-9]{0,4})([dh])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     found = SINCE.fullmatch(text.strip())
     if found is None:
         raise CareerbotError(
-            f"since: {text[:40]!r} is not a number of days or hours such as 7d or 12h"
+            f"since: {text[:40]!r} is not 1 to 99999 days or hours, such as 7d or 12h"
         )
-    amount, unit = int(found[1]), found[2]
+    amount, unit = int(found[1]), found[2].lower()
     back = timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
     return (now or datetime.now(UTC)).astimezone(UTC) - back
 
