@@ -72,18 +72,22 @@ def test_a_set_without_evidence_shows_no_evidence_figure(
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ('{"question": "no expect"}', "expect: Field required"),
-        ('{"question": 5, "expect": "no_answer"}', "question: Input should be a valid string"),
-        ('{"question": " ", "expect": "no_answer"}', "question: String should match"),
-        ('{"question": "q", "expect": []}', "expect"),
-        ('{"question": "q", "expect": "no_answer", "evidence": 3}', "evidence"),
-        ('{"question": "q", "expect": "no_answer", "evidance": "x"}', "'evidance': Extra inputs"),
+        ('{"question": "no expect"}', "expect: is missing"),
+        ('{"question": 5, "expect": "no_answer"}', "question: must be a string"),
+        ('{"question": " ", "expect": "no_answer"}', "question: must not be blank"),
+        ('{"question": "q", "expect": []}', "expect: must not be empty"),
+        ('{"question": "q", "expect": "no_answer", "evidence": 3}', "evidence: must be a string"),
+        ('{"question": "q", "expect": "no_answer", "evidance": "x"}', "'evidance': is not a field"),
         ('{"question": "q", "expect": "no_answer", "a\\nb\\u001b[31m": 1}', "'a\\nb\\x1b[31m'"),
         ('{"question": "q", "expect": [{"question": "q", "speaker": " "}]}', "expect.0.speaker"),
-        ('{"question": "q", "expect": "no_answer", "evidence": "\\t"}', "evidence: String"),
-        ('{"question": "q", "expect": [{"question": "q"}]}', "speaker: Field required"),
-        ("[1, 2]", "line: Input should be"),
-        ("{", "line: Invalid JSON"),
+        (
+            '{"question": "q", "expect": "no_answer", "evidence": "\\t"}',
+            "evidence: must not be blank",
+        ),
+        ('{"question": "q", "expect": [{"question": "q"}]}', "speaker: is missing"),
+        ("[1, 2]", "line: must be an object"),
+        ('{"question": "q", "expect": "maybe"}', 'expect: must be "no_answer" or a list'),
+        ("{", "line: is not JSON (EOF while parsing"),
     ],
 )
 def test_a_malformed_line_is_refused_naming_it_and_its_problem(
@@ -96,6 +100,13 @@ def test_a_malformed_line_is_refused_naming_it_and_its_problem(
     message = str(error.value)
     assert message.startswith(f"{path}:2: ") and "\n" not in message
     assert problem in message and message.endswith('"evidence": optional}')
+
+
+def test_a_set_without_questions_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n \n")
+    with pytest.raises(CareerbotError, match=r"empty\.jsonl holds no labelled questions; "):
+        read_cases(path)
 
 
 def test_chatter_wraps_each_question_the_same_way_every_run(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from careerbot import CareerbotError, utf8_text
+from careerbot.rules import rule
 from careerbot.search import Hit, Searcher
 
 
@@ -73,6 +74,20 @@ FORM = (
 )
 
 
+# pydantic's words for what a line broke, in plain ones (rules.rule).
+LINE_RULES = {
+    "missing": "is missing",
+    "too_short": "must not be empty",
+    "string_type": "must be a string",
+    "string_pattern_mismatch": "must not be blank",
+    "extra_forbidden": "is not a field of a labelled question",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be a list",
+    "literal_error": 'must be "no_answer" or a list',
+}
+
+
 def field(part: int | str) -> str:
     """A part of where a problem is, as said in one line: a field the file may have by
     its name, anything else (an unknown field, which may hold anything) quoted and cut."""
@@ -97,11 +112,17 @@ def read_cases(path: Path) -> list[Case]:
         except ValidationError as error:
             first = error.errors()[0]
             at = ".".join(field(part) for part in first["loc"] if part not in (NONE, PAIRS))
-            raise CareerbotError(f"{where}: {at or 'line'}: {first['msg']}; {FORM}") from None
+            if first["type"] == "json_invalid":
+                problem = f"is not JSON ({first['ctx']['error']})"
+            else:
+                problem = rule(first, LINE_RULES)
+            raise CareerbotError(f"{where}: {at or 'line'}: {problem}; {FORM}") from None
         expect = [] if record.expect == "no_answer" else record.expect
         labels = tuple((e.question, e.speaker) for e in expect)
         pairs = frozenset((question.casefold(), speaker.casefold()) for question, speaker in labels)
         cases.append(Case(record.question, pairs, record.evidence, where, labels))
+    if not cases:
+        raise CareerbotError(f"{path} holds no labelled questions; {FORM}")
     return cases
 
 
