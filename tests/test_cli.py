@@ -525,3 +525,19 @@ def test_what_fails_whatever_the_model_does_is_said_before_it_loads(
     assert cli.main(["build", "--corpus-dir", str(empty), "--index-dir", str(nowhere)]) == 2
     assert capsys.readouterr().err == f"careerbot: error: no transcripts (*.txt) in {empty}\n"
     assert not nowhere.exists()
+
+
+def test_a_variable_that_is_nearly_a_setting_is_warned_of(
+    settings: Settings,
+    use_fake: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CAREERBOT_TOPK", "1")
+    monkeypatch.setenv("CAREERBOT_NOT_MINE_AT_ALL", "x")  # nothing like a setting: let be
+    assert cli.main(["ask", "portfolio", *dirs(settings)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        "careerbot: warning: CAREERBOT_TOPK is not a setting (CAREERBOT_TOP_K?); it is ignored"
+    )
+    assert not any("NOT_MINE" in line for line in err)

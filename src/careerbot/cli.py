@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from careerbot import CareerbotError, __version__
-from careerbot.config import Settings
+from careerbot.config import Settings, misspelt_settings
 from careerbot.curation import Claims, Section, add_phrasing, answer_label, topic_name, valid_topic
 from careerbot.embedding import Embedder, load_embedder
 from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
@@ -107,6 +107,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for name in ("corpus_dir", "index_dir", "top_k", "host", "port", "workers")
         if (value := getattr(args, name, None)) is not None
     }
+    for line in misspelt_settings(os.environ):
+        warn(line)
     try:
         return Settings(**overrides)
     except ValidationError as error:

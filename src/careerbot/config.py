@@ -1,7 +1,9 @@
 """Settings, read from CAREERBOT_* environment variables or passed in."""
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -171,3 +173,19 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+
+def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
+    """A line for each CAREERBOT_ variable that is no setting but nearly one
+    (CAREERBOT_TOPK): pydantic ignores it, and a typo would leave the default in force
+    without a word. Others (a test's, a script's) are no concern of careerbot's."""
+    known = [name.upper() for name in Settings.model_fields]
+    lines = []
+    for variable in sorted(environ):
+        name = variable.upper().removeprefix("CAREERBOT_")
+        if not variable.upper().startswith("CAREERBOT_") or name in known:
+            continue
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if near:
+            lines.append(f"{variable} is not a setting (CAREERBOT_{near[0]}?); it is ignored")
+    return lines
