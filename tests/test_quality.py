@@ -68,6 +68,10 @@ BY_FILE = {
     # the author's choosing (a noncompete, parental leave, ...), measured once as they were.
     "longform-posts-heldout-4": {"top1": 0.90, "evidence1": 0.85, "false_rejection": 0.05},
     "longform-posts-uncovered-heldout-4": {"offtopic_rejected": 0.90},
+    # Posts written blind at the end of 2026-11-29, after the classifier of answers began
+    # judging uncovered topics, and measured once as they were.
+    "longform-posts-heldout-5": {"top1": 0.95, "evidence1": 0.90, "false_rejection": 0.05},
+    "longform-posts-uncovered-heldout-5": {"offtopic_rejected": 0.85},
     # Posts of 800 to 2000 characters in paragraphs, about half over the model's window
     # and most over the 1000 characters /ask takes (read whole here, as `careerbot eval`
     # reads them), with posts the interviews do not answer (written blind on 2026-11-27).
