@@ -182,6 +182,9 @@ def test_bad_input_is_one_error_line_and_exit_2(
         ("MAX_TRANSCRIPT_MB", "0", "CAREERBOT_MAX_TRANSCRIPT_MB: must be more than 0"),
         ("DATABASE_URL", "mysql://x", "CAREERBOT_DATABASE_URL: must be sqlite:///PATH or"),
         ("DATABASE_URL", "/var/log.sqlite", "or postgresql+psycopg://..."),
+        ("DATABASE_URL", "sqlite:///", "CAREERBOT_DATABASE_URL: must be sqlite:///PATH"),
+        ("DATABASE_URL", "sqlite:///:memory:", "CAREERBOT_DATABASE_URL: must be sqlite:///PATH"),
+        ("DATABASE_URL", "sqlite:///log.db ", "CAREERBOT_DATABASE_URL: must be sqlite:///PATH"),
     ],
 )
 def test_a_bad_setting_is_named_as_it_was_given_with_its_rule(
@@ -524,7 +527,25 @@ def test_what_fails_whatever_the_model_does_is_said_before_it_loads(
     empty.mkdir()
     assert cli.main(["build", "--corpus-dir", str(empty), "--index-dir", str(nowhere)]) == 2
     assert capsys.readouterr().err == f"careerbot: error: no transcripts (*.txt) in {empty}\n"
+    (empty / "a.txt").mkdir()  # a folder by a transcript's name
+    assert cli.main(["build", "--corpus-dir", str(empty), "--index-dir", str(nowhere)]) == 2
+    assert capsys.readouterr().err == f"careerbot: error: {empty / 'a.txt'}: not a regular file\n"
     assert not nowhere.exists()
+    # A pointer, even a readable one, with no version folder to load: nothing to report on.
+    pointing = tmp_path / "pointing"
+    pointing.mkdir()
+    (pointing / "CURRENT").write_text("20990101T000000000000Z-" + "a" * 24)
+    assert cli.main(["report", "--index-dir", str(pointing)]) == 2
+    assert "no index at" in capsys.readouterr().err
+    # eval's files and an empty question are read before the model too.
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text(" \n")
+    assert cli.main(["eval", str(blank), "--index-dir", str(nowhere)]) == 2
+    assert "blank.jsonl holds no labelled questions" in capsys.readouterr().err
+    assert cli.main(["ask", " ", "--index-dir", str(nowhere)]) == 2
+    assert "the question is empty" in capsys.readouterr().err
+    assert not nowhere.exists()
+    assert [p.name for p in pointing.iterdir()] == ["CURRENT"]
 
 
 def test_a_variable_that_is_nearly_a_setting_is_warned_of(
@@ -541,3 +562,9 @@ def test_a_variable_that_is_nearly_a_setting_is_warned_of(
         "careerbot: warning: CAREERBOT_TOPK is not a setting (CAREERBOT_TOP_K?); it is ignored"
     )
     assert not any("NOT_MINE" in line for line in err)
+    for n in range(20):  # many: five named, then how many more
+        monkeypatch.setenv(f"CAREERBOT_PORT{n}", "1")
+    assert cli.main(["ask", "portfolio", *dirs(settings)]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 6
+    assert warned[-1] == "careerbot: warning: and 16 more such variables, ignored too"

@@ -402,3 +402,16 @@ def test_a_log_path_that_is_a_folder_says_so_and_which_file_to_name(tmp_path: An
     assert f"({folder} is a folder; name a file in it, such as {folder / 'questions.sqlite'})" in (
         str(error.value)
     )
+
+
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("postgresql+psycopg://u@h:notaport/x", "CAREERBOT_DATABASE_URL is not usable"),
+        (f"postgresql+psycopg://{'a' * 300}/x", "cannot open the question log"),
+    ],
+)
+def test_a_url_its_driver_cannot_use_is_one_line_not_a_traceback(url: str, problem: str) -> None:
+    with pytest.raises(CareerbotError, match=problem) as error:
+        connect(url)
+    assert "\n" not in str(error.value)

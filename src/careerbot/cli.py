@@ -21,7 +21,7 @@ from careerbot import CareerbotError, __version__
 from careerbot.config import Settings, misspelt_settings
 from careerbot.curation import Claims, Section, add_phrasing, answer_label, topic_name, valid_topic
 from careerbot.embedding import Embedder, load_embedder
-from careerbot.evaluate import Report, evaluate, read_cases, read_chatter, with_chatter
+from careerbot.evaluate import Case, Report, evaluate, read_cases, read_chatter, with_chatter
 from careerbot.index import build_index, corpus_sha256
 from careerbot.report import (
     Pending,
@@ -260,42 +260,46 @@ def run(args: argparse.Namespace) -> None:
     # first load exports it: 20 s and 90 MB).
     if args.command == "build":
         transcript_paths(settings.corpus_dir)
+    if args.command == "ask" and not args.question.strip():
+        raise CareerbotError('the question is empty; e.g. careerbot ask "tips for ML interviews"')
+    chatter, sets = None, []
+    if args.command == "eval":
+        if not 1 <= args.chatter_lines <= MAX_CHATTER_LINES:
+            raise CareerbotError(f"--chatter-lines must be 1 to {MAX_CHATTER_LINES}")
+        chatter = read_chatter(args.chatter) if args.chatter else None
+        sets = [(path, read_cases(path)) for path in args.files]
     if since is not None and not index_present(settings.index_dir):
         raise NoIndex(f"no index at {settings.index_dir} (run: careerbot build)")
     embedder = load_embedder(settings)
     if args.command == "build":
         build(settings, embedder)
     elif args.command == "ask":
-        if not args.question.strip():
-            raise CareerbotError(
-                'the question is empty; e.g. careerbot ask "tips for ML interviews"'
-            )
         searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
         show(searcher.ask(args.question, settings.top_k, args.speaker))
     elif args.command == "serve":
         serve(settings, embedder)
     elif args.command == "eval":
-        if not 1 <= args.chatter_lines <= MAX_CHATTER_LINES:
-            raise CareerbotError(f"--chatter-lines must be 1 to {MAX_CHATTER_LINES}")
-        chatter = read_chatter(args.chatter) if args.chatter else None
         searcher = Searcher(ensure_index(settings, embedder)[0], embedder, settings.min_score)
-        report_quality(searcher, args.files, chatter, args.chatter_lines)
+        report_quality(searcher, sets, chatter, args.chatter_lines)
     elif since is not None:
         curate(args.command, settings, embedder, since, getattr(args, "json", False))
 
 
 def report_quality(
-    searcher: Searcher, files: list[Path], chatter: list[str] | None = None, lines: int = 2
+    searcher: Searcher,
+    sets: list[tuple[Path, list[Case]]],
+    chatter: list[str] | None = None,
+    lines: int = 2,
 ) -> None:
+    """Each set's figures and misses (its file's path and its cases), then all together."""
     everything = []
-    for path in files:
-        cases = read_cases(path)
+    for path, cases in sets:
         report = evaluate(searcher, with_chatter(cases, chatter, lines) if chatter else cases)
         everything.extend(report.outcomes)
         say(f"{path}: {report}")
         for miss in report.misses():
             say(f"  {miss}")
-    if len(files) > 1:
+    if len(sets) > 1:
         print(f"all: {Report(everything)}")
 
 

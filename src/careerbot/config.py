@@ -122,7 +122,12 @@ class Settings(BaseSettings):
     @classmethod
     def known_database(cls, value: str) -> str:
         """SQLite or PostgreSQL through psycopg, the two the question log is tested on."""
-        if value and not value.startswith(("sqlite:///", "postgresql+psycopg://")):
+        if not value:
+            return value
+        path = value.removeprefix("sqlite:///")
+        known = path != value or value.startswith("postgresql+psycopg://")
+        # An in-memory SQLite log would be lost, and one per connection at that.
+        if not known or value != value.strip() or path in ("", ":memory:"):
             raise ValueError("must be sqlite:///PATH or postgresql+psycopg://...")
         return value
 
@@ -175,12 +180,15 @@ class Settings(BaseSettings):
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
+MISSPELT_SHOWN = 5
+
+
 def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
     """A line for each CAREERBOT_ variable that is no setting but nearly one
     (CAREERBOT_TOPK): pydantic ignores it, and a typo would leave the default in force
     without a word. Others (a test's, a script's) are no concern of careerbot's."""
     known = [name.upper() for name in Settings.model_fields]
-    lines = []
+    lines: list[str] = []
     for variable in sorted(environ):
         name = variable.upper().removeprefix("CAREERBOT_")
         if not variable.upper().startswith("CAREERBOT_") or name in known:
@@ -188,4 +196,7 @@ def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
         if near:
             lines.append(f"{variable} is not a setting (CAREERBOT_{near[0]}?); it is ignored")
+    if len(lines) > MISSPELT_SHOWN:
+        more = len(lines) - MISSPELT_SHOWN
+        lines[MISSPELT_SHOWN:] = [f"and {more} more such variables, ignored too"]
     return lines

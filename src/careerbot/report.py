@@ -146,7 +146,7 @@ def existing_log(url: str) -> Engine:
     empty log (connect would make one, and the report would say nothing was asked)."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as error:
+    except (sa.exc.ArgumentError, ValueError) as error:
         raise CareerbotError(f"CAREERBOT_DATABASE_URL is not usable ({error})") from None
     path = parsed.database or ""
     on_disk = parsed.get_backend_name() == "sqlite" and path not in ("", ":memory:")

@@ -177,7 +177,7 @@ def connect(url: str) -> Engine:
     """An engine for the URL, its schema brought up to date."""
     try:
         engine = sa.create_engine(url, pool_pre_ping=True)
-    except (sa.exc.ArgumentError, ImportError) as error:
+    except (sa.exc.ArgumentError, ImportError, ValueError) as error:  # ValueError: a port
         raise CareerbotError(f"CAREERBOT_DATABASE_URL is not usable ({error})") from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", on_sqlite_connect)
@@ -187,7 +187,8 @@ def connect(url: str) -> Engine:
         )
     try:
         migrate(engine)
-    except (OSError, sa.exc.DBAPIError, alembic.util.CommandError) as error:
+    # ValueError: what the driver makes of the URL's parts (a host name it cannot encode)
+    except (OSError, ValueError, sa.exc.DBAPIError, alembic.util.CommandError) as error:
         engine.dispose()  # its pool may hold a connection
         raise CareerbotError(f"cannot open the question log{why(error)}") from None
     return engine

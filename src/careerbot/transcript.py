@@ -437,10 +437,14 @@ def parse_transcript(
 def transcript_paths(corpus_dir: Path) -> list[Path]:
     """The *.txt transcripts in the corpus directory, in name order; refused when none."""
     if not corpus_dir.is_dir():
-        raise CareerbotError(f"corpus directory {corpus_dir} does not exist")
+        problem = "is not a folder" if corpus_dir.exists() else "does not exist"
+        raise CareerbotError(f"corpus directory {corpus_dir} {problem}")
     paths = sorted(corpus_dir.glob("*.txt"))
     if not paths:
         raise CareerbotError(f"no transcripts (*.txt) in {corpus_dir}")
+    for path in paths:
+        if not path.is_file():  # a folder, or a link to nothing
+            raise CareerbotError(f"{path}: not a regular file")
     return paths
 
 

@@ -510,13 +510,9 @@ class Newest:
 
 
 def index_present(index_dir: Path) -> bool:
-    """Whether there is anything in index_dir that load_newest could load: a pointer
-    (even one it would refuse) or a version folder."""
-    try:
-        named = current_version(index_dir)
-    except CareerbotError:
-        return True
-    return named is not None or bool(version_folders(index_dir))
+    """Whether index_dir holds a version folder, without which load_newest loads
+    nothing (whatever CURRENT says)."""
+    return bool(version_folders(index_dir))
 
 
 def load_newest(index_dir: Path, embedder: Embedder) -> Newest:
