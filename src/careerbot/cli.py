@@ -41,7 +41,13 @@ from careerbot.rules import rule
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
 from careerbot.transcript import transcript_paths
-from careerbot.version import LoadedIndex, NoIndex, index_present, load_index, load_newest
+from careerbot.version import (
+    LoadedIndex,
+    NoIndex,
+    load_index,
+    load_newest,
+    version_folders,
+)
 
 # A question wrapped in more lines would be no question anyone posts (eval --chatter).
 MAX_CHATTER_LINES = 20
@@ -268,7 +274,8 @@ def run(args: argparse.Namespace) -> None:
             raise CareerbotError(f"--chatter-lines must be 1 to {MAX_CHATTER_LINES}")
         chatter = read_chatter(args.chatter) if args.chatter else None
         sets = [(path, read_cases(path)) for path in args.files]
-    if since is not None and not index_present(settings.index_dir):
+    # Without a version folder nothing loads, whatever CURRENT says.
+    if since is not None and not version_folders(settings.index_dir):
         raise NoIndex(f"no index at {settings.index_dir} (run: careerbot build)")
     embedder = load_embedder(settings)
     if args.command == "build":

@@ -1,5 +1,6 @@
 """Measure answer quality on a labelled question set (JSONL)."""
 
+import functools
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,10 +27,14 @@ class Case:
     """A labelled question: the acceptable (interview question, speaker) pairs, or none."""
 
     question: str
-    expect: frozenset[tuple[str, str]]  # casefolded; empty: the corpus should not answer it
+    labels: tuple[tuple[str, str], ...]  # as the file writes them; none: not to be answered
     evidence: str | None
     where: str
-    labels: tuple[tuple[str, str], ...] = ()  # the pairs as the file writes them
+
+    @functools.cached_property
+    def expect(self) -> frozenset[tuple[str, str]]:
+        """The acceptable pairs, case aside."""
+        return frozenset((question.casefold(), who.casefold()) for question, who in self.labels)
 
     def accepts(self, hit: Hit) -> bool:
         return not self.expect.isdisjoint(keys_of(hit.answer))
@@ -119,8 +124,7 @@ def read_cases(path: Path) -> list[Case]:
             raise CareerbotError(f"{where}: {at or 'line'}: {problem}; {FORM}") from None
         expect = [] if record.expect == "no_answer" else record.expect
         labels = tuple((e.question, e.speaker) for e in expect)
-        pairs = frozenset((question.casefold(), speaker.casefold()) for question, speaker in labels)
-        cases.append(Case(record.question, pairs, record.evidence, where, labels))
+        cases.append(Case(record.question, labels, record.evidence, where))
     if not cases:
         raise CareerbotError(f"{path} holds no labelled questions; {FORM}")
     return cases

@@ -509,12 +509,6 @@ class Newest:
     refused: str | None = None
 
 
-def index_present(index_dir: Path) -> bool:
-    """Whether index_dir holds a version folder, without which load_newest loads
-    nothing (whatever CURRENT says)."""
-    return bool(version_folders(index_dir))
-
-
 def load_newest(index_dir: Path, embedder: Embedder) -> Newest:
     """The version CURRENT names, or when that one is refused, the newest that verifies;
     with a line for each version refused on the way. Raises when none loads."""
