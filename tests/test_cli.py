@@ -149,7 +149,10 @@ def test_ask_rebuilds_when_the_corpus_changed(
     [
         (["ask", "hi", "--speaker", "Mallory"], "unknown speaker 'Mallory'; known speakers: "),
         (["ask", "hi", "--top-k", "11"], "invalid settings: --top-k: must be at most 10"),
-        (["ask", " \n "], "the question is empty; e.g. careerbot ask"),
+        (["ask", " \n "], "the question must not be empty; e.g. careerbot ask"),
+        # what /ask refuses, the command refuses too
+        (["ask", "x" * 1001], "the question must be at most 1000 characters, not 1001"),
+        (["ask", "tips\x00for interviews"], "the question must not contain control characters"),
         (["eval", "x.jsonl", "--chatter-lines", "0"], "--chatter-lines must be 1 to 20"),
         (["eval", "x.jsonl", "--chatter-lines", "21"], "--chatter-lines must be 1 to 20"),
         (["eval", "x.jsonl", "--chatter", "/nonexistent/chatter.txt"], "cannot read"),
@@ -543,7 +546,9 @@ def test_what_fails_whatever_the_model_does_is_said_before_it_loads(
     assert cli.main(["eval", str(blank), "--index-dir", str(nowhere)]) == 2
     assert "blank.jsonl holds no labelled questions" in capsys.readouterr().err
     assert cli.main(["ask", " ", "--index-dir", str(nowhere)]) == 2
-    assert "the question is empty" in capsys.readouterr().err
+    assert "the question must not be empty" in capsys.readouterr().err
+    assert cli.main(["ask", "y" * 1200, "--index-dir", str(nowhere)]) == 2
+    assert "at most 1000 characters" in capsys.readouterr().err
     assert not nowhere.exists()
     assert [p.name for p in pointing.iterdir()] == ["CURRENT"]
 

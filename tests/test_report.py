@@ -275,13 +275,17 @@ def test_the_text_report_cuts_a_long_question_at_a_word() -> None:
         (" 1d", timedelta(1)),
         ("24H", timedelta(1)),
         ("99999D", timedelta(99999)),
+        ("07d", timedelta(7)),
+        ("000012h", timedelta(hours=12)),
     ],
 )
 def test_since_is_days_or_hours_back(text: str, back: timedelta) -> None:
     assert parse_since(text, NOW) == NOW - back
 
 
-@pytest.mark.parametrize("text", ["7", "0d", "7w", "-1d", "1.5d", "100000d", "", "d"])
+@pytest.mark.parametrize(
+    "text", ["7", "0d", "00d", "7w", "-1d", "1.5d", "100000d", "0100000d", "", "d"]
+)
 def test_since_that_is_not_days_or_hours_is_refused(text: str) -> None:
     with pytest.raises(CareerbotError, match="is not 1 to 99999 days or hours, such as 7d"):
         parse_since(text)

@@ -10,11 +10,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from careerbot.embedding import BatchingEmbedder, Text, Vectors
-from careerbot.errors import ERRORS, QUESTION_PATTERN, valid_unicode
+from careerbot.errors import ERRORS, QUESTION_PATTERN
 from careerbot.questionlog import Ask
+from careerbot.rules import MAX_QUESTION_CHARS, question_text, valid_unicode
 from careerbot.search import Hit, Searcher
-
-MAX_QUESTION_CHARS = 1000
 
 
 class AskRequest(BaseModel):
@@ -37,12 +36,7 @@ class AskRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def trimmed_question(cls, value: str) -> str:
-        value = valid_unicode(value).strip()
-        if not value:
-            raise ValueError("must not be empty")
-        if len(value) > MAX_QUESTION_CHARS:
-            raise ValueError(f"must be at most {MAX_QUESTION_CHARS} characters, not {len(value)}")
-        return value
+        return question_text(value)
 
     @field_validator("speaker")
     @classmethod

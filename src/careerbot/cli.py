@@ -37,7 +37,7 @@ from careerbot.report import (
     skipped_in_review,
     undecided,
 )
-from careerbot.rules import rule
+from careerbot.rules import question_text, rule
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
 from careerbot.transcript import transcript_paths
@@ -254,6 +254,14 @@ def show(result: Result) -> None:
         say()
 
 
+def asked(question: str) -> str:
+    try:
+        return question_text(question)
+    except ValueError as error:
+        example = '; e.g. careerbot ask "tips for ML interviews"' if not question.strip() else ""
+        raise CareerbotError(f"the question {error}{example}") from None
+
+
 def run(args: argparse.Namespace) -> None:
     settings = settings_from(args)
     # A bad --since is refused before the model loads.
@@ -266,8 +274,8 @@ def run(args: argparse.Namespace) -> None:
     # first load exports it: 20 s and 90 MB).
     if args.command == "build":
         transcript_paths(settings.corpus_dir)
-    if args.command == "ask" and not args.question.strip():
-        raise CareerbotError('the question is empty; e.g. careerbot ask "tips for ML interviews"')
+    if args.command == "ask":  # the rule /ask keeps
+        args.question = asked(args.question)
     chatter, sets = None, []
     if args.command == "eval":
         if not 1 <= args.chatter_lines <= MAX_CHATTER_LINES:

@@ -1,7 +1,6 @@
 """What every route shares in refusing bad input: the error body, the messages for
 validation errors, text checks, and the body size limit."""
 
-import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,16 +15,6 @@ MAX_BODY_BYTES = 16 * 1024
 # pattern says "at least one visible character, no controls" for the OpenAPI schema.
 CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
 QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}][^{CONTROLS}]*$"
-
-
-def valid_unicode(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains characters that are not valid Unicode text") from None
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
-        raise ValueError("must not contain control characters such as NUL")
-    return value
 
 
 class ErrorField(BaseModel):

@@ -19,9 +19,9 @@ from careerbot.errors import (
     ErrorResponse,
     error_response,
     unavailable,
-    valid_unicode,
 )
 from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
+from careerbot.rules import valid_unicode
 
 MAX_COMMENT_CHARS = 500
 

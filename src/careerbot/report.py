@@ -51,7 +51,7 @@ LOW_SCORE = 0.5
 # The text report cuts questions longer than this (a forum post) at a word.
 SHOWN_CHARS = 160
 # `since` is a number of days or hours back: "7d", "36h". Five digits keep it in range.
-SINCE = re.compile(r"([1-9][0-9]{0,4})([dh])", re.IGNORECASE)
+SINCE = re.compile(r"0*([1-9][0-9]{0,4})([dh])", re.IGNORECASE)  # 07d is 7d
 
 
 @dataclass(frozen=True)

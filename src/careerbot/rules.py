@@ -2,8 +2,12 @@
 settings alike: this module loads no web framework, so a command that serves nothing
 does not either."""
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
+
+# The longest question answered, over HTTP and on the command line alike.
+MAX_QUESTION_CHARS = 1000
 
 # Limits, worded with the bound that pydantic puts in the error's context.
 BOUNDS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -29,3 +33,23 @@ def rule(error: Mapping[str, Any], words: Mapping[str, str]) -> str:
     if kind in BOUNDS:
         return BOUNDS[kind](context)
     return words.get(kind, str(error["msg"]))
+
+
+def valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains characters that are not valid Unicode text") from None
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
+        raise ValueError("must not contain control characters such as NUL")
+    return value
+
+
+def question_text(value: str) -> str:
+    """A question as it is answered: valid text, trimmed, not empty, not too long."""
+    value = valid_unicode(value).strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > MAX_QUESTION_CHARS:
+        raise ValueError(f"must be at most {MAX_QUESTION_CHARS} characters, not {len(value)}")
+    return value
