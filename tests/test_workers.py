@@ -1,6 +1,7 @@
 """careerbot serve --workers: forked workers on one port, each swapping versions itself."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -102,6 +103,7 @@ def test_two_workers_serve_one_port_and_each_swaps_to_a_new_version(
         _, err = server.communicate(timeout=60)
     assert server.returncode == 0, err
     assert "Booting worker" in err and "Shutting down: Master" in err
+    assert re.search(r"Listening at: http://127\.0\.0\.1:\d+ \(\d+\)", err)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
 
 

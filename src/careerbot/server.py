@@ -176,6 +176,7 @@ def run(app: Any, settings: Settings) -> None:
         return
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
+    from gunicorn.glogging import Logger
     from uvicorn_worker import UvicornWorker
 
     english()  # the dictionary of the word matching, shared too
@@ -216,8 +217,17 @@ def run(app: Any, settings: Settings) -> None:
             sys.stderr.flush()
             os._exit(0 if server.started else Arbiter.WORKER_BOOT_ERROR)
 
+    class Log(Logger):  # type: ignore[misc]
+        def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+            """With SO_REUSEPORT each worker opens its own socket and the main process none,
+            so gunicorn says "Listening at:  (pid)": name the address it binds instead."""
+            if msg.startswith("Listening at:") and args and not args[0]:
+                args = (f"http://{address(settings)}", *args[1:])
+            super().info(msg, *args, **kwargs)
+
     options = {
         "bind": [address(settings)],
+        "logger_class": Log,
         "workers": settings.workers,
         "worker_class": Worker,
         "preload_app": True,
