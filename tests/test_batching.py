@@ -148,7 +148,43 @@ def test_closing_stops_the_encoder_thread_once_the_queue_is_served() -> None:
     queued = batching.submit("a question")
     batching.close()
     assert queued.result(timeout=5).shape == (1, FakeEmbedder().dimension)
-    batching.thread.join(timeout=5)
-    assert not batching.thread.is_alive()
+    batching.threads[0].join(timeout=5)
+    assert not batching.threads[0].is_alive()
     with pytest.raises(EncoderClosed, match="closed"):
         batching.submit("too late")
+
+
+class HeldEmbedder(FakeEmbedder):
+    """Holds a batch that holds "held" until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
+        if "held" in texts:
+            assert self.release.wait(timeout=10)
+        return super().embed(texts, progress)
+
+
+@pytest.mark.parametrize("encoders", [1, 2])
+def test_with_two_encoder_threads_a_batch_goes_while_another_is_in_the_model(
+    encoders: int,
+) -> None:
+    model = HeldEmbedder()
+    batching = BatchingEmbedder(model, encoders=encoders)
+    held = batching.submit("held")
+    time.sleep(0.1)  # in the model now
+    other = batching.submit("another question")
+    if encoders == 2:
+        assert other.result(timeout=5).shape == (1, model.dimension)
+        assert not held.done()
+    else:  # one thread: it waits for the held batch
+        time.sleep(0.2)
+        assert not other.done()
+    model.release.set()
+    assert held.result(timeout=5).shape == other.result(timeout=5).shape
+    batching.close()
+    for thread in batching.threads:
+        thread.join(timeout=5)
+        assert not thread.is_alive()

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from careerbot import export as exporting
 from careerbot.config import Settings
 from careerbot.embedding import (
     ALIKE_CHARS,
+    BatchingEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     Within,
+    batching,
     like_lengths,
     lowered,
     model_path,
@@ -25,6 +28,7 @@ from careerbot.export import onnx_file, writing
 from careerbot.index import build_index
 from careerbot.search import Searcher
 from careerbot.version import load_index
+from tests.conftest import FakeEmbedder
 
 
 def test_a_hub_model_name_is_refused_instead_of_downloaded() -> None:
@@ -349,3 +353,25 @@ def test_quantizing_leaves_the_logging_as_it_was(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout.split() == ["WARNING", "0", "True"]
+
+
+@pytest.mark.model
+def test_the_server_runs_two_encoder_threads_on_onnx_runtime_in_one_process_only(
+    real_embedder: OnnxEmbedder, tmp_path: Path
+) -> None:
+    def threads(model: Any, **settings: Any) -> int:
+        encoder = batching(model, Settings(index_dir=tmp_path, **settings))
+        encoder.close()
+        return len(encoder.threads)
+
+    assert threads(real_embedder) == 2
+    assert threads(real_embedder, workers=2) == 1  # each worker its own
+    assert threads(FakeEmbedder()) == 1  # not known to run from two threads at once
+    # Two threads at once, one session: the same vectors as one at a time.
+    texts = [f"how do I prepare for round {n} of an ML interview" for n in range(8)]
+    alone = real_embedder.embed(texts)
+    encoder = BatchingEmbedder(real_embedder, encoders=2, cache_size=0)
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda text: encoder.embed([text]), texts * 4))
+    encoder.close()
+    assert np.allclose(np.concatenate(together), np.concatenate([alone] * 4), atol=1e-5)

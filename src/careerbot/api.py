@@ -17,7 +17,7 @@ from careerbot import CareerbotError, __version__
 from careerbot.admin import admin_router
 from careerbot.answers import router as answers_router
 from careerbot.config import Settings
-from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder
+from careerbot.embedding import BatchingEmbedder, Embedder, batching, load_embedder
 from careerbot.errors import MAX_BODY_BYTES, BodyLimit
 from careerbot.feedback import router as feedback_router
 from careerbot.guard import Cors, SecurityHeaders, Slots, Throttle
@@ -60,7 +60,7 @@ def lifespan(
 
     @asynccontextmanager
     async def serving(app: FastAPI) -> AsyncIterator[None]:
-        model = BatchingEmbedder(embedder or load_embedder(settings))
+        model = batching(embedder or load_embedder(settings), settings)
         try:
             async with running(app, model):
                 yield

@@ -379,7 +379,8 @@ class BatchingEmbedder:
     takes every question queued by then. Under load (the model finished its last batch
     less than max_wait ago) a batch also waits up to max_wait for more questions, so a
     burst shares one forward pass; a lone question on an idle server is never held back.
-    Repeated questions come from a small LRU cache.
+    Repeated questions come from a small LRU cache. With `encoders` threads (a model that
+    may run from several threads at once), a batch goes while another is in the model.
     """
 
     def __init__(
@@ -388,6 +389,7 @@ class BatchingEmbedder:
         batch_size: int = 32,
         cache_size: int = 1024,
         max_wait: float = 0.002,
+        encoders: int = 1,
     ) -> None:
         self.model, self.batch_size, self.cache_size = model, batch_size, cache_size
         self.max_wait, self.finished = max_wait, 0.0
@@ -398,16 +400,24 @@ class BatchingEmbedder:
         self.passing: OrderedDict[Text, Vectors] = OrderedDict()  # see submit_all
         self.lock = threading.Lock()
         # Groups of texts asked for together, each to go in one batch.
-        self.waiting: queue.SimpleQueue[list[tuple[Text, Future[Vectors]]]] = queue.SimpleQueue()
+        # None: an encoder thread is to stop (close puts one per thread).
+        self.waiting: queue.SimpleQueue[list[tuple[Text, Future[Vectors]]] | None] = (
+            queue.SimpleQueue()
+        )
         self.closed = threading.Event()
-        self.thread = threading.Thread(target=self.work, name="careerbot-encoder", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self.work, name="careerbot-encoder", daemon=True)
+            for _ in range(encoders)
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def close(self) -> None:
         """Stop the encoder thread once it has served what is queued (an app that stops
         would otherwise leave it waiting, one more with every start)."""
         self.closed.set()
-        self.waiting.put([])  # wakes the thread
+        for _ in self.threads:
+            self.waiting.put(None)
 
     def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         if len(texts) != 1:
@@ -456,26 +466,34 @@ class BatchingEmbedder:
                 while len(cache) > self.cache_size:
                     cache.popitem(last=False)
 
-    def gather(self) -> list[tuple[Text, "Future[Vectors]"]]:
+    def gather(self) -> list[tuple[Text, "Future[Vectors]"]] | None:
         """The next batch: the first group of texts to come, and those queued by then or,
-        under load, arriving within max_wait. A group is never split, so a batch may pass
-        batch_size by up to one group (a question's texts: three, and its sentences when it
-        has several, up to JUDGED_SENTENCES of asking.py, or as many runs of them)."""
+        under load, arriving within max_wait; None when the thread is to stop. A group is
+        never split, so a batch may pass batch_size by up to one group (a question's
+        texts: three, and its sentences when it has several, up to JUDGED_SENTENCES of
+        asking.py, or as many runs of them)."""
         batch = self.waiting.get()
+        if batch is None:
+            return None
         busy = time.monotonic() - self.finished < self.max_wait
         deadline = time.monotonic() + (self.max_wait if busy else 0.0)
         while len(batch) < self.batch_size:
             try:
-                batch += self.waiting.get(timeout=max(0.0, deadline - time.monotonic()))
+                more = self.waiting.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
+            if more is None:  # a thread's stop, this one's after this batch or another's
+                self.waiting.put(None)
+                break
+            batch += more
         return batch
 
     def work(self) -> None:
+        """Serve batches until close's stop comes, after what was queued before it."""
         prepare = getattr(self.model, "prepare_thread", None)
-        while not self.closed.is_set() or not self.waiting.empty():
+        while (gathered := self.gather()) is not None:
             # A future its caller cancelled is left out (it cannot take a result).
-            batch = [(t, f) for t, f in self.gather() if f.set_running_or_notify_cancel()]
+            batch = [(t, f) for t, f in gathered if f.set_running_or_notify_cancel()]
             if not batch:
                 continue
             if prepare is not None:
@@ -489,3 +507,15 @@ class BatchingEmbedder:
             self.finished = time.monotonic()
             for (_, future), vector in zip(batch, vectors, strict=True):
                 future.set_result(vector[None, :])
+
+
+def batching(model: Embedder, settings: Settings) -> BatchingEmbedder:
+    """The server's encoder. On ONNX Runtime in one process, two threads take batches from
+    the queue: while one batch is in the model the next can start, and the model's CPU
+    between runs (tokenizing, pooling, the interpreter) overlaps. One session serves both
+    (ONNX Runtime runs a session from several threads at once). Measured with
+    scripts/bench.py (docs/performance.md): about an eighth more answers a second at 16
+    clients, a lone question as fast. torch's threads are set per batch for the whole
+    process, so it keeps one encoder thread; so does each of several workers."""
+    both = isinstance(model, OnnxEmbedder) and settings.workers == 1
+    return BatchingEmbedder(model, encoders=2 if both else 1)
