@@ -18,6 +18,19 @@ class SlowEmbedder(FakeEmbedder):
         return super().embed(texts, progress)
 
 
+class HeldEmbedder(FakeEmbedder):
+    """Holds a batch that holds "held" until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
+        if "held" in texts:
+            assert self.release.wait(timeout=10)
+        return super().embed(texts, progress)
+
+
 def test_a_burst_of_questions_shares_forward_passes() -> None:
     model = SlowEmbedder()
     batching = BatchingEmbedder(model)
@@ -124,7 +137,8 @@ def test_a_model_error_reaches_the_caller_and_the_worker_goes_on() -> None:
 
 
 def test_under_load_a_batch_waits_briefly_for_more_but_an_idle_server_does_not() -> None:
-    model = FakeEmbedder()
+    model = HeldEmbedder()
+    model.release.set()
     batching = BatchingEmbedder(model, max_wait=0.5)
     time.sleep(0.6)  # idle: the first question goes at once, the next one apart
     first = batching.submit("first question")
@@ -135,7 +149,21 @@ def test_under_load_a_batch_waits_briefly_for_more_but_an_idle_server_does_not()
     later = batching.submit("a later question")
     lone.result(timeout=5), later.result(timeout=5)
     assert model.calls[-2:] == [["a lone question"], ["a later question"]]
-    # The model finished a moment ago: the next batch waits for stragglers.
+    # One client asking question after question: the model has just finished each time,
+    # but no one else is asking, so none waits for stragglers.
+    began = time.monotonic()
+    for n in range(5):
+        batching.submit(f"one after another {n}").result(timeout=5)
+    assert time.monotonic() - began < 0.4  # 0.5 s a question if each waited
+    # Several asking: a batch of two groups has just finished, the next waits for more.
+    model.release.clear()
+    held = batching.submit("held")
+    time.sleep(0.1)
+    queued = [batching.submit("queued one"), batching.submit("queued two")]
+    model.release.set()
+    for future in [held, *queued]:
+        future.result(timeout=5)
+    assert model.calls[-1] == ["queued one", "queued two"]
     busy = batching.submit("right after")
     time.sleep(0.1)
     straggler = batching.submit("a straggler")
@@ -152,19 +180,6 @@ def test_closing_stops_the_encoder_thread_once_the_queue_is_served() -> None:
     assert not batching.threads[0].is_alive()
     with pytest.raises(EncoderClosed, match="closed"):
         batching.submit("too late")
-
-
-class HeldEmbedder(FakeEmbedder):
-    """Holds a batch that holds "held" until released."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
-        if "held" in texts:
-            assert self.release.wait(timeout=10)
-        return super().embed(texts, progress)
 
 
 @pytest.mark.parametrize("encoders", [1, 2])

@@ -376,9 +376,10 @@ class BatchingEmbedder:
     """Serves single questions from many threads with one model, batching and caching.
 
     A question that arrives while the model is busy waits for the next batch, which
-    takes every question queued by then. Under load (the model finished its last batch
-    less than max_wait ago) a batch also waits up to max_wait for more questions, so a
-    burst shares one forward pass; a lone question on an idle server is never held back.
+    takes every question queued by then. Under load (the model finished a batch of
+    several questions less than max_wait ago) a batch also waits up to max_wait for more
+    questions, so a burst shares one forward pass; a lone question on an idle server, or
+    one client asking question after question, is never held back.
     Repeated questions come from a small LRU cache. With `encoders` threads (a model that
     may run from several threads at once), a batch goes while another is in the model.
     """
@@ -393,6 +394,7 @@ class BatchingEmbedder:
     ) -> None:
         self.model, self.batch_size, self.cache_size = model, batch_size, cache_size
         self.max_wait, self.finished = max_wait, 0.0
+        self.crowded = False  # the last batch held several groups: others are asking
         self.model_id, self.dimension, self.window = model.model_id, model.dimension, model.window
         self.fingerprint = model.fingerprint
         self.count_tokens = model.count_tokens
@@ -466,16 +468,19 @@ class BatchingEmbedder:
                 while len(cache) > self.cache_size:
                     cache.popitem(last=False)
 
-    def gather(self) -> list[tuple[Text, "Future[Vectors]"]] | None:
-        """The next batch: the first group of texts to come, and those queued by then or,
-        under load, arriving within max_wait; None when the thread is to stop. A group is
-        never split, so a batch may pass batch_size by up to one group (a question's
-        texts: three, and its sentences when it has several, up to JUDGED_SENTENCES of
-        asking.py, or as many runs of them)."""
+    def gather(self) -> tuple[list[tuple[Text, "Future[Vectors]"]], int] | None:
+        """The next batch and how many groups it holds: the first group of texts to come,
+        and those queued by then or, under load, arriving within max_wait; None when the
+        thread is to stop. A group is never split, so a batch may pass batch_size by up to
+        one group (a question's texts: three, and its sentences when it has several, up
+        to JUDGED_SENTENCES of asking.py, or as many runs of them)."""
         batch = self.waiting.get()
         if batch is None:
             return None
-        busy = time.monotonic() - self.finished < self.max_wait
+        groups = 1
+        # One client asking question after question also finds the model just finished,
+        # but waiting would only slow it (by max_wait each time): load is several asking.
+        busy = self.crowded and time.monotonic() - self.finished < self.max_wait
         deadline = time.monotonic() + (self.max_wait if busy else 0.0)
         while len(batch) < self.batch_size:
             try:
@@ -486,14 +491,15 @@ class BatchingEmbedder:
                 self.waiting.put(None)
                 break
             batch += more
-        return batch
+            groups += 1
+        return batch, groups
 
     def work(self) -> None:
         """Serve batches until close's stop comes, after what was queued before it."""
         prepare = getattr(self.model, "prepare_thread", None)
         while (gathered := self.gather()) is not None:
             # A future its caller cancelled is left out (it cannot take a result).
-            batch = [(t, f) for t, f in gathered if f.set_running_or_notify_cancel()]
+            batch = [(t, f) for t, f in gathered[0] if f.set_running_or_notify_cancel()]
             if not batch:
                 continue
             if prepare is not None:
@@ -504,7 +510,7 @@ class BatchingEmbedder:
                 for _, future in batch:
                     future.set_exception(error)
                 continue
-            self.finished = time.monotonic()
+            self.finished, self.crowded = time.monotonic(), gathered[1] > 1
             for (_, future), vector in zip(batch, vectors, strict=True):
                 future.set_result(vector[None, :])
 
