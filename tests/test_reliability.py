@@ -37,6 +37,20 @@ def live(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[tuple[Test
         yield client, first
 
 
+@pytest.mark.parametrize("reload_seconds", [60.0, 0.0])
+def test_health_says_when_current_was_read_from_the_start_when_watching(
+    settings: Settings, fake_embedder: FakeEmbedder, reload_seconds: float
+) -> None:
+    build_index(settings, fake_embedder)
+    watching = settings.model_copy(update={"reload_seconds": reload_seconds})
+    with TestClient(create_app(watching, fake_embedder)) as client:
+        checked = client.get("/health").json()["pointer_checked_seconds_ago"]
+    if reload_seconds:  # read as the app loaded, a minute before the watcher's first look
+        assert checked is not None and 0 <= checked < 5
+    else:  # nothing watches it
+        assert checked is None
+
+
 def test_the_server_swaps_to_a_new_version_without_a_restart(
     live: tuple[TestClient, str], settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -71,6 +72,7 @@ def lifespan(
     async def running(app: FastAPI, model: BatchingEmbedder) -> AsyncIterator[None]:
         """The index, its watcher and the question log, for as long as the app runs."""
         app.state.model = model
+        read_at = time.time()  # CURRENT is read now, or was (current_version_name below)
         newest = Newest(index, []) if index else load_newest(settings.index_dir, model)
         served = newest.index
         for problem in newest.problems:
@@ -88,6 +90,8 @@ def lifespan(
             # Loaded before the app started: CURRENT was refused then, or (in a worker
             # forked later to replace one) has moved on since. Look now, not in a while.
             await watch.check()
+        if settings.reload_seconds > 0 and watch.checked_at is None:
+            watch.checked_at = read_at  # /health: not null until the watcher's first look
         app.state.watch = watch
         engine, unavailable = open_log(settings)
         app.state.engine = engine  # for /admin/report; None when the log is off
