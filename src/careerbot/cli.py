@@ -62,8 +62,16 @@ class Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
-    common.add_argument("--corpus-dir", type=Path, help="transcripts to index (default: corpus)")
-    common.add_argument("--index-dir", type=Path, help="where the index lives (default: index)")
+    common.add_argument(
+        "--corpus-dir",
+        type=Path,
+        help="transcripts to index (default: $CAREERBOT_CORPUS_DIR, else corpus)",
+    )
+    common.add_argument(
+        "--index-dir",
+        type=Path,
+        help="where the index lives (default: $CAREERBOT_INDEX_DIR, else index)",
+    )
     main = Parser(
         prog="careerbot", description="Career answers in the words of real practitioners."
     )
@@ -72,7 +80,9 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("build", parents=[common], help="index every transcript in the corpus")
     ask = commands.add_parser("ask", parents=[common], help="answer one question")
     ask.add_argument("question")
-    ask.add_argument("--top-k", type=int, help="how many answers, 1-10 (default: 3)")
+    ask.add_argument(
+        "--top-k", type=int, help="how many answers, 1-10 (default: $CAREERBOT_TOP_K, else 3)"
+    )
     ask.add_argument("--speaker", help="only answers by this speaker (id or name)")
     check = commands.add_parser("eval", parents=[common], help="measure answer quality")
     check.add_argument("files", nargs="+", type=Path, help="labelled questions (JSONL)")
@@ -88,9 +98,17 @@ def parser() -> argparse.ArgumentParser:
         help=f"lines of chatter per question, 1-{MAX_CHATTER_LINES} (default: 2)",
     )
     serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API and widget")
-    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
-    serve.add_argument("--workers", type=int, help="worker processes serving the port (default: 1)")
+    serve.add_argument(
+        "--host", help="address to listen on (default: $CAREERBOT_HOST, else 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, help="port to listen on (default: $CAREERBOT_PORT, else 8000)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes serving the port (default: $CAREERBOT_WORKERS, else 1)",
+    )
     report = commands.add_parser("report", parents=[common], help="what the question log says")
     report.add_argument("--since", default="7d", help="how far back: Nd or Nh (default: 7d)")
     report.add_argument("--json", action="store_true", help="as JSON, as GET /admin/report")
