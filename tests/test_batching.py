@@ -1,7 +1,7 @@
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -134,6 +134,46 @@ def test_a_model_error_reaches_the_caller_and_the_worker_goes_on() -> None:
     with pytest.raises(RuntimeError, match="model failed"):
         batching.embed(["boom"])
     assert batching.embed(["fine"]).shape == (1, 64)
+
+
+@pytest.mark.parametrize("fault", ["a row short", "SystemExit"])
+def test_a_model_that_misbehaves_fails_its_batch_and_the_thread_goes_on(fault: str) -> None:
+    class Faulty(FakeEmbedder):
+        def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
+            if "bad" not in texts:
+                return super().embed(texts, progress)
+            if fault == "SystemExit":
+                raise SystemExit(3)
+            return super().embed(texts, progress)[:-1]
+
+    batching = BatchingEmbedder(Faulty())
+    with pytest.raises(RuntimeError, match=r"0 vectors for 1 texts|SystemExit"):
+        batching.submit("bad").result(timeout=5)  # not left waiting for ever
+    assert batching.submit("fine").result(timeout=5).shape == (1, 64)
+    assert batching.threads[0].is_alive()
+
+
+def test_a_question_submitted_as_the_encoder_closes_is_answered_or_refused() -> None:
+    for _ in range(500):
+        batching = BatchingEmbedder(FakeEmbedder(), encoders=2)
+        futures: list[Future[Vectors]] = []
+
+        def ask(
+            n: int, batching: BatchingEmbedder = batching, futures: list[Future[Vectors]] = futures
+        ) -> None:
+            for k in range(50):
+                try:
+                    futures.append(batching.submit(f"question {n} {k}"))
+                except EncoderClosed:
+                    return
+
+        askers = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
+        for asker in askers:
+            asker.start()
+        batching.close()
+        for asker in askers:
+            asker.join()
+        assert all(future.result(timeout=5).shape == (1, 64) for future in futures)
 
 
 def test_under_load_a_batch_waits_briefly_for_more_but_an_idle_server_does_not() -> None:

@@ -276,7 +276,8 @@ def asked(question: str) -> str:
     try:
         return question_text(question)
     except ValueError as error:
-        example = '; e.g. careerbot ask "tips for ML interviews"' if not question.strip() else ""
+        empty = str(error) == "must not be empty"
+        example = '; e.g. careerbot ask "tips for ML interviews"' if empty else ""
         raise CareerbotError(f"the question {error}{example}") from None
 
 

@@ -417,9 +417,10 @@ class BatchingEmbedder:
     def close(self) -> None:
         """Stop the encoder thread once it has served what is queued (an app that stops
         would otherwise leave it waiting, one more with every start)."""
-        self.closed.set()
-        for _ in self.threads:
-            self.waiting.put(None)
+        with self.lock:
+            self.closed.set()
+            for _ in self.threads:
+                self.waiting.put(None)
 
     def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
         if len(texts) != 1:
@@ -456,7 +457,10 @@ class BatchingEmbedder:
             future.add_done_callback(functools.partial(self.remember, cache, text))
             group.append((text, future))
         if group:
-            self.waiting.put(group)
+            with self.lock:  # not behind close's stops, where no thread would take it
+                if self.closed.is_set():
+                    raise EncoderClosed("the encoder is closed")
+                self.waiting.put(group)
         return futures
 
     def remember(
@@ -502,13 +506,16 @@ class BatchingEmbedder:
             batch = [(t, f) for t, f in gathered[0] if f.set_running_or_notify_cancel()]
             if not batch:
                 continue
-            if prepare is not None:
-                prepare(len(batch))
             try:
+                if prepare is not None:
+                    prepare(len(batch))
                 vectors = self.model.embed([text for text, _ in batch])
-            except Exception as error:  # the callers see it, the worker goes on
+                if len(vectors) != len(batch):
+                    raise RuntimeError(f"{len(vectors)} vectors for {len(batch)} texts")
+            except BaseException as error:  # the callers see it, the thread goes on
+                failure = error if isinstance(error, Exception) else RuntimeError(repr(error))
                 for _, future in batch:
-                    future.set_exception(error)
+                    future.set_exception(failure)
                 continue
             self.finished, self.crowded = time.monotonic(), gathered[1] > 1
             for (_, future), vector in zip(batch, vectors, strict=True):
