@@ -526,9 +526,9 @@ def batching(model: Embedder, settings: Settings) -> BatchingEmbedder:
     """The server's encoder. On ONNX Runtime in one process, two threads take batches from
     the queue: while one batch is in the model the next can start, and the model's CPU
     between runs (tokenizing, pooling, the interpreter) overlaps. One session serves both
-    (ONNX Runtime runs a session from several threads at once). Measured with
-    scripts/bench.py (docs/performance.md): about an eighth more answers a second at 16
-    clients, a lone question as fast. torch's threads are set per batch for the whole
-    process, so it keeps one encoder thread; so does each of several workers."""
+    (ONNX Runtime runs a session from several threads at once). Measured against one
+    thread in one run each (docs/performance.md): 5 to 12 % more answers a second at 16
+    clients, a lone question up to a tenth slower. torch's threads are set per batch for
+    the whole process, so it keeps one encoder thread; so does each of several workers."""
     both = isinstance(model, OnnxEmbedder) and settings.workers == 1
     return BatchingEmbedder(model, encoders=2 if both else 1)
