@@ -407,7 +407,15 @@ MANIFESTS = {
     "synonym not a list": ({"synonyms": {"ml": 5}}, r"synonyms\.ml: Input should be a valid array"),
     "empty synonym key": ({"synonyms": {"": ["x"]}}, r"synonyms"),
     "unknown field": ({"extra": 1}, r"extra: Extra inputs are not permitted"),
-    "older format": ({"format": 8}, r"format: Input should be 9"),
+    "older format": ({"format": 9}, r"format: Input should be 10"),
+    "an uncovered topic listed by no document": (
+        {"uncovered": {"pay": ["what do they earn"]}},
+        r"uncovered_by must name the uncovered topics, each once",
+    ),
+    "an uncovered topic listed by a document not indexed": (
+        {"uncovered": {"pay": ["what do they earn"]}, "uncovered_by": {"pay": ["elsewhere.txt"]}},
+        r"uncovered_by may name only the manifest's documents",
+    ),
     "negative count": ({"passages": -1}, r"passages: Input should be greater than or equal"),
     "an answer's phrasings past the answers": (
         {"answer_phrasings": [{"answer": "x/1/ada", "row": 9, "phrasings": ["y"], "whole": True}]},

@@ -391,6 +391,23 @@ def test_with_a_second_transcript_each_question_finds_its_speaker(
     assert len(searcher.speakers) == 7
 
 
+@pytest.mark.model
+def test_the_speaker_filter_refuses_only_the_uncovered_topics_its_speakers_transcript_lists(
+    settings: Settings, real_embedder: OnnxEmbedder
+) -> None:
+    # The default transcript lists degrees as uncovered; the second lists no topic, and
+    # one of its speakers answers whether a PM needs an MBA.
+    shutil.copytree(ROOT / "corpus", settings.corpus_dir, dirs_exist_ok=True)
+    shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
+    build_index(settings, real_embedder)
+    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.3)
+    question = "Do I need a degree?"
+    assert searcher.ask(question).uncovered == "degrees"
+    assert searcher.ask(question, speaker="Chirag Mahapatra").uncovered == "degrees"
+    # Not his transcript's to say: his answers decide (here none clears the threshold).
+    assert searcher.ask(question, speaker="Daniel Okonkwo").uncovered is None
+
+
 def test_second_transcript_parses(tmp_path: Path) -> None:
     from careerbot.transcript import parse_transcript
 

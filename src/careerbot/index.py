@@ -331,12 +331,18 @@ def write_index(index_dir: Path, data: dict[str, bytes], bm25: bm25s.BM25, facts
     return version
 
 
-def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """The corpus's phrasings and uncovered topics; an uncovered topic may not claim an
-    interview question or a phrasing (of a question or of an answer), which would make
-    that question unanswerable."""
+def curation(
+    transcripts: list[Transcript],
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """The corpus's phrasings, its uncovered topics and the transcripts (documents) that
+    list each; an uncovered topic may not claim an interview question or a phrasing (of a
+    question or of an answer), which would make that question unanswerable."""
     phrasings = merged([t.curation.phrasings for t in transcripts])
     uncovered = merged([t.curation.uncovered for t in transcripts])
+    listed_by = {
+        name: [t.document for t in transcripts if name in t.curation.uncovered]
+        for name in uncovered
+    }
     claimed = covered(transcripts)
     for transcript in transcripts:
         for name, texts in transcript.curation.uncovered.items():
@@ -347,7 +353,7 @@ def curation(transcripts: list[Transcript]) -> tuple[dict[str, list[str]], dict[
                         f"lists {text[:100]!r}, which is an interview question or a phrasing "
                         "of one or of an answer; a question cannot be both covered and not"
                     )
-    return phrasings, uncovered
+    return phrasings, uncovered, listed_by
 
 
 # Room in the manifest for what the build adds to the facts: each file's digest and size.
@@ -463,7 +469,7 @@ def build_index(
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
     synonyms = Synonyms.read(settings.corpus_dir)
-    phrasings, uncovered = curation(transcripts)
+    phrasings, uncovered, listed_by = curation(transcripts)
     per_transcript = [answers_of(transcript) for transcript in transcripts]
     answers = [answer for some in per_transcript for answer in some]
     chunking = {
@@ -499,6 +505,7 @@ def build_index(
         "synonyms": synonyms.table,
         "phrasings": phrasings,
         "uncovered": uncovered,
+        "uncovered_by": listed_by,
         "answer_phrasings": [a.model_dump() for a in phrased],
         "plain": [span.model_dump() for span in plain_spans],
         "careerbot_version": __version__,

@@ -259,6 +259,15 @@ class Searcher:
         self.uncovered_names = [name for name, _ in views.uncovered]  # per phrasing
         self.uncovered_topics = list(dict.fromkeys(self.uncovered_names))
         self.uncovered_vectors = index.views[after_answers:] if views.uncovered else None
+        # A topic one transcript lists as uncovered another may answer: under the speaker
+        # filter, only the topics that speaker's transcripts list are refused.
+        self.topic_documents = {
+            name: set(documents) for name, documents in index.manifest.uncovered_by.items()
+        }
+        self.speaker_documents: dict[str, set[str]] = {}
+        for answer in index.answers:
+            documents = self.speaker_documents.setdefault(answer["speaker"]["id"], set())
+            documents.add(answer["source"]["document"])
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = index.rows[:, TOPIC]
         self.passage_speaker = index.rows[:, SPEAKER]
@@ -484,6 +493,8 @@ class Searcher:
             judged = vectors[texts.unnamed]
             judged_covered = self.covered(self.topical(judged), self.answer_near(judged))
         uncovered = self.uncovered_topic(judged, judged_covered)
+        if uncovered is not None and only is not None and not self.lists(only, uncovered):
+            uncovered = None  # another transcript may answer it: the answers decide
         if uncovered is not None:
             return Result(question, [], self.suggest(covered), uncovered)
         # Who is named steers the choice of speaker, not the word matching.
@@ -619,6 +630,11 @@ class Searcher:
         ]
         source: SourceRecord = {**passage["source"], "lines": lines}
         return {**passage, "text": text[start:end], "span": [start, end], "source": source}
+
+    def lists(self, speaker: str, topic: str) -> bool:
+        """Whether a transcript the speaker answers in lists the uncovered topic."""
+        listed = self.topic_documents.get(topic, set())
+        return bool(self.speaker_documents.get(speaker, set()) & listed)
 
     def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:
         """The uncovered topic a question is about, if any: the one it is nearer to than

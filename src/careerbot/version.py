@@ -46,7 +46,7 @@ from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME
 # 6: all a server needs is made at build (catalog.json, the arrays, bm25/), to be mapped.
 # 7: answer-keys.npy and the spans in passages.npy; the splitter's version in the manifest.
 # 8: phrasings of answers, as views.
-FORMAT = 9
+FORMAT = 10
 
 
 BM25_DIR = "bm25"
@@ -138,7 +138,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal[9]
+    format: Literal[10]
     model: Annotated[str, Field(min_length=1, max_length=1000)]
     fingerprint: Annotated[str, Field(min_length=1, max_length=1000)]
     dimension: Annotated[int, Field(ge=1, le=65_536)]
@@ -156,6 +156,9 @@ class Manifest(BaseModel):
         Annotated[str, Field(pattern=f"^{TOPIC_NAME.pattern}$", max_length=MAX_TOPIC_CHARS)],
         list[Phrasing],
     ] = {}
+    # The documents whose metadata lists each uncovered topic: the speaker filter refuses
+    # a topic only for the speakers of those (another transcript may answer it).
+    uncovered_by: dict[str, list[str]] = {}
     # What particular answers answer, by their row in answers.jsonl.
     answer_phrasings: list[AnswerPhrasings] = []
     # The answers of transcripts scored with the plain weights: some interview question
@@ -178,6 +181,15 @@ class Manifest(BaseModel):
     def valid_synonyms(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
         Synonyms.checked(table, "synonyms")
         return table
+
+    @model_validator(mode="after")
+    def topics_listed_by_documents(self) -> "Manifest":
+        if sorted(self.uncovered_by) != sorted(self.uncovered):
+            raise ValueError("uncovered_by must name the uncovered topics, each once")
+        documents = set(self.documents)
+        if any(not set(d) <= documents for d in self.uncovered_by.values()):
+            raise ValueError("uncovered_by may name only the manifest's documents")
+        return self
 
 
 class NoIndex(CareerbotError):
