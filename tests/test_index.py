@@ -412,6 +412,18 @@ MANIFESTS = {
         {"uncovered": {"pay": ["what do they earn"]}},
         r"uncovered_by must name the uncovered topics, each once",
     ),
+    "an uncovered topic listed by no document, emptily": (
+        {"uncovered": {"pay": ["what do they earn"]}, "uncovered_by": {"pay": []}},
+        r"uncovered_by\.pay: List should have at least 1 item",
+    ),
+    "an uncovered topic listed twice by one document": (
+        {
+            "documents": ["x.txt"],
+            "uncovered": {"pay": ["what do they earn"]},
+            "uncovered_by": {"pay": ["x.txt"] * 2},
+        },
+        r"uncovered_by names a document twice for a topic",
+    ),
     "an uncovered topic listed by a document not indexed": (
         {"uncovered": {"pay": ["what do they earn"]}, "uncovered_by": {"pay": ["elsewhere.txt"]}},
         r"uncovered_by may name only the manifest's documents",

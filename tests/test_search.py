@@ -406,6 +406,18 @@ def test_the_speaker_filter_refuses_only_the_uncovered_topics_its_speakers_trans
     assert searcher.ask(question, speaker="Chirag Mahapatra").uncovered == "degrees"
     # Not his transcript's to say: his answers decide (here none clears the threshold).
     assert searcher.ask(question, speaker="Daniel Okonkwo").uncovered is None
+    # A topic only the second lists: its speakers' refusal, and under the first's filter
+    # it hides none of their own topics (moving abroad for work is about the job market).
+    with (settings.corpus_dir / "product-management-qa.speakers.toml").open("a") as toml:
+        toml.write(
+            '\n[uncovered.relocation]\nphrasings = ["Should I move to another country '
+            'for a job?", "Is relocating abroad for a tech job worth it?"]\n'
+        )
+    build_index(settings, real_embedder)
+    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.3)
+    moving = "Should I move to another country for a job?"
+    assert searcher.ask(moving, speaker="Daniel Okonkwo").uncovered == "relocation"
+    assert searcher.ask(moving, speaker="Chirag Mahapatra").uncovered == "job-market"
 
 
 def test_second_transcript_parses(tmp_path: Path) -> None:

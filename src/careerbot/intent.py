@@ -65,11 +65,14 @@ class Intents:
         likely = np.exp(logits - logits.max())
         return likely / likely.sum()  # type: ignore[no-any-return]
 
-    def uncovered(self, query: Vectors) -> tuple[float, int]:
+    def uncovered(self, query: Vectors, allowed: Sequence[int] | None = None) -> tuple[float, int]:
         """How likely the classifier finds the uncovered topics together for the query,
-        and the number k of the likeliest (its class is -1 - k); (0, 0) without them."""
+        and the number k of the likeliest (its class is -1 - k); (0, 0) without them.
+        `allowed`: only the topics of these numbers count."""
         likely = self.likelihoods(query)
         topics = self.classes < 0
+        if allowed is not None:
+            topics &= np.isin(-1 - self.classes, allowed)
         if not topics.any():
             return 0.0, 0
         likeliest = int(self.classes[topics][np.argmax(likely[topics])])

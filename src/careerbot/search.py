@@ -492,9 +492,10 @@ class Searcher:
         if texts.unnamed is not None:
             judged = vectors[texts.unnamed]
             judged_covered = self.covered(self.topical(judged), self.answer_near(judged))
-        uncovered = self.uncovered_topic(judged, judged_covered)
-        if uncovered is not None and only is not None and not self.lists(only, uncovered):
-            uncovered = None  # another transcript may answer it: the answers decide
+        # Under the speaker filter only the topics that speaker's transcripts list count:
+        # another transcript's topic may be what that speaker answers.
+        listed = self.listed_topics(only) if only is not None else None
+        uncovered = self.uncovered_topic(judged, judged_covered, listed)
         if uncovered is not None:
             return Result(question, [], self.suggest(covered), uncovered)
         # Who is named steers the choice of speaker, not the word matching.
@@ -631,26 +632,33 @@ class Searcher:
         source: SourceRecord = {**passage["source"], "lines": lines}
         return {**passage, "text": text[start:end], "span": [start, end], "source": source}
 
-    def lists(self, speaker: str, topic: str) -> bool:
-        """Whether a transcript the speaker answers in lists the uncovered topic."""
-        listed = self.topic_documents.get(topic, set())
-        return bool(self.speaker_documents.get(speaker, set()) & listed)
+    def listed_topics(self, speaker: str) -> set[str]:
+        """The uncovered topics that a transcript the speaker answers in lists."""
+        documents = self.speaker_documents.get(speaker, set())
+        return {name for name, by in self.topic_documents.items() if by & documents}
 
-    def uncovered_topic(self, query: Vectors, covered: Vectors) -> str | None:
+    def uncovered_topic(
+        self, query: Vectors, covered: Vectors, listed: set[str] | None = None
+    ) -> str | None:
         """The uncovered topic a question is about, if any: the one it is nearer to than
         to anything covered (`covered`, for the same query); else, at the same floor, the
         one the classifier of answers finds likeliest, when it finds the uncovered topics
-        together at least Weights.uncovered_share likely."""
-        if self.uncovered_vectors is None:
+        together at least Weights.uncovered_share likely. `listed`: only these topics
+        (all when None)."""
+        if self.uncovered_vectors is None or listed == set():
             return None
         near = self.uncovered_vectors @ query[0]
+        allowed = None
+        if listed is not None:
+            allowed = [k for k, name in enumerate(self.uncovered_topics) if name in listed]
+            near = np.where(np.isin(self.uncovered_names, list(listed)), near, -np.inf)
         best = int(np.argmax(near))
         margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
         if near[best] >= max(floor, float(covered.max()) + margin):
             return self.uncovered_names[best]
         if self.intents is None or near[best] < floor:
             return None
-        share, likeliest = self.intents.uncovered(query)
+        share, likeliest = self.intents.uncovered(query, allowed)
         if share < self.weights.uncovered_share or not self.taught_nearest(query):
             return None
         return self.uncovered_topics[likeliest]

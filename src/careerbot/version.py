@@ -158,7 +158,7 @@ class Manifest(BaseModel):
     ] = {}
     # The documents whose metadata lists each uncovered topic: the speaker filter refuses
     # a topic only for the speakers of those (another transcript may answer it).
-    uncovered_by: dict[str, list[str]] = {}
+    uncovered_by: dict[str, Annotated[list[str], Field(min_length=1)]] = {}
     # What particular answers answer, by their row in answers.jsonl.
     answer_phrasings: list[AnswerPhrasings] = []
     # The answers of transcripts scored with the plain weights: some interview question
@@ -189,6 +189,8 @@ class Manifest(BaseModel):
         documents = set(self.documents)
         if any(not set(d) <= documents for d in self.uncovered_by.values()):
             raise ValueError("uncovered_by may name only the manifest's documents")
+        if any(len(set(d)) < len(d) for d in self.uncovered_by.values()):
+            raise ValueError("uncovered_by names a document twice for a topic")
         return self
 
 
