@@ -151,6 +151,7 @@ def test_a_model_that_misbehaves_fails_its_batch_and_the_thread_goes_on(fault: s
         batching.submit("bad").result(timeout=5)  # not left waiting for ever
     assert batching.submit("fine").result(timeout=5).shape == (1, 64)
     assert batching.threads[0].is_alive()
+    batching.close()
 
 
 def test_a_question_submitted_as_the_encoder_closes_is_answered_or_refused() -> None:

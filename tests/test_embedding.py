@@ -19,10 +19,10 @@ from careerbot.embedding import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     Within,
-    batching,
     like_lengths,
     lowered,
     model_path,
+    server_encoder,
 )
 from careerbot.export import onnx_file, writing
 from careerbot.index import build_index
@@ -360,7 +360,7 @@ def test_the_server_runs_two_encoder_threads_on_onnx_runtime_in_one_process_only
     real_embedder: OnnxEmbedder, tmp_path: Path
 ) -> None:
     def threads(model: Any, **settings: Any) -> int:
-        encoder = batching(model, Settings(index_dir=tmp_path, **settings))
+        encoder = server_encoder(model, Settings(index_dir=tmp_path, **settings))
         encoder.close()
         return len(encoder.threads)
 

@@ -410,7 +410,7 @@ MANIFESTS = {
     "older format": ({"format": 9}, r"format: Input should be 10"),
     "an uncovered topic listed by no document": (
         {"uncovered": {"pay": ["what do they earn"]}},
-        r"uncovered_by must name the uncovered topics, each once",
+        r"uncovered_by must name exactly the uncovered topics",
     ),
     "an uncovered topic listed by no document, emptily": (
         {"uncovered": {"pay": ["what do they earn"]}, "uncovered_by": {"pay": []}},

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from careerbot.embedding import BatchingEmbedder, Text, Vectors
-from careerbot.errors import ERRORS, QUESTION_PATTERN
+from careerbot.errors import ERRORS
 from careerbot.questionlog import Ask
-from careerbot.rules import MAX_QUESTION_CHARS, question_text, valid_unicode
+from careerbot.rules import MAX_QUESTION_CHARS, QUESTION_PATTERN, question_text, valid_unicode
 from careerbot.search import Hit, Searcher
 
 

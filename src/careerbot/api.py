@@ -18,7 +18,7 @@ from careerbot import CareerbotError, __version__
 from careerbot.admin import admin_router
 from careerbot.answers import router as answers_router
 from careerbot.config import Settings
-from careerbot.embedding import BatchingEmbedder, Embedder, batching, load_embedder
+from careerbot.embedding import BatchingEmbedder, Embedder, load_embedder, server_encoder
 from careerbot.errors import MAX_BODY_BYTES, BodyLimit
 from careerbot.feedback import router as feedback_router
 from careerbot.guard import Cors, SecurityHeaders, Slots, Throttle
@@ -61,7 +61,7 @@ def lifespan(
 
     @asynccontextmanager
     async def serving(app: FastAPI) -> AsyncIterator[None]:
-        model = batching(embedder or load_embedder(settings), settings)
+        model = server_encoder(embedder or load_embedder(settings), settings)
         try:
             async with running(app, model):
                 yield
@@ -72,7 +72,7 @@ def lifespan(
     async def running(app: FastAPI, model: BatchingEmbedder) -> AsyncIterator[None]:
         """The index, its watcher and the question log, for as long as the app runs."""
         app.state.model = model
-        read_at = time.time()  # CURRENT is read now, or was (current_version_name below)
+        read_at = time.time()  # CURRENT is read now (load_newest or current_version_name)
         newest = Newest(index, []) if index else load_newest(settings.index_dir, model)
         served = newest.index
         for problem in newest.problems:

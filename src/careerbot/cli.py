@@ -37,7 +37,7 @@ from careerbot.report import (
     skipped_in_review,
     undecided,
 )
-from careerbot.rules import question_text, rule
+from careerbot.rules import EmptyQuestion, question_text, rule
 from careerbot.search import Result, Searcher
 from careerbot.store import skips, upsert, why
 from careerbot.transcript import transcript_paths
@@ -272,11 +272,12 @@ def show(result: Result) -> None:
         say()
 
 
-def asked(question: str) -> str:
+def checked_question(question: str) -> str:
+    """The question as /ask would take it, or the one-line error /ask would give."""
     try:
         return question_text(question)
     except ValueError as error:
-        empty = str(error) == "must not be empty"
+        empty = isinstance(error, EmptyQuestion)
         example = '; e.g. careerbot ask "tips for ML interviews"' if empty else ""
         raise CareerbotError(f"the question {error}{example}") from None
 
@@ -294,7 +295,7 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "build":
         transcript_paths(settings.corpus_dir)
     if args.command == "ask":  # the rule /ask keeps
-        args.question = asked(args.question)
+        args.question = checked_question(args.question)
     chatter, sets = None, []
     if args.command == "eval":
         if not 1 <= args.chatter_lines <= MAX_CHATTER_LINES:

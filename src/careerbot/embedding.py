@@ -393,8 +393,13 @@ class BatchingEmbedder:
         encoders: int = 1,
     ) -> None:
         self.model, self.batch_size, self.cache_size = model, batch_size, cache_size
+        if encoders < 1:
+            raise ValueError("a BatchingEmbedder needs at least one encoder thread")
         self.max_wait, self.finished = max_wait, 0.0
-        self.crowded = False  # the last batch held several groups: others are asking
+        # Whether the last batch to finish held several groups (others are asking). With
+        # two threads both write these; the last writer wins, which is what "recently"
+        # needs, and a stale pair costs at most one wait of max_wait or one missed one.
+        self.crowded = False
         self.model_id, self.dimension, self.window = model.model_id, model.dimension, model.window
         self.fingerprint = model.fingerprint
         self.count_tokens = model.count_tokens
@@ -408,15 +413,15 @@ class BatchingEmbedder:
         )
         self.closed = threading.Event()
         self.threads = [
-            threading.Thread(target=self.work, name="careerbot-encoder", daemon=True)
-            for _ in range(encoders)
+            threading.Thread(target=self.work, name=f"careerbot-encoder-{n}", daemon=True)
+            for n in range(encoders)
         ]
         for thread in self.threads:
             thread.start()
 
     def close(self) -> None:
-        """Stop the encoder thread once it has served what is queued (an app that stops
-        would otherwise leave it waiting, one more with every start)."""
+        """Stop the encoder threads once they have served what is queued (an app that
+        stops would otherwise leave them waiting, more with every start)."""
         with self.lock:
             self.closed.set()
             for _ in self.threads:
@@ -491,7 +496,7 @@ class BatchingEmbedder:
                 more = self.waiting.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if more is None:  # a thread's stop, this one's after this batch or another's
+            if more is None:  # a stop: left for the next gather, of this thread or another
                 self.waiting.put(None)
                 break
             batch += more
@@ -502,8 +507,9 @@ class BatchingEmbedder:
         """Serve batches until close's stop comes, after what was queued before it."""
         prepare = getattr(self.model, "prepare_thread", None)
         while (gathered := self.gather()) is not None:
+            texts, groups = gathered
             # A future its caller cancelled is left out (it cannot take a result).
-            batch = [(t, f) for t, f in gathered[0] if f.set_running_or_notify_cancel()]
+            batch = [(t, f) for t, f in texts if f.set_running_or_notify_cancel()]
             if not batch:
                 continue
             try:
@@ -513,22 +519,24 @@ class BatchingEmbedder:
                 if len(vectors) != len(batch):
                     raise RuntimeError(f"{len(vectors)} vectors for {len(batch)} texts")
             except BaseException as error:  # the callers see it, the thread goes on
-                failure = error if isinstance(error, Exception) else RuntimeError(repr(error))
+                failure = error
+                if not isinstance(error, Exception):  # SystemExit and its kin: not the caller's
+                    failure = RuntimeError(repr(error))
+                    failure.__cause__ = error
                 for _, future in batch:
                     future.set_exception(failure)
                 continue
-            self.finished, self.crowded = time.monotonic(), gathered[1] > 1
+            self.finished, self.crowded = time.monotonic(), groups > 1
             for (_, future), vector in zip(batch, vectors, strict=True):
                 future.set_result(vector[None, :])
 
 
-def batching(model: Embedder, settings: Settings) -> BatchingEmbedder:
+def server_encoder(model: Embedder, settings: Settings) -> BatchingEmbedder:
     """The server's encoder. On ONNX Runtime in one process, two threads take batches from
     the queue: while one batch is in the model the next can start, and the model's CPU
     between runs (tokenizing, pooling, the interpreter) overlaps. One session serves both
-    (ONNX Runtime runs a session from several threads at once). Measured against one
-    thread in one run each (docs/performance.md): 5 to 12 % more answers a second at 16
-    clients, a lone question up to a tenth slower. torch's threads are set per batch for
-    the whole process, so it keeps one encoder thread; so does each of several workers."""
+    (ONNX Runtime runs a session from several threads at once); docs/performance.md has
+    the measurements. torch's threads are set per batch for the whole process, so it
+    keeps one encoder thread; so does each of several workers."""
     both = isinstance(model, OnnxEmbedder) and settings.workers == 1
     return BatchingEmbedder(model, encoders=2 if both else 1)

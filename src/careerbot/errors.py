@@ -1,5 +1,5 @@
 """What every route shares in refusing bad input: the error body, the messages for
-validation errors, text checks, and the body size limit."""
+validation errors and the body size limit."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -11,10 +11,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from careerbot.rules import rule
 
 MAX_BODY_BYTES = 16 * 1024
-# Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
-# pattern says "at least one visible character, no controls" for the OpenAPI schema.
-CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
-QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}][^{CONTROLS}]*$"
 
 
 class ErrorField(BaseModel):

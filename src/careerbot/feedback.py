@@ -12,16 +12,14 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from starlette.concurrency import run_in_threadpool
 
 from careerbot.errors import (
-    CONTROLS,
     ERRORS,
-    QUESTION_PATTERN,
     ErrorField,
     ErrorResponse,
     error_response,
     unavailable,
 )
 from careerbot.questionlog import Ask, Pick, QuestionLog, Vote
-from careerbot.rules import valid_unicode
+from careerbot.rules import CONTROLS, QUESTION_PATTERN, valid_unicode
 
 MAX_COMMENT_CHARS = 500
 

@@ -8,6 +8,10 @@ from typing import Any
 
 # The longest question answered, over HTTP and on the command line alike.
 MAX_QUESTION_CHARS = 1000
+# Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
+# pattern says "at least one visible character, no controls" for the OpenAPI schema.
+CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}][^{CONTROLS}]*$"
 
 # Limits, worded with the bound that pydantic puts in the error's context.
 BOUNDS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -45,11 +49,15 @@ def valid_unicode(value: str) -> str:
     return value
 
 
+class EmptyQuestion(ValueError):
+    """A question with nothing in it but spaces."""
+
+
 def question_text(value: str) -> str:
     """A question as it is answered: valid text, trimmed, not empty, not too long."""
     value = valid_unicode(value).strip()
     if not value:
-        raise ValueError("must not be empty")
+        raise EmptyQuestion("must not be empty")
     if len(value) > MAX_QUESTION_CHARS:
         raise ValueError(f"must be at most {MAX_QUESTION_CHARS} characters, not {len(value)}")
     return value

@@ -260,14 +260,16 @@ class Searcher:
         self.uncovered_topics = list(dict.fromkeys(self.uncovered_names))
         self.uncovered_vectors = index.views[after_answers:] if views.uncovered else None
         # A topic one transcript lists as uncovered another may answer: under the speaker
-        # filter, only the topics that speaker's transcripts list are refused.
-        self.topic_documents = {
-            name: set(documents) for name, documents in index.manifest.uncovered_by.items()
-        }
-        self.speaker_documents: dict[str, set[str]] = {}
+        # filter, only the topics that speaker's transcripts list are judged.
+        documents: dict[str, set[str]] = {}
         for answer in index.answers:
-            documents = self.speaker_documents.setdefault(answer["speaker"]["id"], set())
-            documents.add(answer["source"]["document"])
+            documents.setdefault(answer["speaker"]["id"], set()).add(answer["source"]["document"])
+        self.speaker_topics = {
+            speaker: frozenset(
+                name for name, by in index.manifest.uncovered_by.items() if set(by) & where
+            )
+            for speaker, where in documents.items()
+        }
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = index.rows[:, TOPIC]
         self.passage_speaker = index.rows[:, SPEAKER]
@@ -494,7 +496,7 @@ class Searcher:
             judged_covered = self.covered(self.topical(judged), self.answer_near(judged))
         # Under the speaker filter only the topics that speaker's transcripts list count:
         # another transcript's topic may be what that speaker answers.
-        listed = self.listed_topics(only) if only is not None else None
+        listed = self.speaker_topics.get(only, frozenset()) if only is not None else None
         uncovered = self.uncovered_topic(judged, judged_covered, listed)
         if uncovered is not None:
             return Result(question, [], self.suggest(covered), uncovered)
@@ -632,20 +634,15 @@ class Searcher:
         source: SourceRecord = {**passage["source"], "lines": lines}
         return {**passage, "text": text[start:end], "span": [start, end], "source": source}
 
-    def listed_topics(self, speaker: str) -> set[str]:
-        """The uncovered topics that a transcript the speaker answers in lists."""
-        documents = self.speaker_documents.get(speaker, set())
-        return {name for name, by in self.topic_documents.items() if by & documents}
-
     def uncovered_topic(
-        self, query: Vectors, covered: Vectors, listed: set[str] | None = None
+        self, query: Vectors, covered: Vectors, listed: frozenset[str] | None = None
     ) -> str | None:
         """The uncovered topic a question is about, if any: the one it is nearer to than
         to anything covered (`covered`, for the same query); else, at the same floor, the
         one the classifier of answers finds likeliest, when it finds the uncovered topics
         together at least Weights.uncovered_share likely. `listed`: only these topics
         (all when None)."""
-        if self.uncovered_vectors is None or listed == set():
+        if self.uncovered_vectors is None or listed == frozenset():
             return None
         near = self.uncovered_vectors @ query[0]
         allowed = None

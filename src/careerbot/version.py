@@ -184,8 +184,8 @@ class Manifest(BaseModel):
 
     @model_validator(mode="after")
     def topics_listed_by_documents(self) -> "Manifest":
-        if sorted(self.uncovered_by) != sorted(self.uncovered):
-            raise ValueError("uncovered_by must name the uncovered topics, each once")
+        if self.uncovered_by.keys() != self.uncovered.keys():
+            raise ValueError("uncovered_by must name exactly the uncovered topics")
         documents = set(self.documents)
         if any(not set(d) <= documents for d in self.uncovered_by.values()):
             raise ValueError("uncovered_by may name only the manifest's documents")
