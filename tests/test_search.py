@@ -31,6 +31,12 @@ def searcher(settings: Settings, fake_embedder: FakeEmbedder) -> Searcher:
     return Searcher(load_index(settings.index_dir, fake_embedder), fake_embedder)
 
 
+def built(settings: Settings, embedder: OnnxEmbedder, min_score: float) -> Searcher:
+    """A searcher, at this threshold, on the index built anew from settings.corpus_dir."""
+    build_index(settings, embedder)
+    return Searcher(load_index(settings.index_dir, embedder), embedder, min_score)
+
+
 def test_scores_are_in_unit_range_best_first_one_per_answer(searcher: Searcher) -> None:
     hits = searcher.ask("machine learning engineer interviews at airbnb", top_k=10).answers
     assert len(hits) == 9
@@ -363,8 +369,7 @@ def test_the_sentences_given_embedded_are_not_embedded_again(
 def test_real_model_rejects_off_topic_and_answers_in_domain(
     settings: Settings, real_embedder: OnnxEmbedder
 ) -> None:
-    build_index(settings, real_embedder)
-    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.26)
+    searcher = built(settings, real_embedder, 0.26)
     off = searcher.ask("how do i bake sourdough bread")
     assert not off.answered and len(off.suggestions) == 3
     hit = searcher.ask("how many core values interviews does airbnb do").answers[0]
@@ -378,8 +383,7 @@ def test_with_a_second_transcript_each_question_finds_its_speaker(
 ) -> None:
     shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
     shutil.copytree(DATA / "other", settings.corpus_dir, dirs_exist_ok=True)
-    build_index(settings, real_embedder)
-    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.26)
+    searcher = built(settings, real_embedder, 0.26)
     expected = {
         "should designers learn to code?": "Maria Okafor",
         "what do design managers want from a junior designer": "Tom Reyes",
@@ -399,8 +403,7 @@ def test_the_speaker_filter_refuses_only_the_uncovered_topics_its_speakers_trans
     # one of its speakers answers whether a PM needs an MBA.
     shutil.copytree(ROOT / "corpus", settings.corpus_dir, dirs_exist_ok=True)
     shutil.copytree(DATA / "second", settings.corpus_dir, dirs_exist_ok=True)
-    build_index(settings, real_embedder)
-    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.3)
+    searcher = built(settings, real_embedder, 0.3)
     question = "Do I need a degree?"
     assert searcher.ask(question).uncovered == "degrees"
     assert searcher.ask(question, speaker="Chirag Mahapatra").uncovered == "degrees"
@@ -413,8 +416,7 @@ def test_the_speaker_filter_refuses_only_the_uncovered_topics_its_speakers_trans
             '\n[uncovered.relocation]\nphrasings = ["Should I move to another country '
             'for a job?", "Is relocating abroad for a tech job worth it?"]\n'
         )
-    build_index(settings, real_embedder)
-    searcher = Searcher(load_index(settings.index_dir, real_embedder), real_embedder, 0.3)
+    searcher = built(settings, real_embedder, 0.3)
     moving = "Should I move to another country for a job?"
     assert searcher.ask(moving, speaker="Daniel Okonkwo").uncovered == "relocation"
     assert searcher.ask(moving, speaker="Chirag Mahapatra").uncovered == "job-market"

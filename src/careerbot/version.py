@@ -45,7 +45,7 @@ from careerbot.metadata import MAX_PHRASING_CHARS, MAX_TOPIC_CHARS, TOPIC_NAME
 # source gives the interview's title, date and url. 5: keys.npy, the model's fingerprint.
 # 6: all a server needs is made at build (catalog.json, the arrays, bm25/), to be mapped.
 # 7: answer-keys.npy and the spans in passages.npy; the splitter's version in the manifest.
-# 8: phrasings of answers, as views.
+# 8: phrasings of answers, as views. 10: the documents that list each uncovered topic.
 FORMAT = 10
 
 
@@ -156,8 +156,8 @@ class Manifest(BaseModel):
         Annotated[str, Field(pattern=f"^{TOPIC_NAME.pattern}$", max_length=MAX_TOPIC_CHARS)],
         list[Phrasing],
     ] = {}
-    # The documents whose metadata lists each uncovered topic: the speaker filter refuses
-    # a topic only for the speakers of those (another transcript may answer it).
+    # The documents whose metadata lists each uncovered topic: under the speaker filter
+    # only the topics of that speaker's documents are judged (another may answer them).
     uncovered_by: dict[str, Annotated[list[str], Field(min_length=1)]] = {}
     # What particular answers answer, by their row in answers.jsonl.
     answer_phrasings: list[AnswerPhrasings] = []
