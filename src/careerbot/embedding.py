@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +21,9 @@ from careerbot import (
 )
 from careerbot.config import BUNDLED_MODEL, Settings
 from careerbot.export import EXPORT_EXTRA, exported, files_digest, int8_file, stored_export
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 Vectors = NDArray[np.float32]
 
@@ -278,18 +281,12 @@ class OnnxEmbedder(ModelFacts):
             pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]")
         )
         file = int8_file(export.onnx) if int8 else export.onnx
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = min(threads, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = onnxruntime.InferenceSession(
-                str(file), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:
-            raise CareerbotError(
-                f"{file} cannot be loaded ({error}); delete it to export anew"
-            ) from None
+        self._file, self._threads = file, min(threads, os.cpu_count() or 1)
+        self._session = self._load(self._threads)
+        # See alongside: a session of one thread for runs beside another, and how many
+        # runs are in the model.
+        self._narrow: onnxruntime.InferenceSession | None = None
+        self._running, self._lock = 0, threading.Lock()
         self._inputs = [i.name for i in self._session.get_inputs()]
         dimension = self._session.get_outputs()[0].shape[-1]
         if not isinstance(dimension, int):
@@ -308,6 +305,47 @@ class OnnxEmbedder(ModelFacts):
                 f"{file} cannot embed the {self._window} tokens its facts say "
                 f"({str(error)[:100]}); delete the export to make it anew"
             ) from None
+
+    def _load(self, threads: int) -> "onnxruntime.InferenceSession":
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            return onnxruntime.InferenceSession(
+                str(self._file), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:
+            raise CareerbotError(
+                f"{self._file} cannot be loaded ({error}); delete it to export anew"
+            ) from None
+
+    def alongside(self) -> None:
+        """Ready the model for runs from two threads at once (the server's encoder
+        threads): a run that starts while another is in the model takes a session of one
+        thread of its own. Two runs on the two threads of one session vie for the cores
+        and spend more CPU a text (a short question: about 8.7 ms against 6.3 on one
+        thread, for 0.5 ms sooner); a run alone keeps both threads, which a long
+        question needs. The vectors are the same to the bit. Costs a second copy of the
+        model in memory (about 100 MB)."""
+        if self._narrow is None and self._threads > 1:
+            self._narrow = self._load(1)
+
+    def _run(self, feeds: dict[str, NDArray[np.int64]]) -> NDArray[np.float32]:
+        """The model's token vectors for the feeds, from the session that alongside
+        chooses."""
+        with self._lock:
+            alone = self._running == 0
+            self._running += 1
+        try:
+            session = self._session if alone or self._narrow is None else self._narrow
+            tokens: NDArray[np.float32] = session.run(None, feeds)[0]
+            return tokens
+        finally:
+            with self._lock:
+                self._running -= 1
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text.lower() if self._lower else text).ids)
@@ -337,7 +375,7 @@ class OnnxEmbedder(ModelFacts):
                 "attention_mask": mask,
                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
             }
-            tokens = self._session.run(None, {name: feeds[name] for name in self._inputs})[0]
+            tokens = self._run({name: feeds[name] for name in self._inputs})
             pooled = (tokens * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
             pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
             for at, string in enumerate(chosen):
@@ -534,9 +572,12 @@ class BatchingEmbedder:
 def server_encoder(model: Embedder, settings: Settings) -> BatchingEmbedder:
     """The server's encoder. On ONNX Runtime in one process, two threads take batches from
     the queue: while one batch is in the model the next can start, and the model's CPU
-    between runs (tokenizing, pooling, the interpreter) overlaps. One session serves both
-    (ONNX Runtime runs a session from several threads at once); docs/performance.md has
-    the measurements. torch's threads are set per batch for the whole process, so it
-    keeps one encoder thread; so does each of several workers."""
-    both = isinstance(model, OnnxEmbedder) and settings.workers == 1
-    return BatchingEmbedder(model, encoders=2 if both else 1)
+    between runs (tokenizing, pooling, the interpreter) overlaps. A batch that starts
+    while the other is in the model runs on a session of one thread (see
+    OnnxEmbedder.alongside); docs/performance.md has the measurements. torch's threads
+    are set per batch for the whole process, so it keeps one encoder thread; so does
+    each of several workers."""
+    if isinstance(model, OnnxEmbedder) and settings.workers == 1:
+        model.alongside()
+        return BatchingEmbedder(model, encoders=2)
+    return BatchingEmbedder(model)
