@@ -95,6 +95,9 @@ def test_ask_answers_without_interview_metadata_have_null_title_date_and_url(
 def test_ask_question_is_trimmed(client: TestClient) -> None:
     response = client.post("/ask", json={"question": "  hiring process \n"})
     assert response.json()["question"] == "hiring process"
+    # Of characters that show nothing too (a pasted BOM), but not within the question.
+    response = client.post("/ask", json={"question": "\ufeff\u200bhiring\u200dprocess\u2060 "})
+    assert response.json()["question"] == "hiring\u200dprocess"
 
 
 @pytest.mark.parametrize("top_k", [1, 5, 10])
@@ -128,6 +131,7 @@ def test_unanswered_question_offers_the_closest_interview_questions(
 BAD_REQUESTS = {
     "empty question": ({"question": ""}, "question: must not be empty"),
     "whitespace question": ({"question": " \t\n "}, "question: must not be empty"),
+    "invisible question": ({"question": "\u200b \ufeff\u2060"}, "question: must not be empty"),
     "over-long question": ({"question": "a" * 1001}, "question: must be at most 1000 characters"),
     "missing question": ({"top_k": 3}, "question: is required"),
     "question not text": ({"question": 5}, "question: must be text"),

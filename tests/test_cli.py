@@ -150,6 +150,7 @@ def test_ask_rebuilds_when_the_corpus_changed(
         (["ask", "hi", "--speaker", "Mallory"], "unknown speaker 'Mallory'; known speakers: "),
         (["ask", "hi", "--top-k", "11"], "invalid settings: --top-k: must be at most 10"),
         (["ask", " \n "], "the question must not be empty; e.g. careerbot ask"),
+        (["ask", "\u200b\u200d "], "the question must not be empty; e.g. careerbot ask"),
         # what /ask refuses, the command refuses too
         (["ask", "x" * 1001], "the question must be at most 1000 characters, not 1001"),
         (["ask", "tips\x00for interviews"], "the question must not contain control characters"),

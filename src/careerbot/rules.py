@@ -11,7 +11,13 @@ MAX_QUESTION_CHARS = 1000
 # Characters a question may not hold (C0 and C1 controls but tab and line breaks); the
 # pattern says "at least one visible character, no controls" for the OpenAPI schema.
 CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
-QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}][^{CONTROLS}]*$"
+# Characters that show nothing: zero-width spaces and joiners, the word joiner, a byte
+# order mark. They are trimmed with the spaces, and a question of nothing else is empty.
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+INVISIBLE_ESCAPED = "".join(f"\\u{ord(c):04x}" for c in INVISIBLE)  # as the pattern writes them
+QUESTION_PATTERN = f"^[^{CONTROLS}]*[^\\s{CONTROLS}{INVISIBLE_ESCAPED}][^{CONTROLS}]*$"
+# What a question is trimmed of: every space (the last is U+3000) and the invisible.
+TRIMMED = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + INVISIBLE
 
 # Limits, worded with the bound that pydantic puts in the error's context.
 BOUNDS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -50,12 +56,13 @@ def valid_unicode(value: str) -> str:
 
 
 class EmptyQuestion(ValueError):
-    """A question with nothing in it but spaces."""
+    """A question with nothing in it but spaces (and characters that show nothing)."""
 
 
 def question_text(value: str) -> str:
-    """A question as it is answered: valid text, trimmed, not empty, not too long."""
-    value = valid_unicode(value).strip()
+    """A question as it is answered: valid text, trimmed of spaces and of characters that
+    show nothing, not empty, not too long."""
+    value = valid_unicode(value).strip(TRIMMED)
     if not value:
         raise EmptyQuestion("must not be empty")
     if len(value) > MAX_QUESTION_CHARS:
