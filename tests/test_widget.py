@@ -286,8 +286,10 @@ def test_pasted_control_characters_break_lines_and_the_box_says_when_it_is_nearl
     expect(box).to_have_value("x" * 1000)
     expect(count).to_have_text("1000 of 1000 characters: anything longer is cut")
     expect(page.locator("p.status")).to_have_text("1000 of 1000 characters: anything longer is cut")
+    ask(page, "\u200b \ufeff\u2060")  # nothing that shows: not asked
+    expect(page.locator(".asked")).to_have_count(0)
     # A form feed, as in text copied from a PDF, the API would refuse: it breaks the line.
-    ask(page, "Paragraph one.\fParagraph two: titanic project resume\x1b?")
+    ask(page, "\u200bParagraph one.\fParagraph two: titanic project resume\x1b?")
     expect(page.locator("article.card").first).to_be_visible()
     until(page, lambda: sent == ["Paragraph one.\nParagraph two: titanic project resume ?"])
     expect(count).to_be_hidden()

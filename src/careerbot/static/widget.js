@@ -26,6 +26,9 @@
   // a line (from text copied out of a PDF, say) become line breaks, the others spaces.
   const MAX_CHARS = 1000;
   const CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
+  // Spaces and characters that show nothing (zero-width ones, a BOM) at either end: the
+  // API trims them too, and refuses a question of nothing else.
+  const EDGES = /^[\s\u200B-\u200D\u2060\uFEFF]+|[\s\u200B-\u200D\u2060\uFEFF]+$/g;
   const BREAKS = "\u000B\u000C\u0085";
   // An answer longer than its passage by this many characters starts as the passage alone.
   const MORE = 160;
@@ -472,7 +475,8 @@
     let pending = 0;  // questions on their way: Ask waits for them all
 
     async function ask(question, speaker = speakers.value) {
-      question = question.replace(CONTROLS, (c) => (BREAKS.includes(c) ? "\n" : " ")).trim();
+      question = question.replace(CONTROLS, (c) => (BREAKS.includes(c) ? "\n" : " "))
+        .replace(EDGES, "");
       if (!question) { input.focus(); return; }
       const bubble = el("p", { class: "asked" }, question);
       const typing = el("div", { class: "typing", "aria-hidden": "true" },
