@@ -331,9 +331,16 @@ def write_index(index_dir: Path, data: dict[str, bytes], bm25: bm25s.BM25, facts
     return version
 
 
-def curation(
-    transcripts: list[Transcript],
-) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+@dataclass(frozen=True)
+class CorpusCuration:
+    """What the transcripts' metadata files say, over the whole corpus."""
+
+    phrasings: dict[str, list[str]]  # interview question: its phrasings
+    uncovered: dict[str, list[str]]  # uncovered topic: its phrasings
+    listed_by: dict[str, list[str]]  # uncovered topic: the documents that list it
+
+
+def curation(transcripts: list[Transcript]) -> CorpusCuration:
     """The corpus's phrasings, its uncovered topics and the transcripts (documents) that
     list each; an uncovered topic may not claim an interview question or a phrasing (of a
     question or of an answer), which would make that question unanswerable."""
@@ -353,7 +360,7 @@ def curation(
                         f"lists {text[:100]!r}, which is an interview question or a phrasing "
                         "of one or of an answer; a question cannot be both covered and not"
                     )
-    return phrasings, uncovered, listed_by
+    return CorpusCuration(phrasings, uncovered, listed_by)
 
 
 # Room in the manifest for what the build adds to the facts: each file's digest and size.
@@ -469,7 +476,8 @@ def build_index(
     transcripts = parse_corpus(settings.corpus_dir, settings.max_transcript_bytes)
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
     synonyms = Synonyms.read(settings.corpus_dir)
-    phrasings, uncovered, listed_by = curation(transcripts)
+    curated = curation(transcripts)
+    phrasings, uncovered = curated.phrasings, curated.uncovered
     per_transcript = [answers_of(transcript) for transcript in transcripts]
     answers = [answer for some in per_transcript for answer in some]
     chunking = {
@@ -505,7 +513,7 @@ def build_index(
         "synonyms": synonyms.table,
         "phrasings": phrasings,
         "uncovered": uncovered,
-        "uncovered_by": listed_by,
+        "uncovered_by": curated.listed_by,
         "answer_phrasings": [a.model_dump() for a in phrased],
         "plain": [span.model_dump() for span in plain_spans],
         "careerbot_version": __version__,

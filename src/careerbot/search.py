@@ -131,6 +131,16 @@ class ScoringInput:
 
 
 @dataclass(frozen=True)
+class Listed:
+    """The uncovered topics judged under one speaker's filter (those the transcripts the
+    speaker answers in list): their numbers in Searcher.uncovered_topics, and which of
+    the uncovered phrasings are theirs."""
+
+    topics: list[int]
+    phrasings: NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
 class Hit:
     """One answer picked for a question, with the passage that carried the match (grown
     as Searcher.shown grows it)."""
@@ -264,12 +274,14 @@ class Searcher:
         documents: dict[str, set[str]] = {}
         for answer in index.answers:
             documents.setdefault(answer["speaker"]["id"], set()).add(answer["source"]["document"])
-        self.speaker_topics = {
-            speaker: frozenset(
-                name for name, by in index.manifest.uncovered_by.items() if set(by) & where
+        self.speaker_topics: dict[str, Listed] = {}
+        for person in self.speakers:
+            where = documents.get(person, set())
+            names = [n for n, by in index.manifest.uncovered_by.items() if set(by) & where]
+            self.speaker_topics[person] = Listed(
+                [k for k, name in enumerate(self.uncovered_topics) if name in names],
+                np.isin(self.uncovered_names, names),
             )
-            for speaker, where in documents.items()
-        }
         # Per passage, as arrays: which interview question and which speaker.
         self.passage_topic = index.rows[:, TOPIC]
         self.passage_speaker = index.rows[:, SPEAKER]
@@ -496,7 +508,7 @@ class Searcher:
             judged_covered = self.covered(self.topical(judged), self.answer_near(judged))
         # Under the speaker filter only the topics that speaker's transcripts list count:
         # another transcript's topic may be what that speaker answers.
-        listed = self.speaker_topics.get(only, frozenset()) if only is not None else None
+        listed = self.speaker_topics[only] if only is not None else None
         uncovered = self.uncovered_topic(judged, judged_covered, listed)
         if uncovered is not None:
             return Result(question, [], self.suggest(covered), uncovered)
@@ -635,27 +647,25 @@ class Searcher:
         return {**passage, "text": text[start:end], "span": [start, end], "source": source}
 
     def uncovered_topic(
-        self, query: Vectors, covered: Vectors, listed: frozenset[str] | None = None
+        self, query: Vectors, covered: Vectors, listed: Listed | None = None
     ) -> str | None:
         """The uncovered topic a question is about, if any: the one it is nearer to than
         to anything covered (`covered`, for the same query); else, at the same floor, the
         one the classifier of answers finds likeliest, when it finds the uncovered topics
         together at least Weights.uncovered_share likely. `listed`: only these topics
         (all when None)."""
-        if self.uncovered_vectors is None or listed == frozenset():
+        if self.uncovered_vectors is None or (listed is not None and not listed.topics):
             return None
         near = self.uncovered_vectors @ query[0]
-        allowed = None
         if listed is not None:
-            allowed = [k for k, name in enumerate(self.uncovered_topics) if name in listed]
-            near = np.where(np.isin(self.uncovered_names, list(listed)), near, -np.inf)
+            near = np.where(listed.phrasings, near, -np.inf)
         best = int(np.argmax(near))
         margin, floor = self.weights.uncovered_margin, self.weights.uncovered_floor
         if near[best] >= max(floor, float(covered.max()) + margin):
             return self.uncovered_names[best]
         if self.intents is None or near[best] < floor:
             return None
-        share, likeliest = self.intents.uncovered(query, allowed)
+        share, likeliest = self.intents.uncovered(query, listed.topics if listed else None)
         if share < self.weights.uncovered_share or not self.taught_nearest(query):
             return None
         return self.uncovered_topics[likeliest]
