@@ -1,17 +1,21 @@
 """The HTTP server's own limits, on a real socket: slow and oversized requests."""
 
 import contextlib
+import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from careerbot.api import create_app
 from careerbot.config import Settings
+from careerbot.embedding import Text, Vectors
 from careerbot.index import build_index
 from careerbot.server import server_config
 from tests.conftest import FakeEmbedder
@@ -28,10 +32,11 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[str]:
-    """careerbot on a loopback port, with a short request deadline and two question slots."""
-    build_index(settings, fake_embedder)
+@contextlib.contextmanager
+def serving(settings: Settings, embedder: FakeEmbedder) -> Iterator[tuple[str, FastAPI]]:
+    """careerbot on a loopback port, with a short request deadline and two question
+    slots: its address and its app."""
+    build_index(settings, embedder)
     limited = settings.model_copy(
         update={
             "request_seconds": DEADLINE,
@@ -40,18 +45,25 @@ def server(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[str]:
             "port": free_port(),
         }
     )
-    running = uvicorn.Server(
-        server_config(create_app(limited, fake_embedder), limited, log_level="warning")
-    )
+    app = create_app(limited, embedder)
+    running = uvicorn.Server(server_config(app, limited, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not running.started:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.02)
-    yield f"127.0.0.1:{limited.port}"
-    running.should_exit = True
-    thread.join(10)
+    try:
+        yield f"127.0.0.1:{limited.port}", app
+    finally:
+        running.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def server(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[str]:
+    with serving(settings, fake_embedder) as (address, _):
+        yield address
 
 
 def connect(address: str) -> socket.socket:
@@ -87,6 +99,58 @@ def test_stalled_bodies_hold_no_slot_and_are_cut_off_with_408(server: str) -> No
         assert reply_of(sock).startswith(b"HTTP/1.1 408 ")
         sock.close()
     assert time.monotonic() - started < DEADLINE + 2
+
+
+class Gated(FakeEmbedder):
+    """Embeds only while its gate is open; notes each batch as it arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.arrived = threading.Event(), threading.Event()
+        self.gate.set()
+
+    def embed(self, texts: Sequence[Text], progress: bool = False) -> Vectors:
+        self.arrived.set()
+        assert self.gate.wait(10)
+        return super().embed(texts, progress)
+
+
+def asked(address: str, question: str) -> socket.socket:
+    """A connection that has sent a whole question."""
+    body = json.dumps({"question": question}).encode()
+    sock = connect(address)
+    head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    return sock
+
+
+def until(done: Any, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert done()
+
+
+def test_a_client_that_hangs_up_gives_back_its_slot_and_its_place_in_the_queue(
+    settings: Settings,
+) -> None:
+    gated = Gated()
+    with serving(settings, gated) as (address, app):
+        slots: Any = app.state.slots
+        gated.gate.clear()
+        gated.arrived.clear()
+        first = asked(address, "interview tips for candidates")
+        assert gated.arrived.wait(5)  # in the model, held there
+        second = asked(address, "giraffes and zebras")
+        until(lambda: slots.used == 2)  # queued behind it
+        first.close()
+        second.close()
+        until(lambda: slots.used == 0)  # both slots back, the model still holding the first
+        gated.gate.set()
+        with httpx.Client(base_url=f"http://{address}") as http:
+            assert http.post("/ask", json={"question": "hiring"}).status_code == 200
+        # The queued question gave up its place: the model never read it.
+        assert not any("giraffes" in str(text) for call in gated.calls for text in call)
 
 
 def test_headers_that_never_finish_get_408(server: str) -> None:

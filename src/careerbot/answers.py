@@ -5,6 +5,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -127,13 +128,36 @@ def answer_out(hit: Hit) -> AnswerOut:
     )
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def gone(request: Request) -> None:
+    """Returns once the client has disconnected (the body is read: what comes next is
+    the disconnect, or nothing until the response is sent)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def embed_all(
-    model: BatchingEmbedder, texts: Sequence[Text], passing: Sequence[Text] = ()
+    request: Request, model: BatchingEmbedder, texts: Sequence[Text], passing: Sequence[Text] = ()
 ) -> dict[Text, Vectors]:
     """The embeddings of texts and passing ones (cached apart: BatchingEmbedder.submit_all),
-    by text, from the encoder thread (batched with others)."""
-    futures = map(asyncio.wrap_future, model.submit_all(texts, passing))
-    return dict(zip([*texts, *passing], await asyncio.gather(*futures), strict=True))
+    by text, from the encoder thread (batched with others). Raises ClientGone, the texts'
+    place in the queue given up, if the client leaves first: a client that asks and
+    hangs up at once would otherwise keep its slot and the model's time."""
+    futures = [asyncio.wrap_future(f) for f in model.submit_all(texts, passing)]
+    vectors = asyncio.gather(*futures)
+    leaving: asyncio.Future[Any] = asyncio.ensure_future(gone(request))
+    try:
+        await asyncio.wait([vectors, leaving], return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this request is cancelled (the server stopping)
+        leaving.cancel()
+        if not vectors.done():
+            vectors.cancel()  # a text not yet in a batch stays out of it
+    if not vectors.done() or vectors.cancelled():
+        raise ClientGone
+    return dict(zip([*texts, *passing], vectors.result(), strict=True))
 
 
 def searcher(request: Request) -> Searcher:
@@ -163,11 +187,12 @@ async def ask(body: AskRequest, request: Request) -> AskResponse:
         # does. Only when some are set aside does what is left take a second pass of
         # the model.
         whole = chosen.query_texts(body.question).distinct()
-        vectors = await embed_all(model, whole, chosen.sentences(body.question))
+        vectors = await embed_all(request, model, whole, chosen.sentences(body.question))
         relevant = chosen.relevant_part(body.question, vectors)
         if relevant != body.question:
             texts = chosen.query_texts(relevant).distinct()
-            vectors |= await embed_all(model, [text for text in texts if text not in vectors])
+            missing = [text for text in texts if text not in vectors]
+            vectors |= await embed_all(request, model, missing)
         result = chosen.ask(
             body.question, body.top_k, body.speaker, embedded=vectors, relevant=relevant
         )

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from careerbot.answers import AskRequest
+from careerbot.answers import AskRequest, ClientGone
 from careerbot.embedding import EncoderClosed
 from careerbot.errors import ErrorField, describe, error_response, unavailable
 from careerbot.feedback import FEEDBACK_SHAPES
@@ -67,6 +67,12 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Busy)
     async def busy(request: Request, error: Busy) -> Response:
         return unavailable("careerbot is busy; try again in a moment")
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, error: ClientGone) -> Response:
+        # No one reads it: the status is for the access log ("client closed request", as
+        # nginx logs it).
+        return Response(status_code=499)
 
     @app.exception_handler(EncoderClosed)
     async def stopping(request: Request, error: EncoderClosed) -> Response:
