@@ -153,11 +153,21 @@ async def embed_all(
         await asyncio.wait([vectors, leaving], return_when=asyncio.FIRST_COMPLETED)
     finally:  # also when this request is cancelled (the server stopping)
         leaving.cancel()
-        if not vectors.done():
+        ready = vectors.done()
+        if not ready:
             vectors.cancel()  # a text not yet in a batch stays out of it
-    if not vectors.done() or vectors.cancelled():
+            vectors.add_done_callback(unread)
+    if not ready:
         raise ClientGone
     return dict(zip([*texts, *passing], vectors.result(), strict=True))
+
+
+def unread(gathered: "asyncio.Future[Any]") -> None:
+    """Reads the outcome of a gather given up on (a cancelled gather ends with a
+    CancelledError as its exception), which asyncio would otherwise log as never
+    retrieved."""
+    if not gathered.cancelled():
+        gathered.exception()
 
 
 def searcher(request: Request) -> Searcher:
