@@ -208,6 +208,18 @@ def test_a_body_and_pipelined_requests_do_not_count_as_header_bytes(server: str)
     assert replies.count(b"HTTP/1.1 200 ") == 43 and b" 431 " not in replies
 
 
+def test_a_connection_with_too_many_requests_waiting_is_closed(server: str) -> None:
+    """A client that sends requests and reads no answers (HTTP/1.1 pipelining) would have
+    uvicorn read and hold every one: past 64 waiting, the connection is closed."""
+    health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with connect(server) as sock:
+        sock.sendall(health * 200)
+        replies = reply_of(sock)
+    assert replies.count(b"HTTP/1.1 200 ") < 66
+    with httpx.Client(base_url=f"http://{server}") as http:  # others are served as before
+        assert http.get("/health").status_code == 200
+
+
 @pytest.mark.parametrize("wanted", [False, True])
 def test_the_access_log_is_off_unless_asked_for(wanted: bool) -> None:
     settings = Settings(access_log=wanted) if wanted else Settings()
