@@ -208,6 +208,26 @@ def test_a_body_and_pipelined_requests_do_not_count_as_header_bytes(server: str)
     assert replies.count(b"HTTP/1.1 200 ") == 43 and b" 431 " not in replies
 
 
+def test_pipelined_questions_whose_client_hangs_up_give_back_their_slots(
+    settings: Settings,
+) -> None:
+    """uvicorn tells only the newest of a connection's requests that the client has gone:
+    the one being answered went on, its slot held, and wrote to the closed socket."""
+    gated = Gated()
+    with serving(settings, gated) as (address, app):
+        gated.gate.clear()
+        gated.arrived.clear()
+        body = json.dumps({"question": "interview tips"}).encode()
+        head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        one = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        with connect(address) as sock:
+            sock.sendall(one * 3)
+            assert gated.arrived.wait(5)  # the first in the model, two waiting behind it
+        slots: Any = app.state.slots
+        until(lambda: slots.used == 0)
+        gated.gate.set()
+
+
 def test_a_connection_with_too_many_requests_waiting_is_closed(server: str) -> None:
     """A client that sends requests and reads no answers (HTTP/1.1 pipelining) would have
     uvicorn read and hold every one: past 64 waiting, the connection is closed."""

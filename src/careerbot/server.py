@@ -50,11 +50,18 @@ class LimitedHttp(HttpToolsProtocol):
         # reaches the parser's callbacks). `requests` tells one request from the next.
         self.in_headers, self.requests, self.parsed, self.received = False, 0, 0, 0
         self.oversized = self.flooded = False
+        self.unanswered: list[Any] = []  # the requests not yet answered (uvicorn's cycles)
         super().connection_made(transport)
         self.arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm()
+        # uvicorn tells only the newest request; one answered before it would go on, and
+        # write to the closed socket.
+        for cycle in self.unanswered:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
         super().connection_lost(exc)
 
     def arm(self) -> None:
@@ -92,6 +99,9 @@ class LimitedHttp(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.in_headers = False
         super().on_headers_complete()
+        self.unanswered = [c for c in self.unanswered if not c.response_complete]
+        if self.cycle is not None and self.cycle not in self.unanswered:
+            self.unanswered.append(self.cycle)
         if len(self.pipeline) > self.max_pipelined:
             self.flooded = True
             raise TooManyPipelined  # httptools stops parsing; uvicorn calls send_400
