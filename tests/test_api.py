@@ -1,6 +1,7 @@
 import asyncio
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -17,6 +18,7 @@ from careerbot.api import create_app
 from careerbot.config import Settings
 from careerbot.embedding import OnnxEmbedder, Vectors
 from careerbot.index import build_index
+from careerbot.rules import QUESTION_PATTERN, question_text
 from tests.conftest import FakeEmbedder
 
 
@@ -157,6 +159,19 @@ BAD_REQUESTS = {
     "speaker a number": ({"question": "x", "speaker": 7}, "speaker: must be text"),
     "speaker too long": ({"question": "x", "speaker": "M" * 201}, "speaker: must be at most 200 "),
 }
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["", " ", "\u200b", " \ufeff\u2060 ", "\u200d\n", "a", "\u200ba", "a\u200c", "\u00a0x"],
+)
+def test_the_schema_pattern_and_the_question_rule_agree(question: str) -> None:
+    try:
+        question_text(question)
+        accepted = True
+    except ValueError:
+        accepted = False
+    assert bool(re.fullmatch(QUESTION_PATTERN, question)) == accepted
 
 
 @pytest.mark.parametrize("case", BAD_REQUESTS)

@@ -367,6 +367,7 @@ class CountingSession:
 
 
 @pytest.mark.model
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one thread, no second session")
 def test_the_server_runs_two_encoder_threads_on_onnx_runtime_in_one_process_only(
     encoder_dir: Path, tmp_path: Path
 ) -> None:
@@ -394,4 +395,4 @@ def test_the_server_runs_two_encoder_threads_on_onnx_runtime_in_one_process_only
     encoder.close()
     assert narrow.runs > 0
     assert np.array_equal(np.concatenate(together), np.concatenate([singly] * 8))
-    assert np.allclose(singly, alone, atol=1e-5)  # padded in a batch: the last bits differ
+    assert np.array_equal(singly, alone)  # texts of one length: no padding in the batch

@@ -116,13 +116,30 @@ class Gated(FakeEmbedder):
         return super().embed(texts, progress)
 
 
+def ask_bytes(question: str) -> bytes:
+    body = json.dumps({"question": question}).encode()
+    head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
 def asked(address: str, question: str) -> socket.socket:
     """A connection that has sent a whole question."""
-    body = json.dumps({"question": question}).encode()
     sock = connect(address)
-    head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    sock.sendall(ask_bytes(question))
     return sock
+
+
+@contextlib.contextmanager
+def held_in_the_model(settings: Settings) -> Iterator[tuple[str, FastAPI, Gated]]:
+    """A server whose model holds each batch until the gate opens (closed now)."""
+    gated = Gated()
+    with serving(settings, gated) as (address, app):
+        gated.gate.clear()
+        gated.arrived.clear()
+        try:
+            yield address, app, gated
+        finally:
+            gated.gate.set()
 
 
 def until(done: Any, seconds: float = 5) -> None:
@@ -135,11 +152,8 @@ def until(done: Any, seconds: float = 5) -> None:
 def test_a_client_that_hangs_up_gives_back_its_slot_and_its_place_in_the_queue(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gated = Gated()
-    with serving(settings, gated) as (address, app):
+    with held_in_the_model(settings) as (address, app, gated):
         slots: Any = app.state.slots
-        gated.gate.clear()
-        gated.arrived.clear()
         first = asked(address, "interview tips for candidates")
         assert gated.arrived.wait(5)  # in the model, held there
         second = asked(address, "giraffes and zebras")
@@ -150,6 +164,10 @@ def test_a_client_that_hangs_up_gives_back_its_slot_and_its_place_in_the_queue(
         gated.gate.set()
         with httpx.Client(base_url=f"http://{address}") as http:
             assert http.post("/ask", json={"question": "hiring"}).status_code == 200
+            # Only the answered question is recorded.
+            until(lambda: http.get("/health").json()["question_log"]["written"] >= 1)
+            time.sleep(0.2)
+            assert http.get("/health").json()["question_log"]["written"] == 1
         # The queued question gave up its place: the model never read it.
         assert not any("giraffes" in str(text) for call in gated.calls for text in call)
     gc.collect()  # what was given up is read, not left for asyncio to log
@@ -213,15 +231,9 @@ def test_pipelined_questions_whose_client_hangs_up_give_back_their_slots(
 ) -> None:
     """uvicorn tells only the newest of a connection's requests that the client has gone:
     the one being answered went on, its slot held, and wrote to the closed socket."""
-    gated = Gated()
-    with serving(settings, gated) as (address, app):
-        gated.gate.clear()
-        gated.arrived.clear()
-        body = json.dumps({"question": "interview tips"}).encode()
-        head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        one = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    with held_in_the_model(settings) as (address, app, gated):
         with connect(address) as sock:
-            sock.sendall(one * 3)
+            sock.sendall(ask_bytes("interview tips") * 3)
             assert gated.arrived.wait(5)  # the first in the model, two waiting behind it
         slots: Any = app.state.slots
         until(lambda: slots.used == 0)
@@ -230,14 +242,34 @@ def test_pipelined_questions_whose_client_hangs_up_give_back_their_slots(
 
 def test_a_connection_with_too_many_requests_waiting_is_closed(server: str) -> None:
     """A client that sends requests and reads no answers (HTTP/1.1 pipelining) would have
-    uvicorn read and hold every one: past 64 waiting, the connection is closed."""
+    uvicorn read and hold every one: past 64 waiting behind the one being answered, the
+    connection is closed, with no reply that could pass for an answer."""
     health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with connect(server) as sock:
-        sock.sendall(health * 200)
+        sock.sendall(health * 64 + last)  # one answered, 64 waiting
+        assert reply_of(sock).count(b"HTTP/1.1 200 ") == 65
+    with connect(server) as sock:
+        sock.sendall(health * 65 + last)  # one answered, 65 waiting
         replies = reply_of(sock)
-    assert replies.count(b"HTTP/1.1 200 ") < 66
+    assert replies.count(b"HTTP/1.1 200 ") < 66 and b"HTTP/1.1 4" not in replies
     with httpx.Client(base_url=f"http://{server}") as http:  # others are served as before
         assert http.get("/health").status_code == 200
+
+
+def test_an_error_never_answers_for_an_earlier_request(settings: Settings) -> None:
+    """Headers over the limit on a request pipelined behind one still being answered: a
+    431 then would read as that request's answer, so the connection is closed instead."""
+    with held_in_the_model(settings) as (address, _, gated):
+        big = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+        with connect(address) as sock:
+            sock.sendall(ask_bytes("interview tips"))
+            assert gated.arrived.wait(5)  # in the model, held there
+            sock.sendall(big)
+            time.sleep(0.3)
+            gated.gate.set()
+            replies = reply_of(sock)
+        assert b" 431 " not in replies
 
 
 @pytest.mark.parametrize("wanted", [False, True])

@@ -148,26 +148,29 @@ async def embed_all(
     hangs up at once would otherwise keep its slot and the model's time."""
     futures = [asyncio.wrap_future(f) for f in model.submit_all(texts, passing)]
     vectors = asyncio.gather(*futures)
-    leaving: asyncio.Future[Any] = asyncio.ensure_future(gone(request))
+    leaving = asyncio.create_task(gone(request))
     try:
-        await asyncio.wait([vectors, leaving], return_when=asyncio.FIRST_COMPLETED)
+        waited: list[asyncio.Future[Any]] = [vectors, leaving]
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
     finally:  # also when this request is cancelled (the server stopping)
         leaving.cancel()
         ready = vectors.done()
         if not ready:
             vectors.cancel()  # a text not yet in a batch stays out of it
-            vectors.add_done_callback(unread)
+            vectors.add_done_callback(read_outcome)
     if not ready:
+        if not leaving.cancelled():
+            leaving.result()  # the watch failed, rather than the client leaving: say so
         raise ClientGone
     return dict(zip([*texts, *passing], vectors.result(), strict=True))
 
 
-def unread(gathered: "asyncio.Future[Any]") -> None:
+def read_outcome(given_up: "asyncio.Future[Any]") -> None:
     """Reads the outcome of a gather given up on (a cancelled gather ends with a
     CancelledError as its exception), which asyncio would otherwise log as never
     retrieved."""
-    if not gathered.cancelled():
-        gathered.exception()
+    if not given_up.cancelled():
+        given_up.exception()
 
 
 def searcher(request: Request) -> Searcher:
@@ -202,7 +205,8 @@ async def ask(body: AskRequest, request: Request) -> AskResponse:
         if relevant != body.question:
             texts = chosen.query_texts(relevant).distinct()
             missing = [text for text in texts if text not in vectors]
-            vectors |= await embed_all(request, model, missing)
+            if missing:
+                vectors |= await embed_all(request, model, missing)
         result = chosen.ask(
             body.question, body.top_k, body.speaker, embedded=vectors, relevant=relevant
         )

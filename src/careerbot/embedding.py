@@ -280,8 +280,8 @@ class OnnxEmbedder(ModelFacts):
         self._tokenizer.enable_padding(
             pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]")
         )
-        file = int8_file(export.onnx) if int8 else export.onnx
-        self._file, self._threads = file, min(threads, os.cpu_count() or 1)
+        self._file = int8_file(export.onnx) if int8 else export.onnx
+        self._threads = min(threads, os.cpu_count() or 1)
         self._session = self._load(self._threads)
         # See alongside: a session of one thread for runs beside another, and how many
         # runs are in the model.
@@ -290,23 +290,14 @@ class OnnxEmbedder(ModelFacts):
         self._inputs = [i.name for i in self._session.get_inputs()]
         dimension = self._session.get_outputs()[0].shape[-1]
         if not isinstance(dimension, int):
-            raise CareerbotError(f"{file} does not state its vectors' dimension")
+            raise CareerbotError(f"{self._file} does not state its vectors' dimension")
         self._dimension = dimension
-        # The window comes from the export's facts: a text that fills it must run, or a
-        # long enough question would fail at request time (past the model's positions).
-        full = np.ones((1, self._window), dtype=np.int64)
-        feeds = {"input_ids": full, "attention_mask": full, "token_type_ids": 0 * full}
-        silent = onnxruntime.RunOptions()
-        silent.log_severity_level = 4  # the refusal below is the one line said
-        try:
-            self._session.run(None, {name: feeds[name] for name in self._inputs}, silent)
-        except Exception as error:
-            raise CareerbotError(
-                f"{file} cannot embed the {self._window} tokens its facts say "
-                f"({str(error)[:100]}); delete the export to make it anew"
-            ) from None
 
     def _load(self, threads: int) -> "onnxruntime.InferenceSession":
+        """A session of the export on this many threads, that has run a text filling the
+        model's window: the window comes from the export's facts, and a text that fills it
+        must run, or a long enough question would fail at request time (past the model's
+        positions). The run also readies the session for the first request."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -314,22 +305,33 @@ class OnnxEmbedder(ModelFacts):
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            return onnxruntime.InferenceSession(
+            session = onnxruntime.InferenceSession(
                 str(self._file), options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:
             raise CareerbotError(
                 f"{self._file} cannot be loaded ({error}); delete it to export anew"
             ) from None
+        full = np.ones((1, self._window), dtype=np.int64)
+        feeds = {"input_ids": full, "attention_mask": full, "token_type_ids": 0 * full}
+        silent = onnxruntime.RunOptions()
+        silent.log_severity_level = 4  # the refusal below is the one line said
+        try:
+            session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()}, silent)
+        except Exception as error:
+            raise CareerbotError(
+                f"{self._file} cannot embed the {self._window} tokens its facts say "
+                f"({str(error)[:100]}); delete the export to make it anew"
+            ) from None
+        return session
 
     def alongside(self) -> None:
-        """Ready the model for runs from two threads at once (the server's encoder
-        threads): a run that starts while another is in the model takes a session of one
-        thread of its own. Two runs on the two threads of one session vie for the cores
-        and spend more CPU a text (a short question: about 8.7 ms against 6.3 on one
-        thread, for 0.5 ms sooner); a run alone keeps both threads, which a long
-        question needs. The vectors are the same to the bit. Costs a second copy of the
-        model in memory (about 100 MB)."""
+        """Adds a session of one thread, for runs from the server's two encoder threads: a
+        run that starts while another is in the model takes it. Two runs on the two
+        threads of one session vie for the cores and spend more CPU a text
+        (docs/performance.md); a run alone keeps both threads, which a long question
+        needs. The vectors are the same to the bit. Costs a second copy of the model in
+        memory (about 100 MB)."""
         if self._narrow is None and self._threads > 1:
             self._narrow = self._load(1)
 

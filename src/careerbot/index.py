@@ -477,7 +477,7 @@ def build_index(
     corpus_digest = corpus_sha256(settings.corpus_dir, settings.max_transcript_bytes)
     synonyms = Synonyms.read(settings.corpus_dir)
     curated = curation(transcripts)
-    phrasings, uncovered = curated.phrasings, curated.uncovered
+    phrasings, uncovered, listed_by = curated.phrasings, curated.uncovered, curated.listed_by
     per_transcript = [answers_of(transcript) for transcript in transcripts]
     answers = [answer for some in per_transcript for answer in some]
     chunking = {
@@ -513,7 +513,7 @@ def build_index(
         "synonyms": synonyms.table,
         "phrasings": phrasings,
         "uncovered": uncovered,
-        "uncovered_by": curated.listed_by,
+        "uncovered_by": listed_by,
         "answer_phrasings": [a.model_dump() for a in phrased],
         "plain": [span.model_dump() for span in plain_spans],
         "careerbot_version": __version__,

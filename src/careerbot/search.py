@@ -136,7 +136,7 @@ class Listed:
     speaker answers in list): their numbers in Searcher.uncovered_topics, and which of
     the uncovered phrasings are theirs."""
 
-    topics: list[int]
+    topics: tuple[int, ...]
     phrasings: NDArray[np.bool_]
 
 
@@ -279,7 +279,7 @@ class Searcher:
             where = documents.get(person, set())
             names = [n for n, by in index.manifest.uncovered_by.items() if set(by) & where]
             self.speaker_topics[person] = Listed(
-                [k for k, name in enumerate(self.uncovered_topics) if name in names],
+                tuple(k for k, name in enumerate(self.uncovered_topics) if name in names),
                 np.isin(self.uncovered_names, names),
             )
         # Per passage, as arrays: which interview question and which speaker.
@@ -665,7 +665,8 @@ class Searcher:
             return self.uncovered_names[best]
         if self.intents is None or near[best] < floor:
             return None
-        share, likeliest = self.intents.uncovered(query, listed.topics if listed else None)
+        allowed = listed.topics if listed is not None else None
+        share, likeliest = self.intents.uncovered(query, allowed)
         if share < self.weights.uncovered_share or not self.taught_nearest(query):
             return None
         return self.uncovered_topics[likeliest]

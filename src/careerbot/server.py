@@ -37,9 +37,10 @@ class LimitedHttp(HttpToolsProtocol):
     request_seconds = 10.0
     max_header_bytes = 16 * 1024
     # Requests one connection may have waiting behind the one being answered (HTTP/1.1
-    # pipelining). uvicorn reads on while each request runs, so a client that sends and
-    # never reads would fill the server's memory with them (75 MB of requests in 15 s
-    # left 1.5 GB); past this the connection is closed.
+    # pipelining). uvicorn reads on after each answer and whenever the app waits for the
+    # client (as /ask's watch for a hang-up does), so a client that sends and never reads
+    # would fill the server's memory with them (75 MB of requests in 15 s left 1.5 GB);
+    # past this the connection is closed.
     max_pipelined = 64
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -117,7 +118,10 @@ class LimitedHttp(HttpToolsProtocol):
             raise HeadersTooLarge  # httptools stops parsing; uvicorn answers via send_400
 
     def send_400_response(self, msg: str) -> None:
-        if self.flooded:  # a reply now would land amid the answer being written
+        if self.flooded:
+            self.logger.warning(
+                "Closed a connection with over %d requests waiting", self.max_pipelined
+            )
             self.transport.close()
         elif self.oversized:
             self.reply(431, "Request headers too large.")
@@ -134,8 +138,14 @@ class LimitedHttp(HttpToolsProtocol):
             self.reply(408, "Request not received in time.")
 
     def reply(self, status: int, message: str) -> None:
-        """Answer with a short plain-text error and close the connection."""
+        """Answer with a short plain-text error and close the connection; only close it
+        while an earlier request on it is unanswered (the client would take the error for
+        that request's answer)."""
         if self.transport.is_closing():
+            return
+        current = None if self.in_headers else self.cycle
+        if any(c is not current and not c.response_complete for c in self.unanswered):
+            self.transport.close()
             return
         body = message.encode("ascii")
         self.transport.write(
