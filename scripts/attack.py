@@ -10,7 +10,7 @@ and `careerbot serve` instances it starts on free loopback ports, each with
 CAREERBOT_RELOAD_SECONDS=1 and otherwise the default settings (CAREERBOT_* variables of
 the caller's environment are dropped), except:
 
-- "main" (cases 1, 2c, 4, 6) and "tight" (2a, 2b) have no rate limit
+- "main" (cases 1, 2c, 2f, 4, 6) and "tight" (2a, 2b, 2e) have no rate limit
   (CAREERBOT_RATE_LIMIT_PER_MINUTE=0): they ask more questions from one address than the
   limit allows, and the limit is not what they test. "tight" also has the issue's
   CAREERBOT_MAX_IN_PROGRESS=16 and CAREERBOT_REQUEST_SECONDS=2, to be quick.
@@ -509,6 +509,63 @@ def stalled_crowd(lab: Lab) -> Outcome:
     # Long enough a run, and every stalled connection must have been cut off too.
     cut = stalls["cut off with 408"] >= 50 or lab.args.stall_seconds < 10 + 2
     return failed == 0 and statuses[200] >= 16 and cut, evidence
+
+
+def ask_bytes(host: str, question: str) -> bytes:
+    body = json.dumps({"question": question}).encode()
+    head = f"POST /ask HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    return head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def log_size(server: Server, name: str) -> int:
+    return (server.index.parent / f"serve-{name}.log").stat().st_size
+
+
+def log_since(server: Server, name: str, offset: int) -> str:
+    with (server.index.parent / f"serve-{name}.log").open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+@case("2e", "20 clients that pipeline three questions and hang up hold no slot, log no error")
+def pipelined_hang_ups(lab: Lab) -> Outcome:
+    tight = lab.server("tight")  # 16 slots
+    before = log_size(tight, "tight")
+    for n in range(20):
+        with socket.create_connection((lab.host, tight.port), timeout=5) as sock:
+            three = [ask_bytes(lab.host, f"{QUESTIONS[k % 5]} ({n}, {k})") for k in range(3)]
+            sock.sendall(b"".join(three))
+    time.sleep(min(3.0, lab.bound(3)))
+    with httpx.Client(base_url=tight.url, timeout=30) as http:
+        honest = Counter(
+            http.post("/ask", json={"question": QUESTIONS[n % 5]}).status_code for n in range(16)
+        )
+    errors = log_since(tight, "tight", before).count("Exception in ASGI application")
+    evidence = f"then 16 questions: {dict(honest)}; errors in the server's log: {errors}"
+    return honest[200] == 16 and errors == 0, evidence
+
+
+@case("2f", "one connection pipelining questions without reading is cut off")
+def pipelined_flood(lab: Lab) -> Outcome:
+    main = lab.main()
+
+    def rss() -> int:  # KiB
+        status = Path(f"/proc/{main.process.pid}/status").read_text().splitlines()
+        return int(next(row for row in status if row.startswith("VmRSS")).split()[1])
+
+    before, sent, until = rss(), 0, time.monotonic() + lab.bound(15)
+    chunk = ask_bytes(lab.host, QUESTIONS[1]) * 500
+    with socket.create_connection((lab.host, main.port), timeout=2) as sock:
+        while sent < 20 << 20 and time.monotonic() < until:
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break
+            sent += len(chunk)
+    grown = (rss() - before) >> 10
+    answers = main.ask().status_code
+    evidence = f"cut off after {sent >> 10} KiB sent; the server grew {grown} MiB; then {answers}"
+    return sent < 5 << 20 and grown < 100 and answers == 200, evidence
 
 
 # 3. Client identity: X-Forwarded-For is not believed by default.
