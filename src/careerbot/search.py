@@ -271,8 +271,10 @@ class Searcher:
         self.uncovered_vectors = index.views[after_answers:] if views.uncovered else None
         # A topic one transcript lists as uncovered another may answer: under the speaker
         # filter, only the topics that speaker's transcripts list are judged.
+        # Each speaker's documents, from every answer's record: read only when there are
+        # topics to judge (a record is parsed on reading; a large corpus has many).
         documents: dict[str, set[str]] = {}
-        for answer in index.answers:
+        for answer in index.answers if index.manifest.uncovered_by else ():
             documents.setdefault(answer["speaker"]["id"], set()).add(answer["source"]["document"])
         self.speaker_topics: dict[str, Listed] = {}
         for person in self.speakers:
