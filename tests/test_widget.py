@@ -270,7 +270,7 @@ def test_enter_does_not_ask_again_while_an_answer_is_on_its_way(page: Page, api:
     expect(page.locator(".entry").nth(1).locator("article.card").first).to_be_visible()
 
 
-def test_pasted_control_characters_break_lines_and_the_box_says_when_it_is_nearly_full(
+def test_pasted_control_characters_break_lines_and_a_question_over_the_limit_is_kept_unsent(
     page: Page, api: Served
 ) -> None:
     sent = questions_sent(page)
@@ -282,10 +282,28 @@ def test_pasted_control_characters_break_lines_and_the_box_says_when_it_is_nearl
     expect(count).to_have_text("950 of 1000 characters")
     box.fill("x" * 850)
     expect(count).to_be_hidden()
-    box.fill("x" * 1500)  # cut at the limit, and saying so, to screen readers too
-    expect(box).to_have_value("x" * 1000)
-    expect(count).to_have_text("1000 of 1000 characters: anything longer is cut")
-    expect(page.locator("p.status")).to_have_text("1000 of 1000 characters: anything longer is cut")
+    status = page.locator("p.status")
+    # A longer paste is kept whole (it may ask at its end), says so to screen readers too,
+    # and is not sent until shortened.
+    box.fill("x" * 1500)
+    expect(box).to_have_value("x" * 1500)
+    expect(count).to_have_text("1500 of 1000 characters: shorten it by 500 to ask")
+    expect(status).to_have_text("1500 of 1000 characters: shorten it by 500 to ask")
+    box.press("Enter")
+    expect(status).to_have_text(
+        "Your question is 1500 characters; shorten it by 500 to ask (at most 1000)."
+    )
+    expect(box).to_have_value("x" * 1500)
+    expect(box).to_be_focused()
+    # Counted as the API counts: in characters (an emoji is two units in JavaScript), and
+    # without the spaces and invisible characters at its ends, which are not sent.
+    box.fill("\U0001f600" * 1000)
+    expect(count).to_have_text("1000 of 1000 characters")
+    expect(status).to_have_text("")  # within the limit again: the warning is taken back
+    box.fill(" " * 40 + "x" * 1000 + "\u200b\n")
+    expect(count).to_have_text("1000 of 1000 characters")
+    box.fill("\u200b" + "a" + " " * 20_000 + "b" + " " * 20_000)  # only the ends trimmed
+    expect(count).to_have_text("20002 of 1000 characters: shorten it by 19002 to ask")
     ask(page, "\u200b \ufeff\u2060")  # nothing that shows: not asked
     expect(page.locator(".asked")).to_have_count(0)
     # A form feed, as in text copied from a PDF, the API would refuse: it breaks the line.
