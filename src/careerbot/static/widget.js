@@ -25,6 +25,9 @@
   // The API's limit on a question, and the control characters it refuses: those that break
   // a line (from text copied out of a PDF, say) become line breaks, the others spaces.
   const MAX_CHARS = 1000;
+  // What the box holds: a post pasted whole, to be shortened there, but not a pasted book
+  // (10 MB took Chromium seconds to lay out, and the count as long at every keystroke).
+  const BOX_UNITS = 10 * MAX_CHARS;
   const CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
   // Spaces and characters that show nothing (zero-width ones, a BOM): the API trims them
   // at either end too, and refuses a question of nothing else.
@@ -320,17 +323,19 @@
     // A posted question may run to paragraphs: Enter asks, Shift+Enter starts a new line,
     // and the box grows with its text (up to its max-height, then scrolls).
     const input = el("textarea", { id: "careerbot-question", rows: "1",
-      autocomplete: "off", placeholder: "Ask a career question", enterkeyhint: "send",
+      maxlength: String(BOX_UNITS), autocomplete: "off", placeholder: "Ask a career question",
+      enterkeyhint: "send",
       "aria-describedby": "careerbot-hint careerbot-counter" });
     const hint = el("span", { id: "careerbot-hint", class: "unseen" },
       "Enter asks; Shift+Enter starts a new line.");
-    // Near the limit, how much of it is used. A longer question is kept whole, never cut
-    // (a post pasted in often asks at its end), and is not sent until it is shortened.
+    // Near the limit, how much of it is used. A longer question is kept whole (up to
+    // BOX_UNITS: a post pasted in often asks at its end), and not sent until shortened.
+    // Counted as the text changes, not as the window is resized.
     const counter = el("span", { id: "careerbot-counter", class: "counter", hidden: "" });
     let over = false;
     let said = "";  // what the status last said of the limit, taken back once within it
     const tell = (message) => { status.textContent = said = message; };
-    const fit = () => {
+    const count = () => {
       // No shorter in characters than in JavaScript's units: counted only when it matters.
       const used = input.value.length < MAX_CHARS - 100 ? 0 : characters(input.value);
       counter.hidden = used < MAX_CHARS - 100;
@@ -343,12 +348,15 @@
       if (used > MAX_CHARS && !over) tell(counter.textContent);
       if (used <= MAX_CHARS && said && status.textContent === said) tell("");
       over = used > MAX_CHARS;
+    };
+    const fit = () => {
       if (!input.clientWidth) return;  // hidden (a closed launcher): fitted when shown
       input.style.height = "";  // back to its own height first, so that it can shrink
       // scrollHeight leaves out the two 1px borders.
       if (input.value) input.style.height = `${input.scrollHeight + 2}px`;
     };
-    input.addEventListener("input", fit);
+    const changed = () => { count(); fit(); };
+    input.addEventListener("input", changed);
     window.addEventListener("resize", fit);
     input.addEventListener("keydown", (event) => {
       // keyCode 229: the Enter that ends an input method's composition, in some browsers.
@@ -519,7 +527,7 @@
           // A question refused as it stands goes back in the box (unless another has been
           // begun there), to be mended, not retried.
           const refused = response.status === 422;
-          if (refused && !input.value) { input.value = question; fit(); }
+          if (refused && !input.value) { input.value = question; changed(); }
           failed(entry, `careerbot could not answer: ${detail}`, refused ? null : retry);
         } else if (result.answered) {
           try {
@@ -557,7 +565,7 @@
       }
       const question = input.value;
       input.value = "";
-      fit();
+      changed();
       ask(question);
     });
 
