@@ -1,5 +1,6 @@
 """The question log and feedback, on SQLite and on a real PostgreSQL."""
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from careerbot.index import build_index
 from careerbot.questionlog import Ask, Pick, QuestionLog, Vote, redact
 from careerbot.store import asks, connect, picks, votes
 from tests.conftest import FakeEmbedder
+from tests.test_reliability import wait_for
 
 POSTGRES = os.environ.get("CAREERBOT_TEST_POSTGRES_URL")
 
@@ -415,3 +417,36 @@ def test_a_url_its_driver_cannot_use_is_one_line_not_a_traceback(url: str, probl
     with pytest.raises(CareerbotError, match=problem) as error:
         connect(url)
     assert "\n" not in str(error.value)
+
+
+def test_a_log_whose_writes_fail_makes_health_degraded_until_one_succeeds(
+    client: TestClient, logged: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    def health() -> dict[str, Any]:
+        found: dict[str, Any] = client.get("/health").json()
+        return found
+
+    body = client.post("/ask", json={"question": "hiring"}).json()
+    wait_for(lambda: health()["question_log"]["written"] == 1)
+    assert health()["status"] == "ok"
+    engine = sa.create_engine(logged.database)
+    with engine.begin() as connection:  # a database gone wrong under the server
+        connection.execute(sa.text("DROP TABLE votes"))
+    engine.dispose()
+    vote = {"ask_id": body["id"], "answer_id": body["answers"][0]["id"], "helpful": True}
+    vote["comment"] = "my private words"
+    with caplog.at_level(logging.WARNING, logger="careerbot"):
+        assert client.post("/feedback", json=vote).status_code == 204
+        wait_for(lambda: health()["question_log"]["failed"] == 1)
+    failing = health()
+    assert failing["status"] == "degraded"
+    (warning,) = failing["warnings"]
+    assert warning.startswith("question log: the last write failed (")
+    assert warning.endswith("; see the server's log)") and "private" not in warning
+    (logged_line,) = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+    assert "1 records not written so far (last: " in logged_line and "votes" in logged_line
+    assert "private" not in logged_line
+    # The next write that succeeds ends it.
+    client.post("/ask", json={"question": "hiring again"})
+    wait_for(lambda: health()["question_log"]["written"] == 2)
+    assert (health()["status"], health()["warnings"]) == ("ok", [])

@@ -33,7 +33,7 @@ from careerbot.report import (
     render,
     short,
 )
-from careerbot.store import connect, picks
+from careerbot.store import connect, picks, skips
 from careerbot.version import load_index
 from tests import test_questionlog
 from tests.conftest import FakeEmbedder, metadata_file
@@ -1011,8 +1011,44 @@ def test_candidates_with_redaction_placeholders_or_too_long_are_not_proposed() -
         Candidate("mail me at [email] about hiring", "Q"),
         Candidate("y" * 1001, "Q"),
         Candidate("how do interviews go", "Q"),
+        # Logged in full: the contacts are there as asked, and would go into the file.
+        Candidate("Email jane.doe@example.com: tips for ML interviews?", "Q"),
+        Candidate("call me on +1 415 555 0100 about MLE jobs", "Q"),
+        Candidate("is www.example.org right about MLE interviews", "Q"),
     ]
     assert [c.phrasing for c in propose(picked, [], {})] == ["how do interviews go"]
+
+
+def test_questions_shown_alike_in_a_group_are_shown_once() -> None:
+    from careerbot.report import Group, Report
+
+    post = "I have been a data engineer for four years, mostly Spark. " * 5
+    group = Group(3, (post + "What pays best?", post + "Which pays more?", "what pays"))
+    text = render(Report(NOW, 3, 0, (), (group,), (), ()))
+    assert f"   3x {short(post)}\n        also: what pays\n" in text
+    assert text.count(short(post)) == 1
+
+
+@pytest.mark.parametrize("command_name", ["report", "review"])
+def test_with_the_question_log_off_the_commands_read_and_write_nothing(
+    command: Settings,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command_name: str,
+) -> None:
+    monkeypatch.setenv("CAREERBOT_QUESTION_LOG", "off")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n" * 10))
+    with engine.connect() as connection:
+        before = connection.execute(sa.select(sa.func.count()).select_from(skips)).scalar()
+    assert cli.main([command_name, *dirs(command)]) == 2
+    assert capsys.readouterr().err == (
+        "careerbot: error: the question log is off (CAREERBOT_QUESTION_LOG=off): nothing is "
+        "read or written; to report on a log kept before, set it to redacted or full\n"
+    )
+    with engine.connect() as connection:
+        after = connection.execute(sa.select(sa.func.count()).select_from(skips)).scalar()
+    assert after == before
 
 
 def test_a_phrasing_proposed_twice_keeps_the_answer_a_helpful_vote_gave_it() -> None:

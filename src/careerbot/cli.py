@@ -286,6 +286,11 @@ def run(args: argparse.Namespace) -> None:
     settings = settings_from(args)
     # A bad --since is refused before the model loads.
     since = parse_since(args.since) if args.command in ("report", "review") else None
+    if since is not None and settings.question_log == "off":  # as the server: nothing read
+        raise CareerbotError(
+            "the question log is off (CAREERBOT_QUESTION_LOG=off): nothing is read or "
+            "written; to report on a log kept before, set it to redacted or full"
+        )
     if args.command == "serve":
         from careerbot.server import check_address
 
@@ -434,7 +439,10 @@ def review(pending: Sequence[Pending], engine: Engine, claims: Claims) -> None:
     if not added:
         print("\nNo phrasing added.")
         return
-    say(f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use them.")
+    say(
+        f"\n{added} phrasing{'' if added == 1 else 's'} added; rebuild the index to use "
+        f"{'it' if added == 1 else 'them'}."
+    )
 
 
 def decide(

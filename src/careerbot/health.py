@@ -22,7 +22,10 @@ class LogStats(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        description="degraded: serving other than what CURRENT names, or a start-up problem."
+        description=(
+            "degraded: serving other than what CURRENT names, a start-up problem, or a "
+            "question log whose last write failed."
+        )
     )
     version: str
     index_version: str = Field(description="The index version being served.")
@@ -55,7 +58,7 @@ def health_router(settings: Settings, warnings: Sequence[str]) -> APIRouter:
         manifest = index.manifest
         checked = None if watch.checked_at is None else time.time() - watch.checked_at
         stuck = watch.overdue(settings.reload_seconds) if settings.reload_seconds else None
-        problems = [*warnings, *(p for p in (stuck, questions.problem) if p)]
+        problems = [*warnings, *(p for p in (stuck, questions.problem, questions.failing) if p)]
         return Health(
             status="degraded" if refused or problems else "ok",
             version=__version__,

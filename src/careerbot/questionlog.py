@@ -152,6 +152,9 @@ class QuestionLog:
         self.recent: OrderedDict[str, Ask] = OrderedDict()
         self.lock = threading.Lock()
         self.written = self.dropped = self.failed = 0
+        # Why the last write failed, until one succeeds: /health then says degraded. Only
+        # the error's kind: its message may quote what was being written.
+        self.failing: str | None = None
         self.purged_at = 0.0
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()  # cuts the writer's gathering short
@@ -265,15 +268,16 @@ class QuestionLog:
             return
         try:
             self.insert(batch)
-        except Exception:  # the writer outlives a database that is down
+        except Exception as error:  # the writer outlives a database that is down
             if len(batch) > 1:
                 for record in batch:
                     self.write([record])
                 return
-            self.failed_one(batch[0])
+            self.failed_one(batch[0], error)
             return
         with self.lock:
             self.written += len(batch)
+            self.failing = None
 
     def insert(self, batch: Sequence[Record]) -> None:
         assert self.engine is not None
@@ -287,15 +291,22 @@ class QuestionLog:
                 for row in rows:
                     connection.execute(upsert(self.engine, table, keys), row)
 
-    def failed_one(self, record: Record) -> None:
+    def failed_one(self, record: Record, error: Exception) -> None:
+        cause = getattr(error, "orig", None) or error  # the database's own error, if any
+        kind = type(cause).__name__
         with self.lock:
             self.failed += 1
+            self.failing = f"question log: the last write failed ({kind}; see the server's log)"
             if isinstance(record, Ask):  # feedback on it would be refused by the database
                 self.recent.pop(record.id, None)
             failed = self.failed
-        # Once, then every 1,000th: a database that is down must not flood the log.
+        # Once, then every 1,000th: a database that is down must not flood the log. The
+        # first line of the database's message, not sqlalchemy's (which quotes the values).
         if failed == 1 or failed % 1000 == 0:
-            log.warning("question log: %d records not written so far", failed)
+            reason = (str(cause).splitlines() or [""])[0][:200]
+            log.warning(
+                "question log: %d records not written so far (last: %s: %s)", failed, kind, reason
+            )
 
     def purge(self) -> None:
         """Remove asks (and their feedback) older than the retention period."""

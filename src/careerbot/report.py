@@ -22,6 +22,7 @@ from careerbot import CareerbotError
 from careerbot.curation import Claims, metadata_files
 from careerbot.embedding import Embedder
 from careerbot.metadata import phrasing_text, plain
+from careerbot.questionlog import redact
 from careerbot.store import (
     ASK_CHECKED,
     FUTURE,
@@ -456,9 +457,10 @@ PLACEHOLDERS = ("[email]", "[phone]", "[url]", "\ufffd")
 
 
 def usable(candidate: Candidate) -> bool:
-    """Whether a candidate could go into a metadata file as it is, and the build take it."""
+    """Whether a candidate could go into a metadata file as it is, and the build take it:
+    not with someone's contacts in it, redacted or (logged in full) not."""
     text = candidate.phrasing
-    return phrasing_text(text) and not any(p in text for p in PLACEHOLDERS)
+    return phrasing_text(text) and not any(p in text for p in PLACEHOLDERS) and redact(text) == text
 
 
 def propose(
@@ -520,10 +522,11 @@ def render(report: Report) -> str:
     lines += none_if_empty(report.answers)
     lines += ["", "Unanswered questions (alike ones together, most asked first)"]
     for each in report.unanswered:
-        first, *others = each.questions
-        lines.append(f"  {each.count:>4}x {short(first)}")
-        for other in others:
-            lines.append(f"        also: {short(other)}")
+        # Questions alike in the part shown (long ones, cut) are shown once.
+        shown = dict.fromkeys(map(short, each.questions))
+        first, *others = shown
+        lines.append(f"  {each.count:>4}x {first}")
+        lines += [f"        also: {other}" for other in others]
     lines += none_if_empty(report.unanswered)
     lines += ["", "Answers voted unhelpful"]
     for vote in report.unhelpful:
