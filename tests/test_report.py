@@ -265,6 +265,11 @@ def test_the_text_report_cuts_a_long_question_at_a_word() -> None:
     assert len(shown) <= SHOWN_CHARS and shown.endswith(" …")
     assert post.startswith(shown.removesuffix(" …")) and len(shown) > SHOWN_CHARS - 20
     assert short("how much do ML engineers\nearn") == "how much do ML engineers earn"
+    # Written without spaces, or one long word: cut within it, not to nothing.
+    chinese = "我是一名数据工程师想转行做机器学习工程师" * 11
+    assert short(chinese) == chinese[: SHOWN_CHARS - 2] + " …"
+    assert short("see " + "x" * 300) == "see " + "x" * (SHOWN_CHARS - 6) + " …"
+    assert short("x" * SHOWN_CHARS) == "x" * SHOWN_CHARS
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ the same queue, after the ask it is about.
 import contextlib
 import dataclasses
 import logging
+import os
 import queue
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +22,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from careerbot.redaction import redact
 from careerbot.store import (
     ASK_CHECKED,
     FUTURE,
@@ -38,35 +39,18 @@ log = logging.getLogger("careerbot")
 
 LogMode = Literal["full", "redacted", "off"]
 
-# What `redacted` replaces before anything is written. Privacy comes first: a bare domain
-# with a common ending is taken for a URL even when it names a technology (socket.io).
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-URL = re.compile(
-    r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\."
-    r"(?:com|org|net|io|dev|ai|app|me|co|uk|de|fr|in|info|biz|xyz)\b(?:/\S*)?",
-    re.IGNORECASE,
-)
-# Runs of digits with the separators phone numbers are written with; which of them are
-# phone numbers is for phone_like to say.
-DIGITS = re.compile(r"(?<![\w.#])\+?(?:\(\d+\)|\d)(?:[\s().-]{0,2}\d)+(?!\w)")
+
+def sqlite_file(engine: Engine | None) -> str | None:
+    """The file of an SQLite log, else None."""
+    if engine is None or engine.dialect.name != "sqlite":
+        return None
+    name = engine.url.database
+    return name if name and name != ":memory:" else None
 
 
-def phone_like(text: str) -> bool:
-    """Seven to fifteen digits that are not a range of years or amounts, nor a number
-    grouped in thousands ("100 000 000")."""
-    digits = sum(c.isdigit() for c in text)
-    if not 7 <= digits <= 15:
-        return False
-    if re.fullmatch(r"[1-9]\d*\s?-\s?[1-9]\d*", text):  # 2015-2023, 120000-150000
-        return False
-    return not re.fullmatch(r"[1-9]\d{0,2}(?:[ ,]\d{3})+", text)
-
-
-def redact(text: str) -> str:
-    """The text with e-mail addresses, URLs and phone numbers replaced by a placeholder."""
-    text = EMAIL.sub("[email]", text)
-    text = URL.sub("[url]", text)
-    return DIGITS.sub(lambda m: "[phone]" if phone_like(m[0]) else m[0], text)
+def identity(path: str) -> tuple[int, int]:
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
 
 
 @dataclass(frozen=True)
@@ -136,6 +120,10 @@ class QuestionLog:
     BATCH = 500
     GATHER_SECONDS = 0.2
     PURGE_EVERY = 3600.0
+    # /health is degraded for this long after a record could not be written: a part that
+    # keeps failing (the votes, say) is not hidden by the asks written beside it.
+    FAILING_SECONDS = 60.0
+    SAY_EVERY = 60.0  # the server's log says why at most this often while writes fail
 
     def __init__(
         self,
@@ -152,9 +140,17 @@ class QuestionLog:
         self.recent: OrderedDict[str, Ask] = OrderedDict()
         self.lock = threading.Lock()
         self.written = self.dropped = self.failed = 0
-        # Why the last write failed, until one succeeds: /health then says degraded. Only
-        # the error's kind: its message may quote what was being written.
-        self.failing: str | None = None
+        # When a record last could not be written, and the kind of error (for /health: its
+        # message may quote what was being written); when the log last said so.
+        self.failed_at: float | None = None
+        self.failed_kind = ""
+        self.said_at: float | None = None
+        # An SQLite file as opened (device, inode): one deleted or replaced under the
+        # server is written on unseen, and what goes there is lost.
+        self.path, self.opened = sqlite_file(engine), None
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.opened = identity(self.path)
         self.purged_at = 0.0
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()  # cuts the writer's gathering short
@@ -277,7 +273,6 @@ class QuestionLog:
             return
         with self.lock:
             self.written += len(batch)
-            self.failing = None
 
     def insert(self, batch: Sequence[Record]) -> None:
         assert self.engine is not None
@@ -293,20 +288,52 @@ class QuestionLog:
 
     def failed_one(self, record: Record, error: Exception) -> None:
         cause = getattr(error, "orig", None) or error  # the database's own error, if any
-        kind = type(cause).__name__
+        now = time.monotonic()
         with self.lock:
             self.failed += 1
-            self.failing = f"question log: the last write failed ({kind}; see the server's log)"
+            self.failed_at, self.failed_kind = now, type(cause).__name__
             if isinstance(record, Ask):  # feedback on it would be refused by the database
                 self.recent.pop(record.id, None)
             failed = self.failed
-        # Once, then every 1,000th: a database that is down must not flood the log. The
-        # first line of the database's message, not sqlalchemy's (which quotes the values).
-        if failed == 1 or failed % 1000 == 0:
+            say = self.said_at is None or now - self.said_at >= self.SAY_EVERY
+            if say:
+                self.said_at = now
+        # The first, then at most once a SAY_EVERY with the latest reason: a database that
+        # is down must not flood the log. The first line of the database's message, not
+        # sqlalchemy's, which quotes the values written.
+        if say:
             reason = (str(cause).splitlines() or [""])[0][:200]
             log.warning(
-                "question log: %d records not written so far (last: %s: %s)", failed, kind, reason
+                "question log: %d records not written so far (last: %s: %s)",
+                failed,
+                self.failed_kind,
+                reason,
             )
+
+    @property
+    def failing(self) -> str | None:
+        """What /health warns of while records are not being written, else None."""
+        if self.path is not None and self.opened is not None:
+            try:
+                gone = identity(self.path) != self.opened
+            except OSError:
+                gone = True
+            if gone:
+                return (
+                    f"question log: {self.path} was deleted or replaced while the server ran, "
+                    "so what is logged now is lost; restart the server"
+                )
+        with self.lock:
+            at, kind = self.failed_at, self.failed_kind
+        if at is None:
+            return None
+        ago = time.monotonic() - at
+        if ago >= self.FAILING_SECONDS:
+            return None
+        return (
+            f"question log: a record could not be written {ago:.0f} s ago ({kind}; see the "
+            "server's log)"
+        )
 
     def purge(self) -> None:
         """Remove asks (and their feedback) older than the retention period."""

@@ -22,7 +22,7 @@ from careerbot import CareerbotError
 from careerbot.curation import Claims, metadata_files
 from careerbot.embedding import Embedder
 from careerbot.metadata import phrasing_text, plain
-from careerbot.questionlog import redact
+from careerbot.redaction import redact
 from careerbot.store import (
     ASK_CHECKED,
     FUTURE,
@@ -547,8 +547,15 @@ def render(report: Report) -> str:
 
 def short(question: str) -> str:
     """A question as the text report shows it: a long one (a forum post) cut at a word
-    after SHOWN_CHARS characters, its whitespace made single; --json has them whole."""
-    return textwrap.shorten(question, SHOWN_CHARS, placeholder=" …")
+    within SHOWN_CHARS characters (or within a word, when a word is half that long), its
+    whitespace made single; --json has them whole."""
+    cut = textwrap.shorten(question, SHOWN_CHARS, placeholder=" …")
+    if len(cut) > SHOWN_CHARS // 2:
+        return cut
+    # Little or nothing but the placeholder: a first word over the limit (a language
+    # written without spaces, a long address), cut where the limit falls.
+    text = " ".join(question.split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 2] + " …"
 
 
 def none_if_empty(items: Sequence[object]) -> list[str]:
