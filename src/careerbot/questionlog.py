@@ -320,8 +320,8 @@ class QuestionLog:
                 gone = True
             if gone:
                 return (
-                    f"question log: {self.path} was deleted or replaced while the server ran, "
-                    "so what is logged now is lost; restart the server"
+                    f"question log: {self.path} was deleted, moved or replaced while the "
+                    "server ran, and what is logged now does not go there; restart the server"
                 )
         with self.lock:
             at, kind = self.failed_at, self.failed_kind

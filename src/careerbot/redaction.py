@@ -7,11 +7,14 @@ import re
 # dotted words is taken for an address when any word after its first is a common domain
 # ending, even when it names a technology (socket.io, ASP.NET), and so is a lower-case one
 # followed by a path (bit.ly/x, node.js/y), though not "M.Sc/PhD". Each pattern starts
-# only where a run starts and never gives back what it took (what is an address is then
-# decided in Python): 1,000 characters such as "a.a.a." took 26 to 40 ms otherwise.
-EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++[@\uff20][\w-]++(?:\.[\w-]++)++")
+# only where a run starts, never gives back what it took, and reads a scheme of at most
+# 32 characters (what is an address is then decided in Python), so the time grows with the
+# text's length, not its square: 1,000 characters such as "a.a.a." took 26 to 40 ms before.
+# An address's dots and at sign may be full-width, and spaces may stand around the at.
+EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]++ ?[@\uff20] ?[\w-]++(?:[.\uff0e\u3002][\w-]++)++")
 URL = re.compile(
-    r"(?<![\w-])(?<!\w\.)(?:(?i:[a-z][a-z0-9+.-]*+://|www\.)\S++|[\w-]++(?:\.[\w-]++)++(?:/\S*+)?+)"
+    r"(?<![\w+-])(?<!\w\.)(?:(?i:[a-z][a-z0-9+.-]{0,31}+://|www\.)\S++"
+    r"|[\w-]++(?:\.[\w-]++)++(?:/\S*+)?+)"
 )
 ENDING = re.compile(
     r"com|org|net|io|dev|ai|app|me|co|uk|de|fr|in|info|biz|xyz|ca|us|eu|edu|gov|nl|au", re.I
@@ -24,6 +27,8 @@ def url_like(text: str) -> bool:
         return True
     host, slash, _ = text.partition("/")
     first, *others = host.split(".")
+    if not others:
+        return False
     if any(ENDING.fullmatch(label) for label in others):
         return True
     last = others[-1]
@@ -37,23 +42,33 @@ def url_like(text: str) -> bool:
     )
 
 
-# Runs of digits with the separators phone numbers are written with (dashes of any kind);
-# which of them are phone numbers is for phone_like to say.
-DASHES = "\u2010-\u2013\u2212"
-DIGITS = re.compile(rf"(?<![\w.#])\+?(?:\(\d+\)|\d)(?:[\s().{DASHES}-]{{0,2}}\d)+(?!\w)")
+# Runs of digits with the separators phone numbers are written with (dashes of any kind,
+# spaced or not); which of them are phone numbers is for phone_like to say. Not a run right
+# after a decimal point ("3.14159265"), but one after "Tel." is.
+DASHES = "\u2010-\u2015\u2212\uff0d"
+DIGITS = re.compile(rf"(?<![\w#])(?<!\d\.)\+?(?:\(\d+\)|\d)(?:[\s().{DASHES}-]{{0,3}}\d)+(?!\w)")
 RANGE = re.compile(rf"(\d+)\s?[{DASHES}-]\s?(\d+)")
+DATE = re.compile(
+    r"(?:19|20)\d\d([-./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
+    r"|(?:0?[1-9]|[12]\d|3[01])([-./])(?:0?[1-9]|1[0-2])\2(?:19|20)\d\d"
+)
 
 
 def phone_like(text: str) -> bool:
-    """Seven to fifteen digits that are not a range (of years, 2015-2023, or of amounts,
-    1000-10000: numbers alike in length, or long ones), nor an amount grouped in
-    thousands ("1,234,567", "100 000 000"; but "612 345 678" is a number to call)."""
-    digits = sum(c.isdigit() for c in text)
-    if not 7 <= digits <= 15:
+    """Seven digits or more that are not a date (2023-01-15, 15.01.2023), a decimal, a range (of
+    years, 2015-2023, or of amounts, 1000-10000: rising, neither with a leading zero, alike
+    in length or long ones; "07700-900123" is a number to call), nor an amount grouped in
+    thousands ("1,234,567", "100 000 000"; but "612 345 678" is a number to call). Longer
+    runs than a phone number (two side by side, a card's) are taken too."""
+    if sum(c.isdigit() for c in text) < 7 or DATE.fullmatch(text):
+        return False
+    if re.fullmatch(r"\d+\.\d+", text):  # a decimal, 3.14159265
         return False
     if ranged := RANGE.fullmatch(text):
-        low, high = len(ranged[1]), len(ranged[2])
-        if low == high or (max(low, high) >= 5 and abs(low - high) <= 1):
+        low, high = ranged[1], ranged[2]
+        plain = not (low.startswith("0") or high.startswith("0"))
+        alike = len(low) == len(high) or (max(len(low), len(high)) >= 5)
+        if plain and int(low) <= int(high) and alike and abs(len(low) - len(high)) <= 1:
             return False
     if re.fullmatch(r"[1-9]\d{0,2}(?:,\d{3})+", text):
         return False
