@@ -355,17 +355,6 @@ def test_quantizing_leaves_the_logging_as_it_was(tmp_path: Path) -> None:
     assert done.stdout.split() == ["WARNING", "0", "True"]
 
 
-class CountingSession:
-    """A session that counts its runs."""
-
-    def __init__(self, session: Any) -> None:
-        self.session, self.runs = session, 0
-
-    def run(self, *args: Any) -> Any:
-        self.runs += 1
-        return self.session.run(*args)
-
-
 @pytest.mark.model
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one thread, no second session")
 def test_the_server_runs_two_encoder_threads_on_onnx_runtime_in_one_process_only(
@@ -384,7 +373,7 @@ def test_the_server_runs_two_encoder_threads_on_onnx_runtime_in_one_process_only
     assert threads(model) == 2
     # A run beside another takes the one-thread session; a run alone, the first. The
     # vectors are the same to the bit either way.
-    narrow = model._narrow = CountingSession(model._narrow)
+    narrow = model._narrow = CountedRuns(model._narrow)
     texts = [f"how do I prepare for round {n} of an ML interview" for n in range(8)]
     alone = model.embed(texts)
     singly = np.concatenate([model.embed([text]) for text in texts])

@@ -24,7 +24,7 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         description=(
             "degraded: serving other than what CURRENT names, a start-up problem, or a "
-            "question log whose last write failed."
+            "question log that could not write a record in the last minute or lost its file."
         )
     )
     version: str

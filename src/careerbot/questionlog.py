@@ -27,10 +27,13 @@ from careerbot.store import (
     ASK_CHECKED,
     FUTURE,
     asks,
+    cause,
+    first_line,
     given,
     insert_many,
     picks,
     skips,
+    sqlite_path,
     upsert,
     votes,
 )
@@ -38,14 +41,6 @@ from careerbot.store import (
 log = logging.getLogger("careerbot")
 
 LogMode = Literal["full", "redacted", "off"]
-
-
-def sqlite_file(engine: Engine | None) -> str | None:
-    """The file of an SQLite log, else None."""
-    if engine is None or engine.dialect.name != "sqlite":
-        return None
-    name = engine.url.database
-    return name if name and name != ":memory:" else None
 
 
 def identity(path: str) -> tuple[int, int]:
@@ -147,7 +142,8 @@ class QuestionLog:
         self.said_at: float | None = None
         # An SQLite file as opened (device, inode): one deleted or replaced under the
         # server is written on unseen, and what goes there is lost.
-        self.path, self.opened = sqlite_file(engine), None
+        self.path = None if engine is None else sqlite_path(engine)
+        self.opened: tuple[int, int] | None = None
         if self.path is not None:
             with contextlib.suppress(OSError):
                 self.opened = identity(self.path)
@@ -287,11 +283,11 @@ class QuestionLog:
                     connection.execute(upsert(self.engine, table, keys), row)
 
     def failed_one(self, record: Record, error: Exception) -> None:
-        cause = getattr(error, "orig", None) or error  # the database's own error, if any
-        now = time.monotonic()
+        reason = cause(error)  # the database's own error, if any
+        kind, now = type(reason).__name__, time.monotonic()
         with self.lock:
             self.failed += 1
-            self.failed_at, self.failed_kind = now, type(cause).__name__
+            self.failed_at, self.failed_kind = now, kind
             if isinstance(record, Ask):  # feedback on it would be refused by the database
                 self.recent.pop(record.id, None)
             failed = self.failed
@@ -299,15 +295,13 @@ class QuestionLog:
             if say:
                 self.said_at = now
         # The first, then at most once a SAY_EVERY with the latest reason: a database that
-        # is down must not flood the log. The first line of the database's message, not
-        # sqlalchemy's, which quotes the values written.
+        # is down must not flood the log.
         if say:
-            reason = (str(cause).splitlines() or [""])[0][:200]
             log.warning(
                 "question log: %d records not written so far (last: %s: %s)",
                 failed,
-                self.failed_kind,
-                reason,
+                kind,
+                first_line(reason),
             )
 
     @property

@@ -549,13 +549,13 @@ def short(question: str) -> str:
     """A question as the text report shows it: a long one (a forum post) cut at a word
     within SHOWN_CHARS characters (or within a word, when a word is half that long), its
     whitespace made single; --json has them whole."""
-    cut = textwrap.shorten(question, SHOWN_CHARS, placeholder=" …")
-    if len(cut) > SHOWN_CHARS // 2:
-        return cut
+    text = " ".join(question.split())
+    if len(text) <= SHOWN_CHARS:
+        return text
+    cut = textwrap.shorten(text, SHOWN_CHARS, placeholder=" …")
     # Little or nothing but the placeholder: a first word over the limit (a language
     # written without spaces, a long address), cut where the limit falls.
-    text = " ".join(question.split())
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 2] + " …"
+    return cut if len(cut) > SHOWN_CHARS // 2 else text[: SHOWN_CHARS - 2] + " …"
 
 
 def none_if_empty(items: Sequence[object]) -> list[str]:

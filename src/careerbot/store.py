@@ -201,10 +201,26 @@ def why(error: Exception) -> str:
             ": its schema is not one this careerbot knows (written by a newer version?): "
             f"{str(error)[:200]}"
         )
-    if isinstance(error, sa.exc.DBAPIError):  # not a database, or not reachable
-        error = error.orig or error
-    first_line = str(error).strip().partition("\n")[0][:200]
-    return f" ({first_line or type(error).__name__})"
+    reason = cause(error)  # not a database, or not reachable
+    return f" ({first_line(reason) or type(reason).__name__})"
+
+
+def cause(error: BaseException) -> BaseException:
+    """The database's own error under sqlalchemy's (whose message quotes the statement and
+    the values written), else the error itself."""
+    if isinstance(error, sa.exc.StatementError) and error.orig is not None:
+        return error.orig
+    return error
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).strip().partition("\n")[0][:200]
+
+
+def sqlite_path(engine: Engine) -> str | None:
+    """The file of an SQLite database, else None."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    return path if path and path != ":memory:" else None
 
 
 def migrate(engine: Engine) -> None:
@@ -219,8 +235,8 @@ def migrate(engine: Engine) -> None:
 
 @contextlib.contextmanager
 def taking_turns(engine: Engine) -> Iterator[None]:
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not path or path == ":memory:":
+    path = sqlite_path(engine)
+    if path is None:
         yield
         return
     file = Path(path).absolute()  # a relative path is in the server's folder
